@@ -1,11 +1,39 @@
 //! Video for cyclegan: frames with timestamps in, frames with timestamps out.
 //!
-//! Everything that reads or writes a video goes through [`open`] and [`create`], so `prepare`
-//! (frames for datasets) and `translate` (whole clips) share one implementation per container.
+//! Everything that reads or writes a video goes through [`open`] and [`create`] (or
+//! [`create_with`]), so `prepare` (frames for datasets) and `translate` (whole clips) share one
+//! implementation per container:
+//!
+//! | container | read | write | how |
+//! |---|---|---|---|
+//! | MP4 / M4V / MOV, H.264 | yes | yes | own bounds-checked demuxer, `mp4` crate muxer, `openh264` codec |
+//! | GIF (animated) | yes | yes | `image` (`gif`) |
+//! | APNG | yes | yes | `image` decoder, own chunk writer around `image`'s PNG encoder |
+//! | anything else | with `--features ffmpeg` | with `--features ffmpeg` | system FFmpeg libraries |
+//!
+//! Frames are streamed: a [`FrameSource`] decodes one frame at a time and a [`FrameSink`] keeps
+//! at most one frame pending, so memory does not grow with the clip's length.
+//!
+//! Above that layer: [`translate_video`] (decode, translate in batches through a callback,
+//! optionally smooth flicker, encode), dense optical [`flow`], and the [`flicker`] metrics.
 
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
 
 use image::RgbImage;
+
+mod anim;
+pub mod flicker;
+pub mod flow;
+mod h264;
+mod mp4demux;
+mod translate;
+
+pub use flicker::{
+    FlickerMeter, FlickerStats, TemporalParams, TemporalSmoother, flicker_stats,
+    temporal_difference, warping_error,
+};
+pub use translate::{Progress, VideoReport, VideoTranslateOptions, translate_video};
 
 /// One decoded frame and when it is shown.
 #[derive(Debug, Clone)]
@@ -29,13 +57,16 @@ pub struct VideoInfo {
     pub frame_count: Option<usize>,
     /// Total duration in seconds, where the container says.
     pub duration: Option<f64>,
+    /// Ticks per second of the container's clock, where it has one (MP4: the track's timescale).
+    /// Writing with the same timescale ([`CreateOptions::timescale`]) keeps every timestamp exact.
+    pub timescale: Option<u32>,
 }
 
 /// Errors of the video module. Each names the file it concerns.
 #[derive(Debug, thiserror::Error)]
 pub enum VideoError {
     /// The file's container or codec is not supported by this build.
-    #[error("{path}: unsupported video ({why}); the default build reads and writes MP4 (H.264), GIF and APNG; build with `--features ffmpeg` for other formats")]
+    #[error("{path}: unsupported video ({why}); {SUPPORTED}")]
     Unsupported { path: PathBuf, why: String },
     /// The file is damaged or not what its name says.
     #[error("{path}: cannot decode video: {why}")]
@@ -47,6 +78,56 @@ pub enum VideoError {
         #[source]
         source: std::io::Error,
     },
+    /// The caller asked for something impossible (a frame of the wrong size, an empty video, ...).
+    #[error("{path}: {why}")]
+    Invalid { path: PathBuf, why: String },
+    /// The translation callback of [`translate_video`] failed.
+    #[error("{path}: translating frames failed: {why}")]
+    Translate { path: PathBuf, why: String },
+}
+
+#[cfg(not(feature = "ffmpeg"))]
+const SUPPORTED: &str = "this build reads and writes MP4/M4V/MOV (H.264), animated GIF and APNG; \
+build with `--features ffmpeg` (system FFmpeg libraries) for other containers and codecs";
+#[cfg(feature = "ffmpeg")]
+const SUPPORTED: &str = "this build reads and writes MP4/M4V/MOV (H.264), animated GIF and APNG natively; \
+its FFmpeg support is not available yet";
+
+impl VideoError {
+    pub(crate) fn corrupt(path: &Path, why: impl Into<String>) -> Self {
+        Self::Corrupt {
+            path: path.to_path_buf(),
+            why: why.into(),
+        }
+    }
+    pub(crate) fn unsupported(path: &Path, why: impl Into<String>) -> Self {
+        Self::Unsupported {
+            path: path.to_path_buf(),
+            why: why.into(),
+        }
+    }
+    pub(crate) fn invalid(path: &Path, why: impl Into<String>) -> Self {
+        Self::Invalid {
+            path: path.to_path_buf(),
+            why: why.into(),
+        }
+    }
+    pub(crate) fn io(path: &Path, source: std::io::Error) -> Self {
+        Self::Io {
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+    /// The file this error concerns.
+    pub fn path(&self) -> &Path {
+        match self {
+            Self::Unsupported { path, .. }
+            | Self::Corrupt { path, .. }
+            | Self::Io { path, .. }
+            | Self::Invalid { path, .. }
+            | Self::Translate { path, .. } => path,
+        }
+    }
 }
 
 /// A stream of decoded frames, in presentation order.
@@ -63,21 +144,181 @@ pub trait FrameSink {
     fn finish(self: Box<Self>) -> Result<(), VideoError>;
 }
 
+/// How [`create_with`] writes a video. `Default` suits most uses.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CreateOptions {
+    /// MP4 clock, ticks per second. Frame times are rounded to it, so use the source's
+    /// [`VideoInfo::timescale`] to copy timestamps exactly. Default 90 000 (exact for 24, 25, 30,
+    /// 50, 60 and 30000/1001 fps). GIF always has 1/100 s steps, APNG 1/1000 s.
+    pub timescale: u32,
+    /// Expected frame rate, a hint for the H.264 rate control and key-frame spacing. Default 30.
+    pub fps_hint: f64,
+    /// H.264 target bit rate in bits per second; `None` picks one from the frame size and rate
+    /// that keeps the picture close to the original (about 0.3 bit per pixel).
+    pub bitrate: Option<u32>,
+}
+
+impl Default for CreateOptions {
+    fn default() -> Self {
+        Self {
+            timescale: 90_000,
+            fps_hint: 30.0,
+            bitrate: None,
+        }
+    }
+}
+
+/// The containers this module knows, from the file's first bytes or its extension.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Container {
+    Mp4,
+    Gif,
+    Apng,
+}
+
+fn container_from_extension(path: &Path) -> Option<Container> {
+    match path
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(|e| e.to_ascii_lowercase())
+        .as_deref()
+    {
+        Some("mp4" | "m4v" | "mov") => Some(Container::Mp4),
+        Some("gif") => Some(Container::Gif),
+        Some("apng") => Some(Container::Apng),
+        _ => None,
+    }
+}
+
+/// The container from its magic bytes, so that a GIF named `.mp4` is still read correctly.
+fn sniff(head: &[u8]) -> Option<Container> {
+    if head.starts_with(b"GIF87a") || head.starts_with(b"GIF89a") {
+        Some(Container::Gif)
+    } else if head.starts_with(b"\x89PNG\r\n\x1a\n") {
+        Some(Container::Apng)
+    } else if head.len() >= 8
+        && matches!(
+            &head[4..8],
+            b"ftyp" | b"moov" | b"mdat" | b"free" | b"wide" | b"skip"
+        )
+    {
+        Some(Container::Mp4)
+    } else {
+        None
+    }
+}
+
 /// True when the path's extension names a video container this module handles.
 pub fn is_video_path(path: &Path) -> bool {
-    matches!(
-        path.extension().and_then(|e| e.to_str()).map(|e| e.to_ascii_lowercase()).as_deref(),
-        Some("mp4" | "m4v" | "mov" | "gif" | "apng")
-    )
+    container_from_extension(path).is_some()
+}
+
+/// Run `f`, turning a panic inside a dependency (on hostile input) into an error naming the file.
+pub(crate) fn guard<T>(
+    path: &Path,
+    f: impl FnOnce() -> Result<T, VideoError>,
+) -> Result<T, VideoError> {
+    match catch_unwind(AssertUnwindSafe(f)) {
+        Ok(r) => r,
+        Err(p) => {
+            let msg = p
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| p.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "unknown".into());
+            Err(VideoError::corrupt(
+                path,
+                format!("decoder failed on this file ({msg})"),
+            ))
+        }
+    }
 }
 
 /// Open a video for reading.
+///
+/// The container is recognised from the file's first bytes, falling back to the extension.
+/// Errors name the file and say what this build supports.
 pub fn open(path: &Path) -> Result<Box<dyn FrameSource>, VideoError> {
-    Err(VideoError::Unsupported { path: path.to_path_buf(), why: "video reading is not built yet".into() })
+    use std::io::Read;
+    let mut head = [0u8; 16];
+    let n = {
+        let mut f = std::fs::File::open(path).map_err(|e| VideoError::io(path, e))?;
+        let mut n = 0;
+        while n < head.len() {
+            match f.read(&mut head[n..]) {
+                Ok(0) => break,
+                Ok(k) => n += k,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(VideoError::io(path, e)),
+            }
+        }
+        n
+    };
+    if n == 0 {
+        return Err(VideoError::corrupt(path, "the file is empty"));
+    }
+    let container = match (sniff(&head[..n]), container_from_extension(path)) {
+        (Some(c), _) => c,
+        (None, Some(c)) => {
+            return Err(VideoError::corrupt(
+                path,
+                format!("the file does not start like {c:?} (wrong extension or damaged)"),
+            ));
+        }
+        (None, None) => {
+            return Err(VideoError::unsupported(path, "unknown container"));
+        }
+    };
+    guard(path, || match container {
+        Container::Mp4 => Ok(Box::new(h264::Mp4Source::open(path)?) as Box<dyn FrameSource>),
+        Container::Gif => Ok(Box::new(anim::GifSource::open(path)?) as Box<dyn FrameSource>),
+        Container::Apng => Ok(Box::new(anim::ApngSource::open(path)?) as Box<dyn FrameSource>),
+    })
 }
 
-/// Create a video for writing, of the given frame size (chosen from the extension).
+/// Create a video for writing, of the given frame size (chosen from the extension), with
+/// [`CreateOptions::default`].
 pub fn create(path: &Path, width: u32, height: u32) -> Result<Box<dyn FrameSink>, VideoError> {
-    let _ = (width, height);
-    Err(VideoError::Unsupported { path: path.to_path_buf(), why: "video writing is not built yet".into() })
+    create_with(path, width, height, &CreateOptions::default())
+}
+
+/// Create a video for writing, of the given frame size (container chosen from the extension).
+///
+/// Odd widths and heights are fine: H.264 needs even sizes, so MP4 frames are padded by one
+/// repeated row/column when encoded, the real size is stored in the MP4 sample description, and
+/// [`open`] crops it back. (Other players may show the extra row/column.)
+///
+/// Frames are written in presentation order; each frame is shown until the next frame's time
+/// (the last one for its `duration`, else as long as the one before). Times are relative to the
+/// first frame, which is shown at 0. Nothing is complete before [`FrameSink::finish`].
+pub fn create_with(
+    path: &Path,
+    width: u32,
+    height: u32,
+    options: &CreateOptions,
+) -> Result<Box<dyn FrameSink>, VideoError> {
+    if width == 0 || height == 0 {
+        return Err(VideoError::invalid(
+            path,
+            format!("cannot write a {width}x{height} video"),
+        ));
+    }
+    match container_from_extension(path) {
+        Some(Container::Mp4) => Ok(Box::new(h264::Mp4Sink::create(
+            path, width, height, options,
+        )?)),
+        Some(Container::Gif) => Ok(Box::new(anim::GifSink::create(path, width, height)?)),
+        Some(Container::Apng) => Ok(Box::new(anim::ApngSink::create(path, width, height)?)),
+        None => Err(VideoError::unsupported(path, "cannot write this extension")),
+    }
+}
+
+/// Rounded ticks of a time in seconds, saturating instead of overflowing on absurd input.
+pub(crate) fn to_ticks(seconds: f64, timescale: u32) -> i64 {
+    let t = (seconds * f64::from(timescale)).round();
+    if t.is_nan() {
+        0
+    } else {
+        t.clamp(-9.0e15, 9.0e15) as i64
+    }
 }

@@ -1,0 +1,282 @@
+//! Video translation: decode, translate in batches through a callback, smooth, encode.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use image::RgbImage;
+use image::imageops::FilterType;
+
+use crate::flicker::{TemporalParams, TemporalSmoother};
+use crate::{CreateOptions, Frame, FrameSink, VideoError, create_with, open};
+
+/// Options of [`translate_video`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct VideoTranslateOptions {
+    /// Resize frames so that their shorter side has this many pixels (aspect kept) before
+    /// translation; `None` keeps the input's size. The output has this working size.
+    pub size: Option<u32>,
+    /// Frames given to the callback at once (at least 1). Memory holds about `batch` frames.
+    pub batch: usize,
+    /// Write the (resized) input and its translation next to each other, input on the left.
+    pub side_by_side: bool,
+    /// Motion-compensated temporal smoothing against flicker ([`TemporalSmoother`]); `None`
+    /// writes the callback's frames as they are.
+    pub temporal: Option<TemporalParams>,
+    /// H.264 bit rate for MP4 output (bits per second); `None` picks one from the frame size.
+    pub bitrate: Option<u32>,
+}
+
+impl Default for VideoTranslateOptions {
+    fn default() -> Self {
+        Self {
+            size: None,
+            batch: 4,
+            side_by_side: false,
+            temporal: Some(TemporalParams::default()),
+            bitrate: None,
+        }
+    }
+}
+
+/// What [`translate_video`] did.
+#[derive(Debug, Clone, PartialEq)]
+pub struct VideoReport {
+    /// The file written.
+    pub output: PathBuf,
+    /// Frames read and written (always equal).
+    pub frames: usize,
+    /// Size of the written frames.
+    pub width: u32,
+    /// Size of the written frames.
+    pub height: u32,
+    /// Length of the clip in seconds (last frame's time plus its duration where known).
+    pub duration: f64,
+    /// Wall time of the whole job.
+    pub elapsed: Duration,
+    /// Of which inside the translation callback.
+    pub translate_time: Duration,
+    /// Of which in temporal smoothing.
+    pub temporal_time: Duration,
+}
+
+/// Progress callback: `(frames done, total if the container says)`.
+pub type Progress<'a> = &'a mut dyn FnMut(usize, Option<usize>);
+
+/// Removes the temporary output unless disarmed, so a failed job leaves nothing behind.
+struct TempFile(Option<PathBuf>);
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        if let Some(p) = self.0.take() {
+            let _ = fs::remove_file(p);
+        }
+    }
+}
+
+/// `dir/.name.partial-PID.ext`: same folder (so the final rename is atomic), same extension
+/// (it picks the container), hidden.
+fn temp_name(output: &Path) -> PathBuf {
+    let dir = output
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let stem = output
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .unwrap_or("video");
+    let ext = output.extension().and_then(|s| s.to_str()).unwrap_or("mp4");
+    dir.join(format!(".{stem}.partial-{}.{ext}", std::process::id()))
+}
+
+/// The working size: shorter side scaled to `size`, aspect kept.
+fn working_size(w: u32, h: u32, size: Option<u32>) -> (u32, u32) {
+    match size {
+        None => (w, h),
+        Some(s) => {
+            let s = s.max(1);
+            if w <= h {
+                (
+                    s,
+                    ((f64::from(h) * f64::from(s) / f64::from(w)).round() as u32).max(1),
+                )
+            } else {
+                (
+                    ((f64::from(w) * f64::from(s) / f64::from(h)).round() as u32).max(1),
+                    s,
+                )
+            }
+        }
+    }
+}
+
+/// Translate a video frame by frame with `translate` and write the result.
+///
+/// * **Input**: anything [`open`] reads (MP4/H.264, GIF, APNG by default). **Output**: the
+///   container of `output`'s extension ([`create_with`]).
+/// * **Frames and times**: one output frame per input frame, each with the input frame's
+///   timestamp and duration, so variable frame rates survive; MP4 output uses the input's
+///   timescale where it has one, making times exact.
+/// * **Sizes**: frames are resized to `opts.size` (shorter side) if set, else kept as they are,
+///   and `translate` receives them at that size. It may return frames of another size (e.g.
+///   rounded to a multiple of 4); they are resized back to the working size. Odd sizes are fine.
+/// * **Callback**: `translate(frames)` gets up to `opts.batch` consecutive frames and must
+///   return exactly as many translated frames, in order; an `Err(message)` stops the job with
+///   [`VideoError::Translate`].
+/// * **Flicker**: with `opts.temporal`, each result is blended with the previous one warped by
+///   the input's optical flow ([`TemporalSmoother`]).
+/// * **Memory**: frames stream through; about `batch` frames are held at once, whatever the
+///   video's length.
+/// * **Safety of the output**: everything is written to a hidden temporary file in the output's
+///   folder and renamed to `output` only when complete; on error it is removed and `output` is
+///   left as it was.
+/// * `progress(done, total)` is called after each batch.
+///
+/// ```no_run
+/// # use std::path::Path;
+/// # use cyclegan_video::{translate_video, VideoTranslateOptions};
+/// // A stand-in "network" that inverts colours.
+/// let mut invert = |frames: &[image::RgbImage]| -> Result<Vec<image::RgbImage>, String> {
+///     Ok(frames.iter().map(|f| { let mut g = f.clone(); image::imageops::invert(&mut g); g }).collect())
+/// };
+/// let report = translate_video(Path::new("in.mp4"), Path::new("out.mp4"),
+///     &VideoTranslateOptions::default(), &mut invert, &mut |done, total| eprintln!("{done}/{total:?}"))?;
+/// println!("{} frames", report.frames);
+/// # Ok::<(), cyclegan_video::VideoError>(())
+/// ```
+pub fn translate_video(
+    input: &Path,
+    output: &Path,
+    opts: &VideoTranslateOptions,
+    translate: &mut dyn FnMut(&[RgbImage]) -> Result<Vec<RgbImage>, String>,
+    progress: Progress<'_>,
+) -> Result<VideoReport, VideoError> {
+    let start = Instant::now();
+    let mut source = open(input)?;
+    let info = source.info().clone();
+    let (ww, wh) = working_size(info.width, info.height, opts.size);
+    let (ow, oh) = if opts.side_by_side {
+        (ww * 2, wh)
+    } else {
+        (ww, wh)
+    };
+    let tmp_path = temp_name(output);
+    let mut tmp = TempFile(Some(tmp_path.clone()));
+    let fps_hint = match (info.frame_count, info.duration) {
+        (Some(n), Some(d)) if d > 0.0 && n > 1 => n as f64 / d,
+        _ => 30.0,
+    };
+    let create_opts = CreateOptions {
+        timescale: info.timescale.unwrap_or(90_000),
+        fps_hint,
+        bitrate: opts.bitrate,
+    };
+    let mut sink = create_with(&tmp_path, ow, oh, &create_opts).map_err(|e| retarget(e, output))?;
+    let mut smoother = opts.temporal.clone().map(TemporalSmoother::new);
+    let batch = opts.batch.max(1);
+    let mut frames = 0usize;
+    let mut duration = 0.0f64;
+    let (mut t_translate, mut t_temporal) = (Duration::ZERO, Duration::ZERO);
+    let mut pending: Vec<Frame> = Vec::with_capacity(batch);
+    let mut run_batch =
+        |pending: &mut Vec<Frame>, sink: &mut Box<dyn FrameSink>| -> Result<(), VideoError> {
+            let inputs: Vec<RgbImage> = pending.iter().map(|f| f.image.clone()).collect();
+            let t0 = Instant::now();
+            let outs = translate(&inputs).map_err(|why| VideoError::Translate {
+                path: input.to_path_buf(),
+                why,
+            })?;
+            t_translate += t0.elapsed();
+            if outs.len() != inputs.len() {
+                return Err(VideoError::Translate {
+                    path: input.to_path_buf(),
+                    why: format!(
+                        "the translation returned {} frames for {}",
+                        outs.len(),
+                        inputs.len()
+                    ),
+                });
+            }
+            for ((frame, inp), mut out) in pending.drain(..).zip(&inputs).zip(outs) {
+                if out.dimensions() != (ww, wh) {
+                    out = image::imageops::resize(&out, ww, wh, FilterType::CatmullRom);
+                }
+                if let Some(s) = smoother.as_mut() {
+                    let t0 = Instant::now();
+                    out = s.process(inp, out);
+                    t_temporal += t0.elapsed();
+                }
+                let image = if opts.side_by_side {
+                    let mut both = RgbImage::new(ow, oh);
+                    image::imageops::replace(&mut both, inp, 0, 0);
+                    image::imageops::replace(&mut both, &out, i64::from(ww), 0);
+                    both
+                } else {
+                    out
+                };
+                sink.write(&Frame {
+                    image,
+                    time: frame.time,
+                    duration: frame.duration,
+                })
+                .map_err(|e| retarget(e, output))?;
+            }
+            Ok(())
+        };
+    for item in source.by_ref() {
+        let mut frame = item?;
+        if frame.image.dimensions() != (ww, wh) {
+            frame.image = image::imageops::resize(&frame.image, ww, wh, FilterType::Triangle);
+        }
+        duration = frame.time + frame.duration.unwrap_or(0.0);
+        pending.push(frame);
+        frames += 1;
+        if pending.len() == batch {
+            run_batch(&mut pending, &mut sink)?;
+            progress(frames, info.frame_count);
+        }
+    }
+    if !pending.is_empty() {
+        run_batch(&mut pending, &mut sink)?;
+        progress(frames, info.frame_count);
+    }
+    if frames == 0 {
+        return Err(VideoError::corrupt(input, "the video has no frames"));
+    }
+    sink.finish().map_err(|e| retarget(e, output))?;
+    fs::rename(&tmp_path, output).map_err(|e| VideoError::io(output, e))?;
+    tmp.0 = None;
+    Ok(VideoReport {
+        output: output.to_path_buf(),
+        frames,
+        width: ow,
+        height: oh,
+        duration,
+        elapsed: start.elapsed(),
+        translate_time: t_translate,
+        temporal_time: t_temporal,
+    })
+}
+
+/// Errors about the temporary file are reported against the output the user named.
+fn retarget(e: VideoError, output: &Path) -> VideoError {
+    match e {
+        VideoError::Io { source, .. } => VideoError::Io {
+            path: output.to_path_buf(),
+            source,
+        },
+        VideoError::Invalid { why, .. } => VideoError::Invalid {
+            path: output.to_path_buf(),
+            why,
+        },
+        VideoError::Unsupported { why, .. } => VideoError::Unsupported {
+            path: output.to_path_buf(),
+            why,
+        },
+        VideoError::Corrupt { why, .. } => VideoError::Corrupt {
+            path: output.to_path_buf(),
+            why,
+        },
+        other => other,
+    }
+}
