@@ -3,6 +3,26 @@
 //! - [`imageio`]: decode any supported image file to 8-bit RGB, with clear reasons when it fails;
 //! - [`loader`]: the unpaired training loader (`trainA`/`trainB`, resize + random crop + flip,
 //!   decoded on worker threads).
+//!
+//! Building and auditing datasets (`cyclegan prepare`, `cyclegan doctor`):
+//! - [`sources`]: walk image folders, image files and videos; sample video frames;
+//! - [`bars`]: detect and crop letterbox/pillarbox bars;
+//! - [`resize`]: bring pictures to the square size (stretch, centre-crop, pad);
+//! - [`hash`]: exact content hash and 64-bit perceptual hash;
+//! - [`dedup`]: exact and near duplicate search, union-find grouping;
+//! - [`prepare`]: build `trainA/ trainB/ testA/ testB/` with a manifest and a report;
+//! - [`doctor`]: audit an existing dataset (duplicates, leaks, unreadable files);
+//! - [`report`]: the Markdown and terminal reports; [`progress`]: progress bars.
 
 pub mod imageio;
 pub mod loader;
+
+pub mod bars;
+pub mod dedup;
+pub mod doctor;
+pub mod hash;
+pub mod prepare;
+pub mod progress;
+pub mod report;
+pub mod resize;
+pub mod sources;
