@@ -290,3 +290,133 @@ pub fn doctor_dir(dir: &Path) -> Result<DoctorReport, DoctorError> {
         ..DoctorOptions::default()
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::hash::tests::picture;
+
+    fn blocks(seed: u32) -> image::RgbImage {
+        let mut s = seed.wrapping_mul(2654435761) | 1;
+        let cells: Vec<[u8; 3]> = (0..16)
+            .map(|_| {
+                s ^= s << 13;
+                s ^= s >> 17;
+                s ^= s << 5;
+                [s as u8, (s >> 8) as u8, (s >> 16) as u8]
+            })
+            .collect();
+        image::RgbImage::from_fn(48, 48, |x, y| {
+            image::Rgb(cells[((y / 12) * 4 + x / 12) as usize])
+        })
+    }
+
+    #[test]
+    fn finds_leaks_duplicates_unreadable_files_and_modes() {
+        let t = tempfile::tempdir().unwrap();
+        let d = t.path();
+        for f in FOLDERS {
+            std::fs::create_dir_all(d.join(f)).unwrap();
+        }
+        for i in 0..5 {
+            blocks(i).save(d.join(format!("trainA/a{i}.png"))).unwrap();
+            blocks(100 + i)
+                .save(d.join(format!("trainB/b{i}.png")))
+                .unwrap();
+        }
+        blocks(200).save(d.join("testA/t0.png")).unwrap();
+        // Leak: a train picture re-encoded as JPEG in test (near, not exact).
+        blocks(2).save(d.join("testA/leak.jpg")).unwrap();
+        // Exact copy inside trainB, and a grey picture.
+        blocks(101).save(d.join("trainB/copy.png")).unwrap();
+        image::DynamicImage::ImageRgb8(picture(48, 48, 1))
+            .to_luma8()
+            .save(d.join("trainB/grey.png"))
+            .unwrap();
+        // Unreadable and non-image files.
+        std::fs::write(d.join("testB/broken.jpg"), b"").unwrap();
+        std::fs::write(d.join("testB/notes.txt"), b"hi").unwrap();
+        blocks(300).save(d.join("testB/ok.png")).unwrap();
+        // The same picture in both domains.
+        blocks(4).save(d.join("testB/from_a.png")).unwrap();
+
+        let before: Vec<_> = FOLDERS
+            .iter()
+            .map(|f| std::fs::read_dir(d.join(f)).unwrap().count())
+            .collect();
+        let r = doctor_dir(d).unwrap();
+        let after: Vec<_> = FOLDERS
+            .iter()
+            .map(|f| std::fs::read_dir(d.join(f)).unwrap().count())
+            .collect();
+        assert_eq!(before, after, "doctor must not change the dataset");
+
+        let f = |n: &str| r.folders.iter().find(|f| f.name == n).unwrap();
+        assert_eq!(
+            (
+                f("trainA").images,
+                f("trainB").images,
+                f("testA").images,
+                f("testB").images
+            ),
+            (5, 7, 2, 3)
+        );
+        assert_eq!(f("trainB").modes.get("grey 8-bit"), Some(&1));
+        assert_eq!(f("trainB").sizes.counts.get("48x48"), Some(&7));
+        assert_eq!(
+            f("trainB").exact_groups,
+            vec![vec![
+                "trainB/b1.png".to_string(),
+                "trainB/copy.png".to_string()
+            ]]
+        );
+        assert_eq!(f("testB").unreadable.len(), 1);
+        assert!(f("testB").unreadable[0].reason.contains("empty"));
+        assert_eq!(f("testB").other_files, vec!["testB/notes.txt".to_string()]);
+        assert_eq!(r.leaks.len(), 1, "{:#?}", r.leaks);
+        assert_eq!(
+            (r.leaks[0].a.as_str(), r.leaks[0].b.as_str()),
+            ("trainA/a2.png", "testA/leak.jpg")
+        );
+        assert_eq!(r.cross_domain.len(), 1);
+        assert!(r.cross_domain[0].exact && r.cross_domain[0].b == "testB/from_a.png");
+        assert!(r.has_problems());
+        let text = crate::report::doctor_text(&r);
+        assert!(
+            text.contains("trainA/a2.png")
+                && text.contains("testA/leak.jpg")
+                && text.contains("PROBLEMS"),
+            "{text}"
+        );
+        // Machine-readable output keeps every pair.
+        let json = serde_json::to_value(&r).unwrap();
+        assert_eq!(json["leaks"][0]["b"], "testA/leak.jpg");
+    }
+
+    #[test]
+    fn clean_dataset_passes_and_non_datasets_are_refused() {
+        let t = tempfile::tempdir().unwrap();
+        let d = t.path();
+        std::fs::create_dir_all(d.join("trainA")).unwrap();
+        std::fs::create_dir_all(d.join("trainB")).unwrap();
+        blocks(1).save(d.join("trainA/x.png")).unwrap();
+        blocks(2).save(d.join("trainB/y.png")).unwrap();
+        let r = doctor_dir(d).unwrap();
+        assert!(!r.has_problems());
+        assert!(
+            !r.folders
+                .iter()
+                .find(|f| f.name == "testA")
+                .unwrap()
+                .present
+        );
+        assert!(matches!(
+            doctor_dir(&d.join("trainA")),
+            Err(DoctorError::NoLayout(_))
+        ));
+        assert!(matches!(
+            doctor_dir(&d.join("nope")),
+            Err(DoctorError::Io { .. })
+        ));
+    }
+}

@@ -135,7 +135,7 @@ fn grey_thumbnail(img: &RgbImage) -> [[f32; N]; N] {
     let raw = img.as_raw();
     // Luma of each pixel once, then sum per cell through a per-row prefix sum.
     let mut out = [[0f32; N]; N];
-    let mut row_sum = vec![0f32; N];
+    let mut row_sum = [0f32; N];
     for (cy, &(y0, y1)) in rows.iter().enumerate() {
         row_sum.iter_mut().for_each(|s| *s = 0.0);
         for y in y0..y1 {

@@ -212,7 +212,7 @@ impl FrameSampler {
     /// Whether to keep the frame with this decode index and presentation time (seconds).
     pub fn take(&mut self, index: usize, time: f64) -> bool {
         match self.sampling {
-            Sampling::Every(n) => index % n.max(1) == 0,
+            Sampling::Every(n) => index.is_multiple_of(n.max(1)),
             Sampling::Fps(r) => {
                 // A hair of tolerance so that 0.49999999 s counts as 0.5 s.
                 let bucket = (time * r + 1e-6).floor() as i64;
