@@ -9,6 +9,8 @@
 //! - [`cli`]: the `cyclegan` command line, a thin layer over the above.
 
 pub mod cli;
+pub mod demo;
 pub mod model;
+pub mod tensor_image;
 pub mod train;
 pub mod translate;

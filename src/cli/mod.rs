@@ -4,6 +4,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod demo;
+mod device;
 mod doctor;
 mod eval_video;
 mod prepare;
@@ -48,6 +50,8 @@ enum Command {
     Translate(translate::TranslateArgs),
     /// Measure the flicker of a translated video against its input.
     EvalVideo(eval_video::EvalVideoArgs),
+    /// Run the whole pipeline on a generated dataset (a few minutes on a CPU).
+    Demo(demo::DemoArgs),
 }
 
 /// Parse the command line, run the command and map the outcome to an exit status.
@@ -59,6 +63,7 @@ pub fn main() -> ExitCode {
         Command::Train(a) => train::run(a),
         Command::Translate(a) => translate::run(a),
         Command::EvalVideo(a) => eval_video::run(a),
+        Command::Demo(a) => demo::run(a),
     };
     match result {
         Ok(code) => code,

@@ -1,1 +1,66 @@
-//! Networks.
+//! The two networks of CycleGAN (Zhu et al. 2017, appendix 7.2) and their weights on disk.
+//!
+//! - [`ResnetGenerator`]: `c7s1-64, d128, d256, R256 x n, u128, u64, c7s1-3`;
+//! - [`PatchDiscriminator`]: the 70x70 PatchGAN, `C64-C128-C256-C512` then a 1-channel map.
+//!
+//! Both use instance norm without affine parameters, and their parameters are named exactly as in
+//! the PyTorch reference's state dicts, so `.pth` files published for it load directly and our
+//! safetensors files load into PyTorch.
+
+mod discriminator;
+mod generator;
+pub mod weights;
+
+pub use discriminator::{DiscriminatorConfig, PatchDiscriminator};
+pub use generator::{GeneratorConfig, ResnetGenerator};
+
+use burn::module::Param;
+use burn::nn::conv::{Conv2d, ConvTranspose2d};
+use burn::prelude::*;
+
+/// A convolution's parameters seen by name, for saving, loading and initialising.
+///
+/// Both convolution kinds store the weight as a rank-4 tensor in PyTorch's layout
+/// (`[out, in, kh, kw]` for Conv2d, `[in, out, kh, kw]` for ConvTranspose2d) and an optional bias.
+pub struct NamedConv<'a> {
+    /// The PyTorch state-dict prefix, e.g. `model.10.conv_block.1`.
+    pub key: String,
+    /// The weight parameter.
+    pub weight: &'a mut Param<Tensor<4>>,
+    /// The bias parameter, when the layer has one.
+    pub bias: Option<&'a mut Param<Tensor<1>>>,
+    /// The layer feeds an instance norm, which subtracts the per-channel mean and so removes
+    /// the bias: its true gradient is exactly zero. It is kept (checkpoints have it) but not
+    /// trained, since Adam would only turn rounding noise into random +-lr steps.
+    pub bias_frozen: bool,
+}
+
+impl<'a> NamedConv<'a> {
+    pub(crate) fn conv(key: String, conv: &'a mut Conv2d) -> Self {
+        NamedConv {
+            key,
+            weight: &mut conv.weight,
+            bias: conv.bias.as_mut(),
+            bias_frozen: false,
+        }
+    }
+    pub(crate) fn transposed(key: String, conv: &'a mut ConvTranspose2d) -> Self {
+        NamedConv {
+            key,
+            weight: &mut conv.weight,
+            bias: conv.bias.as_mut(),
+            bias_frozen: false,
+        }
+    }
+    /// Mark the layer as followed by an instance norm (see [`NamedConv::bias_frozen`]).
+    pub(crate) fn before_norm(mut self) -> Self {
+        self.bias_frozen = true;
+        self
+    }
+}
+
+/// A network whose parameters are all convolutions named as in the PyTorch reference.
+pub trait NamedConvs {
+    /// Every convolution with its state-dict prefix, in the reference's order.
+    fn named_convs(&mut self) -> Vec<NamedConv<'_>>;
+}

@@ -31,7 +31,11 @@ pub enum DecodeError {
     Unsupported { path: PathBuf, why: String },
     /// The header declares a size we refuse to allocate.
     #[error("{path}: image too large ({width}x{height}); at most {max}x{max} is accepted", max = MAX_SIDE)]
-    TooLarge { path: PathBuf, width: u32, height: u32 },
+    TooLarge {
+        path: PathBuf,
+        width: u32,
+        height: u32,
+    },
     /// The data is damaged (truncated, corrupt).
     #[error("{path}: damaged image: {why}")]
     Corrupt { path: PathBuf, why: String },
@@ -60,20 +64,36 @@ pub fn is_image_path(path: &Path) -> bool {
 
 /// Decode a file as it is stored (any colour type), with its EXIF orientation applied.
 pub fn decode(path: &Path) -> Result<DynamicImage, DecodeError> {
-    let io = |source| DecodeError::Io { path: path.to_path_buf(), source };
+    let io = |source| DecodeError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
     let meta = std::fs::metadata(path).map_err(io)?;
     if meta.len() == 0 {
-        return Err(DecodeError::Empty { path: path.to_path_buf() });
+        return Err(DecodeError::Empty {
+            path: path.to_path_buf(),
+        });
     }
     // Guess from content, not the extension: a PNG named .jpg is still a PNG.
-    let reader = ImageReader::open(path).map_err(io)?.with_guessed_format().map_err(io)?;
+    let reader = ImageReader::open(path)
+        .map_err(io)?
+        .with_guessed_format()
+        .map_err(io)?;
     if reader.format().is_none() {
-        return Err(DecodeError::Unsupported { path: path.to_path_buf(), why: "unknown file signature".into() });
+        return Err(DecodeError::Unsupported {
+            path: path.to_path_buf(),
+            why: "unknown file signature".into(),
+        });
     }
     let mut decoder = reader.into_decoder().map_err(|e| classify(path, e))?;
     let (width, height) = decoder.dimensions();
-    if width > MAX_SIDE || height > MAX_SIDE || u64::from(width) * u64::from(height) * 8 > MAX_ALLOC {
-        return Err(DecodeError::TooLarge { path: path.to_path_buf(), width, height });
+    if width > MAX_SIDE || height > MAX_SIDE || u64::from(width) * u64::from(height) * 8 > MAX_ALLOC
+    {
+        return Err(DecodeError::TooLarge {
+            path: path.to_path_buf(),
+            width,
+            height,
+        });
     }
     let mut limits = image::Limits::default();
     limits.max_alloc = Some(MAX_ALLOC);
@@ -84,7 +104,10 @@ pub fn decode(path: &Path) -> Result<DynamicImage, DecodeError> {
         img.apply_orientation(o);
     }
     if img.width() == 0 || img.height() == 0 {
-        return Err(DecodeError::Corrupt { path: path.to_path_buf(), why: "zero width or height".into() });
+        return Err(DecodeError::Corrupt {
+            path: path.to_path_buf(),
+            why: "zero width or height".into(),
+        });
     }
     Ok(img)
 }
@@ -115,9 +138,18 @@ fn classify(path: &Path, e: image::ImageError) -> DecodeError {
     let path = path.to_path_buf();
     match e {
         E::IoError(source) => DecodeError::Io { path, source },
-        E::Unsupported(u) => DecodeError::Unsupported { path, why: u.to_string() },
-        E::Limits(l) => DecodeError::Corrupt { path, why: format!("over the decoder's memory limit: {l}") },
-        other => DecodeError::Corrupt { path, why: other.to_string() },
+        E::Unsupported(u) => DecodeError::Unsupported {
+            path,
+            why: u.to_string(),
+        },
+        E::Limits(l) => DecodeError::Corrupt {
+            path,
+            why: format!("over the decoder's memory limit: {l}"),
+        },
+        other => DecodeError::Corrupt {
+            path,
+            why: other.to_string(),
+        },
     }
 }
 
@@ -138,7 +170,9 @@ pub const EXTRA_INPUT_EXTENSIONS: &[&str] = &["tif", "tiff"];
 
 /// How a file stored its colours, as far as a dataset cares. Everything but [`ColorMode::Rgb8`]
 /// is converted to 8-bit RGB (or dropped, as the user chooses).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 pub enum ColorMode {
     /// 8-bit RGB (JPEG's YCbCr included).
     Rgb8,
@@ -199,7 +233,11 @@ impl std::fmt::Display for ColorMode {
 pub fn color_mode(bytes: &[u8], img: &DynamicImage) -> ColorMode {
     use image::ColorType as C;
     if png_color_type(bytes) == Some(3) {
-        return if img.color().has_alpha() { ColorMode::PaletteAlpha } else { ColorMode::Palette };
+        return if img.color().has_alpha() {
+            ColorMode::PaletteAlpha
+        } else {
+            ColorMode::Palette
+        };
     }
     if jpeg_components(bytes) == Some(4) {
         return ColorMode::Cmyk;
@@ -218,7 +256,8 @@ pub fn color_mode(bytes: &[u8], img: &DynamicImage) -> ColorMode {
 
 /// PNG IHDR colour type (0 grey, 2 RGB, 3 palette, 4 grey+alpha, 6 RGBA), if `bytes` is a PNG.
 fn png_color_type(bytes: &[u8]) -> Option<u8> {
-    (bytes.len() > 25 && bytes.starts_with(b"\x89PNG\r\n\x1a\n") && &bytes[12..16] == b"IHDR").then(|| bytes[25])
+    (bytes.len() > 25 && bytes.starts_with(b"\x89PNG\r\n\x1a\n") && &bytes[12..16] == b"IHDR")
+        .then(|| bytes[25])
 }
 
 /// Walk a JPEG's marker segments up to the first start-of-scan; calls `f(marker, segment)`.
@@ -257,7 +296,11 @@ fn jpeg_components(bytes: &[u8]) -> Option<u8> {
     let mut n = None;
     jpeg_segments(bytes, |marker, seg| {
         // SOF0..SOF15 except DHT (C4), JPG (C8) and DAC (CC).
-        if n.is_none() && (0xC0..=0xCF).contains(&marker) && ![0xC4, 0xC8, 0xCC].contains(&marker) && seg.len() >= 6 {
+        if n.is_none()
+            && (0xC0..=0xCF).contains(&marker)
+            && ![0xC4, 0xC8, 0xCC].contains(&marker)
+            && seg.len() >= 6
+        {
             n = Some(seg[5]);
         }
     });
@@ -280,28 +323,51 @@ fn jpeg_truncated(bytes: &[u8]) -> bool {
 /// Stricter than [`decode`]: a JPEG cut off before its end is refused as damaged instead of
 /// being returned half grey.
 pub fn decode_with_mode(path: &Path) -> Result<(DynamicImage, ColorMode), DecodeError> {
-    let bytes = std::fs::read(path).map_err(|source| DecodeError::Io { path: path.to_path_buf(), source })?;
+    let bytes = std::fs::read(path).map_err(|source| DecodeError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
     decode_bytes(path, &bytes)
 }
 
 /// [`decode_with_mode`] on a file already in memory; `path` only names it in errors.
 pub fn decode_bytes(path: &Path, bytes: &[u8]) -> Result<(DynamicImage, ColorMode), DecodeError> {
     if bytes.is_empty() {
-        return Err(DecodeError::Empty { path: path.to_path_buf() });
+        return Err(DecodeError::Empty {
+            path: path.to_path_buf(),
+        });
     }
-    let io = |source| DecodeError::Io { path: path.to_path_buf(), source };
-    let reader = ImageReader::new(std::io::Cursor::new(bytes)).with_guessed_format().map_err(io)?;
+    let io = |source| DecodeError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let reader = ImageReader::new(std::io::Cursor::new(bytes))
+        .with_guessed_format()
+        .map_err(io)?;
     match reader.format() {
-        None => return Err(DecodeError::Unsupported { path: path.to_path_buf(), why: "unknown file signature".into() }),
+        None => {
+            return Err(DecodeError::Unsupported {
+                path: path.to_path_buf(),
+                why: "unknown file signature".into(),
+            });
+        }
         Some(image::ImageFormat::Jpeg) if jpeg_truncated(bytes) => {
-            return Err(DecodeError::Corrupt { path: path.to_path_buf(), why: "truncated JPEG (no end-of-image marker)".into() });
+            return Err(DecodeError::Corrupt {
+                path: path.to_path_buf(),
+                why: "truncated JPEG (no end-of-image marker)".into(),
+            });
         }
         Some(_) => {}
     }
     let mut decoder = reader.into_decoder().map_err(|e| classify(path, e))?;
     let (width, height) = decoder.dimensions();
-    if width > MAX_SIDE || height > MAX_SIDE || u64::from(width) * u64::from(height) * 8 > MAX_ALLOC {
-        return Err(DecodeError::TooLarge { path: path.to_path_buf(), width, height });
+    if width > MAX_SIDE || height > MAX_SIDE || u64::from(width) * u64::from(height) * 8 > MAX_ALLOC
+    {
+        return Err(DecodeError::TooLarge {
+            path: path.to_path_buf(),
+            width,
+            height,
+        });
     }
     let mut limits = image::Limits::default();
     limits.max_alloc = Some(MAX_ALLOC);
@@ -312,7 +378,10 @@ pub fn decode_bytes(path: &Path, bytes: &[u8]) -> Result<(DynamicImage, ColorMod
         img.apply_orientation(o);
     }
     if img.width() == 0 || img.height() == 0 {
-        return Err(DecodeError::Corrupt { path: path.to_path_buf(), why: "zero width or height".into() });
+        return Err(DecodeError::Corrupt {
+            path: path.to_path_buf(),
+            why: "zero width or height".into(),
+        });
     }
     let mode = color_mode(bytes, &img);
     Ok((img, mode))
@@ -352,25 +421,65 @@ mod mode_tests {
     #[test]
     fn modes_are_told_apart() {
         let rgb = DynamicImage::ImageRgb8(RgbImage::from_pixel(8, 8, Rgb([10, 200, 30])));
-        assert_eq!(mode_of(&encode(&rgb, image::ImageFormat::Png)), ColorMode::Rgb8);
-        assert_eq!(mode_of(&encode(&rgb, image::ImageFormat::Jpeg)), ColorMode::Rgb8);
+        assert_eq!(
+            mode_of(&encode(&rgb, image::ImageFormat::Png)),
+            ColorMode::Rgb8
+        );
+        assert_eq!(
+            mode_of(&encode(&rgb, image::ImageFormat::Jpeg)),
+            ColorMode::Rgb8
+        );
         let grey = DynamicImage::ImageLuma8(image::GrayImage::from_pixel(8, 8, image::Luma([90])));
-        assert_eq!(mode_of(&encode(&grey, image::ImageFormat::Png)), ColorMode::Gray8);
-        assert_eq!(mode_of(&encode(&grey, image::ImageFormat::Jpeg)), ColorMode::Gray8);
-        let g16 = DynamicImage::ImageLuma16(image::ImageBuffer::from_pixel(8, 8, image::Luma([40000u16])));
-        assert_eq!(mode_of(&encode(&g16, image::ImageFormat::Png)), ColorMode::Gray16);
-        let rgb16 = DynamicImage::ImageRgb16(image::ImageBuffer::from_pixel(8, 8, Rgb([65535u16, 0, 32768])));
-        assert_eq!(mode_of(&encode(&rgb16, image::ImageFormat::Png)), ColorMode::Rgb16);
-        let la = DynamicImage::ImageLumaA8(image::ImageBuffer::from_pixel(8, 8, image::LumaA([90u8, 128])));
-        assert_eq!(mode_of(&encode(&la, image::ImageFormat::Png)), ColorMode::GrayAlpha);
+        assert_eq!(
+            mode_of(&encode(&grey, image::ImageFormat::Png)),
+            ColorMode::Gray8
+        );
+        assert_eq!(
+            mode_of(&encode(&grey, image::ImageFormat::Jpeg)),
+            ColorMode::Gray8
+        );
+        let g16 = DynamicImage::ImageLuma16(image::ImageBuffer::from_pixel(
+            8,
+            8,
+            image::Luma([40000u16]),
+        ));
+        assert_eq!(
+            mode_of(&encode(&g16, image::ImageFormat::Png)),
+            ColorMode::Gray16
+        );
+        let rgb16 = DynamicImage::ImageRgb16(image::ImageBuffer::from_pixel(
+            8,
+            8,
+            Rgb([65535u16, 0, 32768]),
+        ));
+        assert_eq!(
+            mode_of(&encode(&rgb16, image::ImageFormat::Png)),
+            ColorMode::Rgb16
+        );
+        let la = DynamicImage::ImageLumaA8(image::ImageBuffer::from_pixel(
+            8,
+            8,
+            image::LumaA([90u8, 128]),
+        ));
+        assert_eq!(
+            mode_of(&encode(&la, image::ImageFormat::Png)),
+            ColorMode::GrayAlpha
+        );
         let rgba = DynamicImage::ImageRgba8(image::RgbaImage::from_pixel(8, 8, Rgba([1, 2, 3, 0])));
-        assert_eq!(mode_of(&encode(&rgba, image::ImageFormat::Png)), ColorMode::Rgba8);
+        assert_eq!(
+            mode_of(&encode(&rgba, image::ImageFormat::Png)),
+            ColorMode::Rgba8
+        );
     }
 
     #[test]
     fn transparency_is_composited_on_the_background() {
         let img = DynamicImage::ImageRgba8(image::RgbaImage::from_fn(2, 1, |x, _| {
-            if x == 0 { Rgba([0, 0, 0, 0]) } else { Rgba([200, 100, 50, 255]) }
+            if x == 0 {
+                Rgba([0, 0, 0, 0])
+            } else {
+                Rgba([200, 100, 50, 255])
+            }
         }));
         let out = to_rgb_on(img, [0, 255, 0]);
         assert_eq!(out.get_pixel(0, 0), &Rgb([0, 255, 0]));
@@ -397,7 +506,9 @@ mod mode_tests {
         // Pure cyan in CMYK (Adobe JPEGs store CMYK inverted; the encoder handles that).
         let data: Vec<u8> = (0..16 * 16).flat_map(|_| [255u8, 0, 0, 0]).collect();
         let mut buf = Vec::new();
-        jpeg_encoder::Encoder::new(&mut buf, 95).encode(&data, 16, 16, jpeg_encoder::ColorType::Cmyk).unwrap();
+        jpeg_encoder::Encoder::new(&mut buf, 95)
+            .encode(&data, 16, 16, jpeg_encoder::ColorType::Cmyk)
+            .unwrap();
         let (img, mode) = decode_bytes(Path::new("c.jpg"), &buf).unwrap();
         assert_eq!(mode, ColorMode::Cmyk);
         let px = to_rgb_on(img, [255; 3]).get_pixel(8, 8).0;
@@ -411,7 +522,10 @@ mod mode_tests {
         let full = encode(&img, image::ImageFormat::Jpeg);
         assert!(decode_bytes(Path::new("ok.jpg"), &full).is_ok());
         let cut = &full[..full.len() * 2 / 3];
-        assert!(matches!(decode_bytes(Path::new("cut.jpg"), cut), Err(DecodeError::Corrupt { .. })));
+        assert!(matches!(
+            decode_bytes(Path::new("cut.jpg"), cut),
+            Err(DecodeError::Corrupt { .. })
+        ));
         let mut motion = full.clone();
         motion.extend_from_slice(b"\0\0\0\x18ftypmp42 appended video");
         assert!(decode_bytes(Path::new("motion.jpg"), &motion).is_ok());
@@ -420,17 +534,37 @@ mod mode_tests {
     #[test]
     fn broken_files_are_named_errors() {
         let p = Path::new("b");
-        assert!(matches!(decode_bytes(p, b""), Err(DecodeError::Empty { .. })));
-        assert!(matches!(decode_bytes(p, b"hello, I am text"), Err(DecodeError::Unsupported { .. })));
-        let png_bytes = encode(&DynamicImage::ImageRgb8(crate::hash::tests::picture(64, 64, 2)), image::ImageFormat::Png);
+        assert!(matches!(
+            decode_bytes(p, b""),
+            Err(DecodeError::Empty { .. })
+        ));
+        assert!(matches!(
+            decode_bytes(p, b"hello, I am text"),
+            Err(DecodeError::Unsupported { .. })
+        ));
+        let png_bytes = encode(
+            &DynamicImage::ImageRgb8(crate::hash::tests::picture(64, 64, 2)),
+            image::ImageFormat::Png,
+        );
         let e = decode_bytes(p, &png_bytes[..png_bytes.len() / 2]).unwrap_err();
-        assert!(matches!(e, DecodeError::Corrupt { .. } | DecodeError::Io { .. }), "{e:?}");
+        assert!(
+            matches!(e, DecodeError::Corrupt { .. } | DecodeError::Io { .. }),
+            "{e:?}"
+        );
         // A declared size we refuse to allocate: a 20000x20000 PNG header.
         let mut big = Vec::new();
-        image::codecs::png::PngEncoder::new(&mut big).write_image(&[0; 3], 1, 1, image::ExtendedColorType::Rgb8).unwrap();
+        image::codecs::png::PngEncoder::new(&mut big)
+            .write_image(&[0; 3], 1, 1, image::ExtendedColorType::Rgb8)
+            .unwrap();
         big[16..20].copy_from_slice(&20000u32.to_be_bytes());
         big[20..24].copy_from_slice(&20000u32.to_be_bytes());
         let e = decode_bytes(p, &big).unwrap_err();
-        assert!(matches!(e, DecodeError::TooLarge { .. } | DecodeError::Corrupt { .. }), "{e:?}");
+        assert!(
+            matches!(
+                e,
+                DecodeError::TooLarge { .. } | DecodeError::Corrupt { .. }
+            ),
+            "{e:?}"
+        );
     }
 }

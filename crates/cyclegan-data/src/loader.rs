@@ -1,1 +1,500 @@
-pub fn _placeholder() {}
+//! The unpaired training loader: `DATA_DIR/trainA` and `DATA_DIR/trainB`, resized, randomly
+//! cropped and flipped, decoded ahead of time on worker threads.
+//!
+//! Every random choice (the order of each epoch, each crop and flip) is derived from the seed
+//! and the position (epoch, iteration) alone, never from a running generator. So batch `i` of
+//! epoch `e` is the same whichever thread decodes it, and a resumed run needs no loader state
+//! beyond its position.
+
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+
+use image::RgbImage;
+use image::imageops::{FilterType, crop_imm, flip_horizontal, resize};
+use rand::seq::SliceRandom;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use rayon::prelude::*;
+
+use crate::imageio::{self, DecodeError};
+
+/// How images become training tensors.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LoaderConfig {
+    /// Resize (squash) every image to `load_size` x `load_size` first.
+    pub load_size: u32,
+    /// Then take a random `crop_size` x `crop_size` crop.
+    pub crop_size: u32,
+    /// Then flip horizontally with probability 1/2.
+    pub flip: bool,
+    /// Images per batch and domain.
+    pub batch_size: usize,
+    /// Decoding threads.
+    pub workers: usize,
+    /// Seed of the order, crops and flips.
+    pub seed: u64,
+}
+
+/// Why a dataset cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum LoaderError {
+    /// The folder is absent.
+    #[error(
+        "{0}: folder not found; a dataset needs trainA/ and trainB/ folders of images (see `cyclegan prepare`)"
+    )]
+    Missing(PathBuf),
+    /// The folder cannot be listed.
+    #[error("{path}: cannot list folder: {source}")]
+    Unreadable {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The folder has no image files.
+    #[error("{0}: no images (jpg, jpeg, png, webp, bmp) in this folder")]
+    Empty(PathBuf),
+    /// Fewer images than a batch.
+    #[error("{path}: {count} images, fewer than --batch-size {batch}")]
+    TooFew {
+        path: PathBuf,
+        count: usize,
+        batch: usize,
+    },
+    /// No image of a domain could be decoded.
+    #[error("{0}: none of the images in this folder could be decoded")]
+    NothingDecodes(PathBuf),
+}
+
+/// The two image lists of an unpaired dataset.
+#[derive(Debug, Clone)]
+pub struct UnpairedDataset {
+    /// Images of domain A, sorted by path.
+    pub a: Vec<PathBuf>,
+    /// Images of domain B, sorted by path.
+    pub b: Vec<PathBuf>,
+    dirs: [PathBuf; 2],
+}
+
+impl UnpairedDataset {
+    /// List `DATA_DIR/trainA` and `DATA_DIR/trainB`.
+    pub fn open(data_dir: &Path) -> Result<Self, LoaderError> {
+        Self::from_dirs(&data_dir.join("trainA"), &data_dir.join("trainB"))
+    }
+
+    /// List two folders of images.
+    pub fn from_dirs(a: &Path, b: &Path) -> Result<Self, LoaderError> {
+        let list = |dir: &Path| -> Result<Vec<PathBuf>, LoaderError> {
+            if !dir.is_dir() {
+                return Err(LoaderError::Missing(dir.to_path_buf()));
+            }
+            let files = imageio::list_images(dir).map_err(|source| LoaderError::Unreadable {
+                path: dir.to_path_buf(),
+                source,
+            })?;
+            if files.is_empty() {
+                return Err(LoaderError::Empty(dir.to_path_buf()));
+            }
+            Ok(files)
+        };
+        Ok(UnpairedDataset {
+            a: list(a)?,
+            b: list(b)?,
+            dirs: [a.to_path_buf(), b.to_path_buf()],
+        })
+    }
+
+    /// Images per domain per epoch: the larger domain's size (the smaller one repeats).
+    pub fn epoch_len(&self) -> usize {
+        self.a.len().max(self.b.len())
+    }
+
+    /// Iterations in one epoch at `batch_size` (a last partial batch is dropped).
+    pub fn iterations_per_epoch(&self, batch_size: usize) -> usize {
+        self.epoch_len() / batch_size.max(1)
+    }
+
+    fn files(&self, domain: usize) -> &[PathBuf] {
+        if domain == 0 { &self.a } else { &self.b }
+    }
+}
+
+/// A batch of images as a row-major `[batch, 3, size, size]` array in [-1, 1].
+#[derive(Debug, Clone, PartialEq)]
+pub struct ImageBatch {
+    /// Pixel values, channel-first per image.
+    pub data: Vec<f32>,
+    /// Images in the batch.
+    pub batch: usize,
+    /// Side of each (square) image.
+    pub size: usize,
+    /// The file each image came from.
+    pub paths: Vec<PathBuf>,
+}
+
+/// One training batch of each domain and where it sits in the schedule.
+#[derive(Debug, Clone)]
+pub struct Batch {
+    /// Epoch (0-based).
+    pub epoch: usize,
+    /// Iteration within the epoch (0-based).
+    pub index: usize,
+    /// Domain A images.
+    pub a: ImageBatch,
+    /// Domain B images.
+    pub b: ImageBatch,
+}
+
+/// Files that could not be decoded and were replaced by the next good file of their domain.
+#[derive(Debug, Default, Clone)]
+pub struct SkipLog {
+    entries: Vec<(PathBuf, String)>,
+}
+
+impl SkipLog {
+    /// Unreadable files seen so far, each with the reason (each file once).
+    pub fn entries(&self) -> &[(PathBuf, String)] {
+        &self.entries
+    }
+}
+
+/// Background loader producing batches in schedule order from a start position on.
+pub struct Loader {
+    rx: Receiver<Result<Batch, LoaderError>>,
+    skips: Arc<Mutex<SkipLog>>,
+    _worker: JoinHandle<()>,
+}
+
+impl Loader {
+    /// Start decoding from iteration `index` of `epoch`, running until dropped.
+    pub fn start(
+        dataset: Arc<UnpairedDataset>,
+        config: LoaderConfig,
+        epoch: usize,
+        index: usize,
+    ) -> Self {
+        let workers = config.workers.max(1);
+        let (tx, rx) = sync_channel(2 * workers);
+        let skips = Arc::new(Mutex::new(SkipLog::default()));
+        let log = skips.clone();
+        let worker = std::thread::Builder::new()
+            .name("cyclegan-loader".into())
+            .spawn(move || produce(dataset, config, epoch, index, tx, log))
+            .expect("spawn loader thread");
+        Loader {
+            rx,
+            skips,
+            _worker: worker,
+        }
+    }
+
+    /// The next batch, in order. Blocks until decoded.
+    pub fn next_batch(&self) -> Result<Batch, LoaderError> {
+        self.rx
+            .recv()
+            .expect("loader thread alive while the loader exists")
+    }
+
+    /// Unreadable files met so far.
+    pub fn skips(&self) -> SkipLog {
+        self.skips.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+}
+
+fn produce(
+    dataset: Arc<UnpairedDataset>,
+    config: LoaderConfig,
+    mut epoch: usize,
+    mut index: usize,
+    tx: SyncSender<Result<Batch, LoaderError>>,
+    skips: Arc<Mutex<SkipLog>>,
+) {
+    let workers = config.workers.max(1);
+    let pool = match rayon::ThreadPoolBuilder::new()
+        .num_threads(workers)
+        .thread_name(|i| format!("cyclegan-decode-{i}"))
+        .build()
+    {
+        Ok(p) => p,
+        Err(_) => return,
+    };
+    let per_epoch = dataset.iterations_per_epoch(config.batch_size).max(1);
+    loop {
+        // A chunk of upcoming batches is decoded in parallel, then sent in order.
+        let end = (index + 2 * workers).min(per_epoch);
+        let orders = EpochOrder::new(&dataset, config.seed, epoch);
+        let batches: Vec<Result<Batch, LoaderError>> = pool.install(|| {
+            (index..end)
+                .into_par_iter()
+                .map(|i| make_batch(&dataset, &config, &orders, epoch, i, &skips))
+                .collect()
+        });
+        for b in batches {
+            let failed = b.is_err();
+            if tx.send(b).is_err() || failed {
+                return;
+            }
+        }
+        index = end;
+        if index >= per_epoch {
+            index = 0;
+            epoch += 1;
+        }
+    }
+}
+
+/// The shuffled file order of both domains in one epoch.
+struct EpochOrder {
+    a: Vec<usize>,
+    b: Vec<usize>,
+}
+
+impl EpochOrder {
+    fn new(dataset: &UnpairedDataset, seed: u64, epoch: usize) -> Self {
+        let n = dataset.epoch_len();
+        let order = |domain: usize| {
+            let len = dataset.files(domain).len();
+            // The smaller domain repeats to fill the epoch, each copy in shuffled order.
+            let mut v: Vec<usize> = (0..n).map(|i| i % len).collect();
+            v.shuffle(&mut rng_for(seed, &[epoch as u64, domain as u64, u64::MAX]));
+            v
+        };
+        EpochOrder {
+            a: order(0),
+            b: order(1),
+        }
+    }
+}
+
+/// A generator seeded from the run seed and a position, independent of any other draw.
+pub fn rng_for(seed: u64, position: &[u64]) -> ChaCha8Rng {
+    let mut h = splitmix(seed);
+    for p in position {
+        h = splitmix(h ^ splitmix(*p));
+    }
+    ChaCha8Rng::seed_from_u64(h)
+}
+
+fn splitmix(mut x: u64) -> u64 {
+    x = x.wrapping_add(0x9e3779b97f4a7c15);
+    x = (x ^ (x >> 30)).wrapping_mul(0xbf58476d1ce4e5b9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94d049bb133111eb);
+    x ^ (x >> 31)
+}
+
+fn make_batch(
+    dataset: &UnpairedDataset,
+    config: &LoaderConfig,
+    orders: &EpochOrder,
+    epoch: usize,
+    index: usize,
+    skips: &Mutex<SkipLog>,
+) -> Result<Batch, LoaderError> {
+    let domain_batch = |domain: usize| -> Result<ImageBatch, LoaderError> {
+        let order = if domain == 0 { &orders.a } else { &orders.b };
+        let size = config.crop_size as usize;
+        let mut out = ImageBatch {
+            data: Vec::with_capacity(config.batch_size * 3 * size * size),
+            batch: 0,
+            size,
+            paths: vec![],
+        };
+        for k in 0..config.batch_size {
+            let slot = index * config.batch_size + k;
+            let (path, img) = decode_or_next(dataset, domain, order[slot], skips)?;
+            let mut rng = rng_for(config.seed, &[epoch as u64, slot as u64, domain as u64]);
+            let img = augment(&img, config, &mut rng);
+            push_chw(&img, &mut out.data);
+            out.paths.push(path);
+            out.batch += 1;
+        }
+        Ok(out)
+    };
+    Ok(Batch {
+        epoch,
+        index,
+        a: domain_batch(0)?,
+        b: domain_batch(1)?,
+    })
+}
+
+/// Decode file `start` of a domain; if it is unreadable, log it and take the next one.
+fn decode_or_next(
+    dataset: &UnpairedDataset,
+    domain: usize,
+    start: usize,
+    skips: &Mutex<SkipLog>,
+) -> Result<(PathBuf, RgbImage), LoaderError> {
+    let files = dataset.files(domain);
+    for step in 0..files.len() {
+        let path = &files[(start + step) % files.len()];
+        match imageio::decode_rgb(path) {
+            Ok(img) => return Ok((path.clone(), img)),
+            Err(e) => note_skip(skips, path, &e),
+        }
+    }
+    Err(LoaderError::NothingDecodes(dataset.dirs[domain].clone()))
+}
+
+fn note_skip(skips: &Mutex<SkipLog>, path: &Path, e: &DecodeError) {
+    if let Ok(mut log) = skips.lock()
+        && !log.entries.iter().any(|(p, _)| p == path)
+    {
+        eprintln!("warning: skipping {e}");
+        log.entries.push((path.to_path_buf(), e.to_string()));
+    }
+}
+
+/// The reference's `resize_and_crop` (+ flip): squash to `load_size`, random crop, random flip.
+pub fn augment(img: &RgbImage, config: &LoaderConfig, rng: &mut impl Rng) -> RgbImage {
+    let (l, c) = (config.load_size, config.crop_size);
+    let resized = if img.dimensions() == (l, l) {
+        img.clone()
+    } else {
+        resize(img, l, l, FilterType::CatmullRom)
+    };
+    let x = rng.random_range(0..=l - c);
+    let y = rng.random_range(0..=l - c);
+    let cropped = crop_imm(&resized, x, y, c, c).to_image();
+    let flip = config.flip && rng.random::<f64>() < 0.5;
+    if flip {
+        flip_horizontal(&cropped)
+    } else {
+        cropped
+    }
+}
+
+/// Append an image as channel-first floats in [-1, 1].
+pub fn push_chw(img: &RgbImage, out: &mut Vec<f32>) {
+    for c in 0..3 {
+        out.extend(img.pixels().map(|p| f32::from(p[c]) / 127.5 - 1.0));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use image::Rgb;
+
+    fn write_set(dir: &Path, name: &str, n: usize, base: u8) -> PathBuf {
+        let d = dir.join(name);
+        std::fs::create_dir_all(&d).unwrap();
+        for i in 0..n {
+            let img = RgbImage::from_fn(40, 40, |x, y| {
+                Rgb([base, (x * 6) as u8, (y * 6 + i as u32 * 20) as u8])
+            });
+            img.save(d.join(format!("{i:03}.png"))).unwrap();
+        }
+        d
+    }
+
+    fn config() -> LoaderConfig {
+        LoaderConfig {
+            load_size: 36,
+            crop_size: 32,
+            flip: true,
+            batch_size: 1,
+            workers: 2,
+            seed: 7,
+        }
+    }
+
+    #[test]
+    fn missing_and_empty_folders_are_named() {
+        let tmp = tempfile::tempdir().unwrap();
+        let err = UnpairedDataset::open(tmp.path()).unwrap_err().to_string();
+        assert!(err.contains("trainA") && err.contains("not found"), "{err}");
+        std::fs::create_dir_all(tmp.path().join("trainA")).unwrap();
+        std::fs::create_dir_all(tmp.path().join("trainB")).unwrap();
+        let err = UnpairedDataset::open(tmp.path()).unwrap_err().to_string();
+        assert!(err.contains("trainA") && err.contains("no images"), "{err}");
+    }
+
+    #[test]
+    fn epoch_covers_the_larger_domain_and_is_reproducible() {
+        let tmp = tempfile::tempdir().unwrap();
+        write_set(tmp.path(), "trainA", 3, 10);
+        write_set(tmp.path(), "trainB", 5, 200);
+        let ds = Arc::new(UnpairedDataset::open(tmp.path()).unwrap());
+        assert_eq!(ds.iterations_per_epoch(1), 5);
+        let run = |epoch, index| {
+            let loader = Loader::start(ds.clone(), config(), epoch, index);
+            (0..7)
+                .map(|_| loader.next_batch().unwrap())
+                .collect::<Vec<_>>()
+        };
+        let first = run(0, 0);
+        // Every B image once per epoch; A repeats to fill it.
+        let mut b: Vec<_> = first[..5].iter().map(|x| x.b.paths[0].clone()).collect();
+        b.sort();
+        b.dedup();
+        assert_eq!(b.len(), 5);
+        assert_eq!((first[5].epoch, first[5].index), (1, 0));
+        // Values in [-1, 1], the right shape, domain A's red channel near its base value.
+        let a = &first[0].a;
+        assert_eq!(a.data.len(), 3 * 32 * 32);
+        assert!(a.data.iter().all(|v| (-1.0..=1.0).contains(v)));
+        assert!((a.data[0] - (10.0 / 127.5 - 1.0)).abs() < 0.05);
+        // Starting mid-way gives exactly the batches of the uninterrupted order.
+        let resumed = run(0, 3);
+        for (x, y) in first[3..].iter().zip(&resumed) {
+            assert_eq!((x.epoch, x.index), (y.epoch, y.index));
+            assert_eq!(x.a, y.a);
+            assert_eq!(x.b, y.b);
+        }
+        // Another seed gives another order or other crops.
+        let other = Loader::start(
+            ds.clone(),
+            LoaderConfig {
+                seed: 8,
+                ..config()
+            },
+            0,
+            0,
+        );
+        let diff = (0..5).any(|i| other.next_batch().unwrap().a != first[i].a);
+        assert!(diff);
+    }
+
+    #[test]
+    fn unreadable_files_are_skipped_and_logged() {
+        let tmp = tempfile::tempdir().unwrap();
+        let a = write_set(tmp.path(), "trainA", 2, 10);
+        write_set(tmp.path(), "trainB", 2, 200);
+        std::fs::write(a.join("broken.jpg"), b"not a jpeg").unwrap();
+        std::fs::write(a.join("empty.png"), b"").unwrap();
+        let ds = Arc::new(UnpairedDataset::open(tmp.path()).unwrap());
+        assert_eq!(ds.a.len(), 4);
+        let loader = Loader::start(ds, config(), 0, 0);
+        for _ in 0..8 {
+            let b = loader.next_batch().unwrap();
+            assert!(!b.a.paths[0].to_string_lossy().contains("broken"));
+        }
+        let skips = loader.skips();
+        assert_eq!(skips.entries().len(), 2, "{:?}", skips.entries());
+    }
+
+    #[test]
+    fn augment_crops_and_flips() {
+        let img = RgbImage::from_fn(36, 36, |x, y| Rgb([x as u8, y as u8, 0]));
+        let cfg = LoaderConfig {
+            load_size: 36,
+            crop_size: 32,
+            flip: true,
+            ..config()
+        };
+        let mut seen_flip = false;
+        for s in 0..20 {
+            let out = augment(&img, &cfg, &mut rng_for(s, &[]));
+            assert_eq!(out.dimensions(), (32, 32));
+            seen_flip |= out.get_pixel(0, 0)[0] > out.get_pixel(31, 0)[0];
+        }
+        assert!(seen_flip);
+        let no_flip = LoaderConfig { flip: false, ..cfg };
+        for s in 0..20 {
+            let out = augment(&img, &no_flip, &mut rng_for(s, &[]));
+            assert!(out.get_pixel(0, 0)[0] < out.get_pixel(31, 0)[0]);
+        }
+    }
+}

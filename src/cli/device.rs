@@ -1,0 +1,37 @@
+//! `--device`: which backend runs the networks.
+
+use anyhow::Result;
+use burn::prelude::Device;
+
+/// Compute device choices; GPU ones need the matching cargo feature.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum DeviceArg {
+    /// The CPU (burn's Flex backend, all cores).
+    Cpu,
+    /// A GPU through wgpu (build with `--features wgpu`).
+    Wgpu,
+    /// A GPU through Vulkan (build with `--features vulkan`).
+    Vulkan,
+    /// An NVIDIA GPU through CUDA (build with `--features cuda`).
+    Cuda,
+}
+
+impl DeviceArg {
+    /// The burn device, or an error saying which feature to build with.
+    pub fn device(self) -> Result<Device> {
+        match self {
+            DeviceArg::Cpu => Ok(Device::flex()),
+            #[cfg(feature = "wgpu")]
+            DeviceArg::Wgpu => Ok(Device::wgpu(Default::default())),
+            #[cfg(feature = "vulkan")]
+            DeviceArg::Vulkan => Ok(Device::vulkan(Default::default())),
+            #[cfg(feature = "cuda")]
+            DeviceArg::Cuda => Ok(Device::cuda(0)),
+            #[allow(unreachable_patterns)]
+            other => anyhow::bail!(
+                "--device {other:?} is not in this build; rebuild with `cargo build --release --features {}`",
+                format!("{other:?}").to_lowercase()
+            ),
+        }
+    }
+}

@@ -1,0 +1,98 @@
+//! The 70x70 PatchGAN discriminator of Isola et al. 2017 as used by CycleGAN.
+
+use burn::nn::InstanceNorm;
+use burn::nn::conv::Conv2d;
+use burn::prelude::*;
+use burn::tensor::activation::leaky_relu;
+use serde::{Deserialize, Serialize};
+
+use super::generator::{conv2d, instance_norm};
+use super::{NamedConv, NamedConvs};
+
+/// Shape of a [`PatchDiscriminator`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DiscriminatorConfig {
+    /// Filters in the first layer (`ndf`).
+    pub ndf: usize,
+    /// Stride-2 layers; 3 gives the 70x70 receptive field of the paper.
+    pub layers: usize,
+}
+
+impl Default for DiscriminatorConfig {
+    fn default() -> Self {
+        DiscriminatorConfig { ndf: 64, layers: 3 }
+    }
+}
+
+/// PatchGAN: `C64` (no norm), then `Ck` layers with instance norm, all LeakyReLU(0.2), then a
+/// 4x4 convolution to one channel. Each output value judges one overlapping 70x70 patch.
+#[derive(Module, Debug)]
+pub struct PatchDiscriminator {
+    /// 4x4 convolutions; all but the first are followed by instance norm, all but the last by
+    /// LeakyReLU. The first `layers` have stride 2, the last two stride 1.
+    convs: Vec<Conv2d>,
+    /// Norms of `convs[1..convs.len()-1]`.
+    norms: Vec<InstanceNorm>,
+}
+
+impl PatchDiscriminator {
+    /// A discriminator with zero weights; use [`crate::model::weights::init_normal`] to initialise it.
+    pub fn new(config: &DiscriminatorConfig, device: &Device) -> Self {
+        let ndf = config.ndf;
+        // Filters double per layer, capped at 8 * ndf.
+        let width = |n: usize| ndf * (1usize << n.min(3));
+        let mut convs = vec![conv2d(3, ndf, 4, 2, 1, device)];
+        let mut norms = Vec::new();
+        for n in 1..config.layers {
+            convs.push(conv2d(width(n - 1), width(n), 4, 2, 1, device));
+            norms.push(instance_norm(width(n), device));
+        }
+        let last = width(config.layers);
+        convs.push(conv2d(width(config.layers - 1), last, 4, 1, 1, device));
+        norms.push(instance_norm(last, device));
+        convs.push(conv2d(last, 1, 4, 1, 1, device));
+        PatchDiscriminator { convs, norms }
+    }
+
+    /// The configuration this discriminator was built with.
+    pub fn config(&self) -> DiscriminatorConfig {
+        let [ndf, _, _, _] = self.convs[0].weight.dims();
+        DiscriminatorConfig {
+            ndf,
+            layers: self.convs.len() - 2,
+        }
+    }
+
+    /// Score a batch of images `[batch, 3, H, W]` in [-1, 1]: a map `[batch, 1, h, w]` of
+    /// real-vs-fake logits, one per patch.
+    pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        let last = self.convs.len() - 1;
+        let mut x = leaky_relu(self.convs[0].forward(x), 0.2);
+        for (conv, norm) in self.convs[1..last].iter().zip(&self.norms) {
+            x = leaky_relu(norm.forward(conv.forward(x)), 0.2);
+        }
+        self.convs[last].forward(x)
+    }
+}
+
+impl NamedConvs for PatchDiscriminator {
+    /// Keys of the reference's `nn.Sequential`: conv 0, LeakyReLU 1, then conv-norm-LeakyReLU
+    /// triples from 2, then the final conv.
+    fn named_convs(&mut self) -> Vec<NamedConv<'_>> {
+        let last = self.convs.len() - 1;
+        self.convs
+            .iter_mut()
+            .enumerate()
+            .map(|(i, c)| {
+                let index = if i == 0 { 0 } else { 2 + 3 * (i - 1) };
+                let named = NamedConv::conv(format!("model.{index}"), c);
+                // All but the first and the last feed an instance norm.
+                if i == 0 || i == last {
+                    named
+                } else {
+                    named.before_norm()
+                }
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,191 @@
+//! The ResNet generator of Johnson et al. 2016 as used by CycleGAN.
+
+use burn::nn::conv::{Conv2d, Conv2dConfig, ConvTranspose2d, ConvTranspose2dConfig};
+use burn::nn::{Initializer, InstanceNorm, InstanceNormConfig, PaddingConfig2d};
+use burn::prelude::*;
+use burn::tensor::activation::{relu, tanh};
+use burn::tensor::ops::PadMode;
+use serde::{Deserialize, Serialize};
+
+use super::{NamedConv, NamedConvs};
+
+/// Shape of a [`ResnetGenerator`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GeneratorConfig {
+    /// Filters in the first layer (`ngf`); the bottleneck has 4x as many.
+    pub ngf: usize,
+    /// Residual blocks at the bottleneck: 9 for 256 px, 6 for 128 px in the paper.
+    pub blocks: usize,
+}
+
+impl Default for GeneratorConfig {
+    fn default() -> Self {
+        GeneratorConfig { ngf: 64, blocks: 9 }
+    }
+}
+
+/// A 3x3 convolution with reflection padding followed by instance norm, as inside a residual block.
+#[derive(Module, Debug)]
+struct ReflectConvNorm {
+    conv: Conv2d,
+    norm: InstanceNorm,
+}
+
+impl ReflectConvNorm {
+    fn new(channels: usize, device: &Device) -> Self {
+        ReflectConvNorm {
+            conv: conv(channels, channels, 3, 1, 0, device),
+            norm: norm(channels, device),
+        }
+    }
+
+    fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        self.norm.forward(self.conv.forward(reflect(x, 1)))
+    }
+}
+
+/// `Rk`: two 3x3 convolutions with the input added back (no ReLU after the sum).
+#[derive(Module, Debug)]
+struct ResnetBlock {
+    first: ReflectConvNorm,
+    second: ReflectConvNorm,
+}
+
+impl ResnetBlock {
+    fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        let y = self.second.forward(relu(self.first.forward(x.clone())));
+        x + y
+    }
+}
+
+/// The CycleGAN generator: `c7s1-ngf, d2ngf, d4ngf, R4ngf x blocks, u2ngf, ungf, c7s1-3`, then tanh.
+///
+/// Input and output are images in [-1, 1], shape `[batch, 3, H, W]`, with H and W multiples of 4.
+#[derive(Module, Debug)]
+pub struct ResnetGenerator {
+    /// `c7s1-ngf`: reflection pad 3, 7x7 convolution, instance norm, ReLU.
+    stem: Conv2d,
+    stem_norm: InstanceNorm,
+    /// `dk`: 3x3 stride-2 convolutions halving the size, each with instance norm and ReLU.
+    down: Vec<Conv2d>,
+    down_norms: Vec<InstanceNorm>,
+    /// `Rk`: residual blocks at a quarter of the input size.
+    blocks: Vec<ResnetBlock>,
+    /// `uk`: 3x3 stride-2 transposed convolutions doubling the size, with norm and ReLU.
+    up: Vec<ConvTranspose2d>,
+    up_norms: Vec<InstanceNorm>,
+    /// `c7s1-3`: reflection pad 3, 7x7 convolution to RGB, tanh.
+    head: Conv2d,
+}
+
+impl ResnetGenerator {
+    /// A generator with zero weights; use [`crate::model::weights::init_normal`] to initialise it.
+    pub fn new(config: &GeneratorConfig, device: &Device) -> Self {
+        let ngf = config.ngf;
+        let (c1, c2, c4) = (ngf, ngf * 2, ngf * 4);
+        ResnetGenerator {
+            stem: conv(3, c1, 7, 1, 0, device),
+            stem_norm: norm(c1, device),
+            down: vec![conv(c1, c2, 3, 2, 1, device), conv(c2, c4, 3, 2, 1, device)],
+            down_norms: vec![norm(c2, device), norm(c4, device)],
+            blocks: (0..config.blocks)
+                .map(|_| ResnetBlock {
+                    first: ReflectConvNorm::new(c4, device),
+                    second: ReflectConvNorm::new(c4, device),
+                })
+                .collect(),
+            up: vec![up_conv(c4, c2, device), up_conv(c2, c1, device)],
+            up_norms: vec![norm(c2, device), norm(c1, device)],
+            head: conv(c1, 3, 7, 1, 0, device),
+        }
+    }
+
+    /// The configuration this generator was built with.
+    pub fn config(&self) -> GeneratorConfig {
+        let [ngf, _, _, _] = self.stem.weight.dims();
+        GeneratorConfig {
+            ngf,
+            blocks: self.blocks.len(),
+        }
+    }
+
+    /// Translate a batch of images `[batch, 3, H, W]` in [-1, 1]; H and W must be multiples of 4.
+    pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        let mut x = relu(self.stem_norm.forward(self.stem.forward(reflect(x, 3))));
+        for (conv, norm) in self.down.iter().zip(&self.down_norms) {
+            x = relu(norm.forward(conv.forward(x)));
+        }
+        for block in &self.blocks {
+            x = block.forward(x);
+        }
+        for (conv, norm) in self.up.iter().zip(&self.up_norms) {
+            x = relu(norm.forward(conv.forward(x)));
+        }
+        tanh(self.head.forward(reflect(x, 3)))
+    }
+}
+
+impl NamedConvs for ResnetGenerator {
+    /// Keys of the reference's `nn.Sequential`: pad 0, conv 1, norm 2, relu 3, downsampling convs
+    /// at 4 and 7, blocks from 10, then the two transposed convs and the final conv.
+    fn named_convs(&mut self) -> Vec<NamedConv<'_>> {
+        let n = self.blocks.len();
+        // Every convolution but the last feeds an instance norm.
+        let mut out = vec![NamedConv::conv("model.1".into(), &mut self.stem).before_norm()];
+        for (i, c) in self.down.iter_mut().enumerate() {
+            out.push(NamedConv::conv(format!("model.{}", 4 + 3 * i), c).before_norm());
+        }
+        for (i, b) in self.blocks.iter_mut().enumerate() {
+            out.push(
+                NamedConv::conv(format!("model.{}.conv_block.1", 10 + i), &mut b.first.conv)
+                    .before_norm(),
+            );
+            out.push(
+                NamedConv::conv(format!("model.{}.conv_block.5", 10 + i), &mut b.second.conv)
+                    .before_norm(),
+            );
+        }
+        for (i, c) in self.up.iter_mut().enumerate() {
+            out.push(NamedConv::transposed(format!("model.{}", 10 + n + 3 * i), c).before_norm());
+        }
+        out.push(NamedConv::conv(format!("model.{}", 17 + n), &mut self.head));
+        out
+    }
+}
+
+fn reflect(x: Tensor<4>, p: usize) -> Tensor<4> {
+    x.pad([(p, p), (p, p)], PadMode::Reflect)
+}
+
+pub(super) fn conv(
+    cin: usize,
+    cout: usize,
+    k: usize,
+    stride: usize,
+    pad: usize,
+    device: &Device,
+) -> Conv2d {
+    Conv2dConfig::new([cin, cout], [k, k])
+        .with_stride([stride, stride])
+        .with_padding(PaddingConfig2d::Explicit(pad, pad, pad, pad))
+        .with_initializer(Initializer::Zeros)
+        .init(device)
+}
+
+/// `uk`: output_padding 1 so that the size exactly doubles.
+fn up_conv(cin: usize, cout: usize, device: &Device) -> ConvTranspose2d {
+    ConvTranspose2dConfig::new([cin, cout], [3, 3])
+        .with_stride([2, 2])
+        .with_padding([1, 1])
+        .with_padding_out([1, 1])
+        .with_initializer(Initializer::Zeros)
+        .init(device)
+}
+
+pub(super) fn norm(channels: usize, device: &Device) -> InstanceNorm {
+    InstanceNormConfig::new(channels)
+        .with_affine(false)
+        .init(device)
+}
+
+pub(super) use {conv as conv2d, norm as instance_norm};

@@ -1,0 +1,171 @@
+//! The whole configuration of a training run, as one serialisable struct.
+//!
+//! Written to `RUN_DIR/config.toml` at the start of a run and read back by `--resume` and
+//! `--config`, so a run can always be reproduced from its folder.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use super::guard::GuardConfig;
+use crate::model::{DiscriminatorConfig, GeneratorConfig};
+
+/// Adversarial loss.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum GanMode {
+    /// Least-squares GAN (Mao et al. 2017): MSE to 1 for real, 0 for fake. The paper's choice.
+    Lsgan,
+    /// The original GAN loss: binary cross-entropy on logits.
+    Vanilla,
+}
+
+/// Everything that defines a training run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrainConfig {
+    /// Dataset folder holding `trainA/` and `trainB/`.
+    pub data_dir: PathBuf,
+    /// Generator shape (`ngf`, residual blocks).
+    pub generator: GeneratorConfig,
+    /// Discriminator shape (`ndf`, layers).
+    pub discriminator: DiscriminatorConfig,
+    /// Adversarial loss.
+    pub gan_mode: GanMode,
+    /// Weight of the A -> B -> A cycle loss.
+    pub lambda_a: f32,
+    /// Weight of the B -> A -> B cycle loss.
+    pub lambda_b: f32,
+    /// Weight of the identity loss, relative to the cycle weights (0 disables it).
+    pub lambda_identity: f32,
+    /// Images kept in each discriminator's history pool (0 disables it).
+    pub pool_size: usize,
+    /// Adam learning rate.
+    pub lr: f64,
+    /// Adam beta1.
+    pub beta1: f32,
+    /// Adam beta2.
+    pub beta2: f32,
+    /// Epochs at the initial learning rate.
+    pub epochs: usize,
+    /// Epochs over which the learning rate then decays linearly to zero.
+    pub epochs_decay: usize,
+    /// Images per batch.
+    pub batch_size: usize,
+    /// Images are first resized to this size (square)...
+    pub load_size: u32,
+    /// ...then randomly cropped to this size.
+    pub crop_size: u32,
+    /// Random horizontal flips.
+    pub flip: bool,
+    /// Threads decoding and augmenting images.
+    pub workers: usize,
+    /// Seed of every random choice (weights, order, crops, flips, pools).
+    pub seed: u64,
+    /// Minutes between mid-epoch checkpoints (0: only at epoch ends).
+    pub save_every_minutes: f64,
+    /// Checkpoints kept besides the newest good one.
+    pub keep_last: usize,
+    /// Stop after this many iterations in total (smoke runs); None runs the whole schedule.
+    pub max_iters: Option<u64>,
+    /// Divergence guard settings.
+    #[serde(default)]
+    pub guard: GuardConfig,
+}
+
+impl Default for TrainConfig {
+    /// The paper's settings.
+    fn default() -> Self {
+        TrainConfig {
+            data_dir: PathBuf::new(),
+            generator: GeneratorConfig::default(),
+            discriminator: DiscriminatorConfig::default(),
+            gan_mode: GanMode::Lsgan,
+            lambda_a: 10.0,
+            lambda_b: 10.0,
+            lambda_identity: 0.5,
+            pool_size: 50,
+            lr: 2e-4,
+            beta1: 0.5,
+            beta2: 0.999,
+            epochs: 100,
+            epochs_decay: 100,
+            batch_size: 1,
+            load_size: 286,
+            crop_size: 256,
+            flip: true,
+            workers: 2,
+            seed: 0,
+            save_every_minutes: 10.0,
+            keep_last: 3,
+            max_iters: None,
+            guard: GuardConfig::default(),
+        }
+    }
+}
+
+impl TrainConfig {
+    /// Read a config written by [`TrainConfig::save`] (or by hand).
+    pub fn load(path: &Path) -> anyhow::Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| anyhow::anyhow!("{}: cannot read config: {e}", path.display()))?;
+        toml::from_str(&text)
+            .map_err(|e| anyhow::anyhow!("{}: invalid config: {e}", path.display()))
+    }
+
+    /// The config as TOML text.
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(self).expect("config serialises")
+    }
+
+    /// Check values that would make training meaningless, naming the option.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        use anyhow::bail;
+        if self.crop_size == 0 || self.crop_size % 4 != 0 {
+            bail!(
+                "--crop-size {} must be a positive multiple of 4 (the generator halves the size twice)",
+                self.crop_size
+            );
+        }
+        if self.load_size < self.crop_size {
+            bail!(
+                "--load-size {} must be at least --crop-size {}",
+                self.load_size,
+                self.crop_size
+            );
+        }
+        if self.batch_size == 0 {
+            bail!("--batch-size must be at least 1");
+        }
+        if self.generator.ngf == 0 || self.discriminator.ndf == 0 {
+            bail!("--ngf and --ndf must be at least 1");
+        }
+        if self.discriminator.layers == 0 {
+            bail!("--d-layers must be at least 1");
+        }
+        // The PatchGAN shrinks by 2 per layer and by 3 in its two last 4x4 convolutions.
+        let min = (1u32 << self.discriminator.layers.min(16)) * 4;
+        if self.crop_size < min {
+            bail!(
+                "--crop-size {} is too small for --d-layers {} (at least {min})",
+                self.crop_size,
+                self.discriminator.layers
+            );
+        }
+        if self.epochs + self.epochs_decay == 0 {
+            bail!("--epochs plus --epochs-decay must be at least 1");
+        }
+        if !(self.lr > 0.0 && self.lr.is_finite()) {
+            bail!("--lr must be a positive number");
+        }
+        if self.workers == 0 {
+            bail!("--workers must be at least 1");
+        }
+        Ok(())
+    }
+
+    /// Total epochs in the schedule.
+    pub fn total_epochs(&self) -> usize {
+        self.epochs + self.epochs_decay
+    }
+}

@@ -1,0 +1,321 @@
+//! One CycleGAN iteration, as in the paper and the reference implementation.
+//!
+//! Naming follows the reference: `G_A` maps A to B and `G_B` maps B to A; `D_A` judges domain B
+//! (the outputs of `G_A`) and `D_B` judges domain A.
+
+use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
+use burn::prelude::*;
+use burn::tensor::activation::softplus;
+use rand::Rng;
+use serde::{Deserialize, Serialize};
+
+use super::config::{GanMode, TrainConfig};
+use super::pool::ImagePool;
+use crate::model::weights::{assign_stable_ids, init_normal};
+use crate::model::{DiscriminatorConfig, GeneratorConfig, PatchDiscriminator, ResnetGenerator};
+
+/// The two generators, optimised together by one Adam.
+#[derive(Module, Debug)]
+pub struct Generators {
+    /// `G_A`: A -> B.
+    pub g_a: ResnetGenerator,
+    /// `G_B`: B -> A.
+    pub g_b: ResnetGenerator,
+}
+
+/// The two discriminators, optimised together by one Adam.
+#[derive(Module, Debug)]
+pub struct Discriminators {
+    /// `D_A`: real B vs `G_A(A)`.
+    pub d_a: PatchDiscriminator,
+    /// `D_B`: real A vs `G_B(B)`.
+    pub d_b: PatchDiscriminator,
+}
+
+impl Generators {
+    /// Two generators with weights drawn from N(0, 0.02) (in the order G_A, G_B).
+    pub fn init(config: &GeneratorConfig, device: &Device, rng: &mut impl Rng) -> Self {
+        let mut g_a = ResnetGenerator::new(config, device);
+        init_normal(&mut g_a, rng);
+        let mut g_b = ResnetGenerator::new(config, device);
+        init_normal(&mut g_b, rng);
+        let mut gens = Generators { g_a, g_b };
+        gens.assign_stable_ids();
+        gens
+    }
+
+    /// Name-derived parameter ids (`G_A.model.1.weight`, ...), so optimizer state reloads.
+    pub fn assign_stable_ids(&mut self) {
+        assign_stable_ids(&mut self.g_a, "G_A");
+        assign_stable_ids(&mut self.g_b, "G_B");
+    }
+}
+
+impl Discriminators {
+    /// Two discriminators with weights drawn from N(0, 0.02) (in the order D_A, D_B).
+    pub fn init(config: &DiscriminatorConfig, device: &Device, rng: &mut impl Rng) -> Self {
+        let mut d_a = PatchDiscriminator::new(config, device);
+        init_normal(&mut d_a, rng);
+        let mut d_b = PatchDiscriminator::new(config, device);
+        init_normal(&mut d_b, rng);
+        let mut discs = Discriminators { d_a, d_b };
+        discs.assign_stable_ids();
+        discs
+    }
+
+    /// Name-derived parameter ids (`D_A.model.0.weight`, ...), so optimizer state reloads.
+    pub fn assign_stable_ids(&mut self) {
+        assign_stable_ids(&mut self.d_a, "D_A");
+        assign_stable_ids(&mut self.d_b, "D_B");
+    }
+}
+
+/// The eight losses of one iteration, named as in the reference.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+#[allow(non_snake_case)]
+pub struct Losses {
+    /// Adversarial loss of `G_A` (fool `D_A`).
+    pub G_A: f32,
+    /// Adversarial loss of `G_B` (fool `D_B`).
+    pub G_B: f32,
+    /// `lambda_A * |G_B(G_A(A)) - A|`.
+    pub cycle_A: f32,
+    /// `lambda_B * |G_A(G_B(B)) - B|`.
+    pub cycle_B: f32,
+    /// `lambda_B * lambda_identity * |G_A(B) - B|`.
+    pub idt_A: f32,
+    /// `lambda_A * lambda_identity * |G_B(A) - A|`.
+    pub idt_B: f32,
+    /// Loss of `D_A`.
+    pub D_A: f32,
+    /// Loss of `D_B`.
+    pub D_B: f32,
+}
+
+impl Losses {
+    /// The generators' total objective.
+    pub fn generator_total(&self) -> f32 {
+        self.G_A + self.G_B + self.cycle_A + self.cycle_B + self.idt_A + self.idt_B
+    }
+
+    /// Name and value of each loss, in a fixed order.
+    pub fn named(&self) -> [(&'static str, f32); 8] {
+        [
+            ("G_A", self.G_A),
+            ("G_B", self.G_B),
+            ("cycle_A", self.cycle_A),
+            ("cycle_B", self.cycle_B),
+            ("idt_A", self.idt_A),
+            ("idt_B", self.idt_B),
+            ("D_A", self.D_A),
+            ("D_B", self.D_B),
+        ]
+    }
+
+    /// True when every loss is a finite number.
+    pub fn all_finite(&self) -> bool {
+        self.named().iter().all(|(_, v)| v.is_finite())
+    }
+}
+
+/// The images of one iteration, for sample grids: real A, fake B, rec A, real B, fake A, rec B.
+#[derive(Debug, Clone)]
+pub struct Visuals {
+    /// `[real_A, fake_B, rec_A, real_B, fake_A, rec_B]`, each `[B, 3, H, W]` in [-1, 1], detached.
+    pub images: [Tensor<4>; 6],
+}
+
+/// Loss weights and kind.
+#[derive(Debug, Clone, Copy)]
+pub struct Objective {
+    /// Adversarial loss.
+    pub gan_mode: GanMode,
+    /// Cycle weight for A.
+    pub lambda_a: f32,
+    /// Cycle weight for B.
+    pub lambda_b: f32,
+    /// Identity weight relative to the cycle weights.
+    pub lambda_identity: f32,
+}
+
+impl Objective {
+    /// The objective of a run's config.
+    pub fn from_config(c: &TrainConfig) -> Self {
+        Objective {
+            gan_mode: c.gan_mode,
+            lambda_a: c.lambda_a,
+            lambda_b: c.lambda_b,
+            lambda_identity: c.lambda_identity,
+        }
+    }
+
+    /// Adversarial loss of discriminator logits against an all-real or all-fake target.
+    fn gan(&self, logits: Tensor<4>, real: bool) -> Tensor<1> {
+        match self.gan_mode {
+            GanMode::Lsgan => logits
+                .sub_scalar(if real { 1.0 } else { 0.0 })
+                .square()
+                .mean(),
+            // BCE with logits: -log(sigmoid(x)) = softplus(-x) for real, softplus(x) for fake.
+            GanMode::Vanilla => softplus(if real { logits.neg() } else { logits }, 1.0).mean(),
+        }
+    }
+}
+
+fn l1(a: Tensor<4>, b: Tensor<4>) -> Tensor<1> {
+    (a - b).abs().mean()
+}
+
+/// The four networks, their two optimizers and the two image pools: everything one iteration
+/// reads and changes.
+pub struct CycleGan {
+    /// The generators.
+    pub gens: Generators,
+    /// The discriminators.
+    pub discs: Discriminators,
+    /// Adam over both generators.
+    pub opt_g: ModuleOptimizer,
+    /// Adam over both discriminators.
+    pub opt_d: ModuleOptimizer,
+    /// Past fakes of domain A, shown to `D_B`.
+    pub pool_a: ImagePool,
+    /// Past fakes of domain B, shown to `D_A`.
+    pub pool_b: ImagePool,
+    /// Loss weights.
+    pub objective: Objective,
+}
+
+impl CycleGan {
+    /// Fresh networks for `config` on `device` (which should be an autodiff device).
+    pub fn new(config: &TrainConfig, device: &Device, rng: &mut impl Rng) -> Self {
+        let gens = Generators::init(&config.generator, device, rng);
+        let discs = Discriminators::init(&config.discriminator, device, rng);
+        Self::from_networks(config, gens, discs)
+    }
+
+    /// Wrap given networks with fresh optimizers and empty pools.
+    pub fn from_networks(config: &TrainConfig, gens: Generators, discs: Discriminators) -> Self {
+        let adam = || {
+            AdamConfig::new()
+                .with_beta_1(config.beta1)
+                .with_beta_2(config.beta2)
+                .with_epsilon(1e-8)
+                .init()
+        };
+        CycleGan {
+            gens,
+            discs,
+            opt_g: adam(),
+            opt_d: adam(),
+            pool_a: ImagePool::new(config.pool_size),
+            pool_b: ImagePool::new(config.pool_size),
+            objective: Objective::from_config(config),
+        }
+    }
+
+    /// One iteration: a generator step on G_A + G_B with both discriminators frozen, then a
+    /// discriminator step on D_A + D_B against pooled fakes. `rng` drives the pools only.
+    ///
+    /// `real_a` and `real_b` are `[B, 3, H, W]` in [-1, 1] on the networks' (autodiff) device.
+    pub fn step(
+        &mut self,
+        real_a: Tensor<4>,
+        real_b: Tensor<4>,
+        lr: f64,
+        rng: &mut impl Rng,
+        keep_visuals: bool,
+    ) -> (Losses, Option<Visuals>) {
+        let obj = self.objective;
+        let (g_a, g_b) = (&self.gens.g_a, &self.gens.g_b);
+
+        // Generator step. Frozen copies of the discriminators pass gradients to their inputs only.
+        let fake_b = g_a.forward(real_a.clone());
+        let rec_a = g_b.forward(fake_b.clone());
+        let fake_a = g_b.forward(real_b.clone());
+        let rec_b = g_a.forward(fake_a.clone());
+        let d_a_frozen = self.discs.d_a.clone().no_grad();
+        let d_b_frozen = self.discs.d_b.clone().no_grad();
+        let loss_g_a = obj.gan(d_a_frozen.forward(fake_b.clone()), true);
+        let loss_g_b = obj.gan(d_b_frozen.forward(fake_a.clone()), true);
+        let loss_cycle_a = l1(rec_a.clone(), real_a.clone()).mul_scalar(obj.lambda_a);
+        let loss_cycle_b = l1(rec_b.clone(), real_b.clone()).mul_scalar(obj.lambda_b);
+        let (loss_idt_a, loss_idt_b) = if obj.lambda_identity > 0.0 {
+            (
+                l1(g_a.forward(real_b.clone()), real_b.clone())
+                    .mul_scalar(obj.lambda_b * obj.lambda_identity),
+                l1(g_b.forward(real_a.clone()), real_a.clone())
+                    .mul_scalar(obj.lambda_a * obj.lambda_identity),
+            )
+        } else {
+            let zero = Tensor::zeros([1], &real_a.device());
+            (zero.clone(), zero)
+        };
+        let loss_g = loss_g_a.clone()
+            + loss_g_b.clone()
+            + loss_cycle_a.clone()
+            + loss_cycle_b.clone()
+            + loss_idt_a.clone()
+            + loss_idt_b.clone();
+        let grads = GradientsParams::from_grads(loss_g.backward(), &self.gens);
+        self.gens = self.opt_g.step(lr, self.gens.clone(), grads);
+
+        // Discriminator step on detached fakes, half of them from the history pools.
+        let (fake_a, fake_b) = (fake_a.detach(), fake_b.detach());
+        let pooled_b = self.pool_b.query(fake_b.clone(), rng);
+        let pooled_a = self.pool_a.query(fake_a.clone(), rng);
+        let (d_a, d_b) = (&self.discs.d_a, &self.discs.d_b);
+        let loss_d_a = (obj.gan(d_a.forward(real_b.clone()), true)
+            + obj.gan(d_a.forward(pooled_b), false))
+        .mul_scalar(0.5);
+        let loss_d_b = (obj.gan(d_b.forward(real_a.clone()), true)
+            + obj.gan(d_b.forward(pooled_a), false))
+        .mul_scalar(0.5);
+        let grads = GradientsParams::from_grads(
+            (loss_d_a.clone() + loss_d_b.clone()).backward(),
+            &self.discs,
+        );
+        self.discs = self.opt_d.step(lr, self.discs.clone(), grads);
+
+        // One read-back for all eight numbers.
+        let all = Tensor::cat(
+            vec![
+                loss_g_a,
+                loss_g_b,
+                loss_cycle_a,
+                loss_cycle_b,
+                loss_idt_a,
+                loss_idt_b,
+                loss_d_a,
+                loss_d_b,
+            ],
+            0,
+        );
+        let v = all
+            .detach()
+            .into_data()
+            .convert::<f32>()
+            .try_into_vec::<f32>()
+            .expect("f32 losses");
+        let losses = Losses {
+            G_A: v[0],
+            G_B: v[1],
+            cycle_A: v[2],
+            cycle_B: v[3],
+            idt_A: v[4],
+            idt_B: v[5],
+            D_A: v[6],
+            D_B: v[7],
+        };
+        let visuals = keep_visuals.then(|| Visuals {
+            images: [
+                real_a,
+                fake_b,
+                rec_a.detach(),
+                real_b,
+                fake_a,
+                rec_b.detach(),
+            ],
+        });
+        (losses, visuals)
+    }
+}

@@ -1,0 +1,48 @@
+//! Sample grids: what the networks do to one training pair, at a glance.
+
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use image::{RgbImage, imageops};
+
+use super::cyclegan::Visuals;
+use crate::tensor_image::tensor_to_images;
+
+/// Write a 3x2 grid: real A, fake B, rec A over real B, fake A, rec B (first image of the batch).
+pub fn write_grid(visuals: &Visuals, path: &Path) -> Result<()> {
+    let tiles: Vec<RgbImage> = visuals
+        .images
+        .iter()
+        .map(|t| tensor_to_images(t.clone().narrow(0, 0, 1)).remove(0))
+        .collect();
+    let grid = grid(&tiles, 3, 4);
+    let mut bytes = Vec::new();
+    grid.write_to(
+        &mut std::io::Cursor::new(&mut bytes),
+        image::ImageFormat::Png,
+    )
+    .with_context(|| format!("{}: cannot encode PNG", path.display()))?;
+    super::checkpoint::write_atomic(path, &bytes)
+}
+
+/// Tiles of one size in rows of `columns`, separated by `gap` white pixels.
+pub fn grid(tiles: &[RgbImage], columns: usize, gap: u32) -> RgbImage {
+    let (w, h) = tiles[0].dimensions();
+    let rows = tiles.len().div_ceil(columns) as u32;
+    let cols = columns as u32;
+    let mut out = RgbImage::from_pixel(
+        cols * w + (cols - 1) * gap,
+        rows * h + (rows - 1) * gap,
+        image::Rgb([255, 255, 255]),
+    );
+    for (i, t) in tiles.iter().enumerate() {
+        let (c, r) = ((i % columns) as u32, (i / columns) as u32);
+        imageops::replace(
+            &mut out,
+            t,
+            i64::from(c * (w + gap)),
+            i64::from(r * (h + gap)),
+        );
+    }
+    out
+}

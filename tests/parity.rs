@@ -1,0 +1,202 @@
+//! Parity with the PyTorch reference (fixtures in tests/data, see its README).
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use burn::module::Module;
+use burn::prelude::*;
+use cyclegan::model::weights::{
+    HostTensor, load_state_dict, read_pth, read_safetensors, state_dict,
+};
+use cyclegan::model::{DiscriminatorConfig, GeneratorConfig, PatchDiscriminator, ResnetGenerator};
+use cyclegan::train::{CycleGan, Discriminators, Generators, TrainConfig};
+
+fn data(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data")
+        .join(name)
+}
+
+fn max_abs_diff(a: &HostTensor, b: &HostTensor) -> f32 {
+    assert_eq!(a.shape, b.shape);
+    a.data
+        .iter()
+        .zip(&b.data)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
+}
+
+fn fixtures_json() -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(data("fixtures.json")).unwrap()).unwrap()
+}
+
+#[test]
+fn generator_forward_matches_pytorch() {
+    let device = Device::flex();
+    let mut g = ResnetGenerator::new(&GeneratorConfig { ngf: 16, blocks: 9 }, &device);
+    let path = data("generator_resnet9_ngf16.pth");
+    load_state_dict(&mut g, &read_pth(&path).unwrap(), &path, "generator").unwrap();
+    assert_eq!(
+        g.num_params() as u64,
+        fixtures_json()["generator"]["params"].as_u64().unwrap()
+    );
+    let io = read_safetensors(&data("generator_resnet9_ngf16_io.safetensors"), "").unwrap();
+    let y = HostTensor::from_tensor(g.forward(io["input"].to_tensor(&device)));
+    let diff = max_abs_diff(&y, &io["output"]);
+    assert!(
+        diff <= 1e-4,
+        "generator output differs from PyTorch by {diff}"
+    );
+}
+
+#[test]
+fn discriminator_forward_matches_pytorch() {
+    let device = Device::flex();
+    let mut d = PatchDiscriminator::new(&DiscriminatorConfig { ndf: 16, layers: 3 }, &device);
+    let path = data("discriminator_n3_ndf16.pth");
+    load_state_dict(&mut d, &read_pth(&path).unwrap(), &path, "discriminator").unwrap();
+    assert_eq!(
+        d.num_params() as u64,
+        fixtures_json()["discriminator"]["params"].as_u64().unwrap()
+    );
+    let io = read_safetensors(&data("discriminator_n3_ndf16_io.safetensors"), "").unwrap();
+    let y = HostTensor::from_tensor(d.forward(io["input"].to_tensor(&device)));
+    assert_eq!(y.shape, vec![2, 1, 6, 6]);
+    let diff = max_abs_diff(&y, &io["output"]);
+    assert!(
+        diff <= 1e-4,
+        "discriminator output differs from PyTorch by {diff}"
+    );
+}
+
+#[test]
+fn default_parameter_counts_match_the_paper() {
+    let device = Device::flex();
+    let count =
+        |blocks| ResnetGenerator::new(&GeneratorConfig { ngf: 64, blocks }, &device).num_params();
+    assert_eq!(count(9), 11_378_179);
+    assert_eq!(count(6), 7_837_699);
+    assert_eq!(
+        PatchDiscriminator::new(&DiscriminatorConfig::default(), &device).num_params(),
+        2_764_737
+    );
+}
+
+#[test]
+fn stray_keys_are_ignored_and_wrong_shapes_are_named() {
+    let device = Device::flex();
+    let path = data("discriminator_n3_ndf16.pth");
+    let mut dict = read_pth(&path).unwrap();
+    dict.insert(
+        "model.3.running_mean".into(),
+        HostTensor {
+            shape: vec![32],
+            data: vec![0.0; 32],
+        },
+    );
+    let mut d = PatchDiscriminator::new(&DiscriminatorConfig { ndf: 16, layers: 3 }, &device);
+    load_state_dict(&mut d, &dict, &path, "discriminator").unwrap();
+    assert_eq!(state_dict(&mut d)["model.0.weight"], dict["model.0.weight"]);
+
+    let mut wider = PatchDiscriminator::new(&DiscriminatorConfig { ndf: 32, layers: 3 }, &device);
+    let err = load_state_dict(&mut wider, &dict, &path, "discriminator")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("discriminator_n3_ndf16.pth") && err.contains("model.0.weight"),
+        "{err}"
+    );
+}
+
+/// Two full iterations from the reference's initial weights: losses and updated weights.
+#[test]
+fn two_training_iterations_match_pytorch() {
+    let fx = fixtures_json();
+    let t = &fx["train_two_steps"];
+    let path = data("train_two_steps.safetensors");
+    let all = read_safetensors(&path, "").unwrap();
+    let sub = |prefix: &str| -> HashMap<String, HostTensor> {
+        all.iter()
+            .filter_map(|(k, v)| k.strip_prefix(prefix).map(|k| (k.to_string(), v.clone())))
+            .collect()
+    };
+    let device = Device::flex().autodiff();
+    let gcfg = GeneratorConfig { ngf: 8, blocks: 2 };
+    let dcfg = DiscriminatorConfig { ndf: 8, layers: 3 };
+    let load_g = |name: &str| {
+        let mut g = ResnetGenerator::new(&gcfg, &device);
+        load_state_dict(&mut g, &sub(&format!("init.{name}.")), &path, name).unwrap();
+        g
+    };
+    let load_d = |name: &str| {
+        let mut d = PatchDiscriminator::new(&dcfg, &device);
+        load_state_dict(&mut d, &sub(&format!("init.{name}.")), &path, name).unwrap();
+        d
+    };
+    let mut gens = Generators {
+        g_a: load_g("G_A"),
+        g_b: load_g("G_B"),
+    };
+    let mut discs = Discriminators {
+        d_a: load_d("D_A"),
+        d_b: load_d("D_B"),
+    };
+    gens.assign_stable_ids();
+    discs.assign_stable_ids();
+    let config = TrainConfig {
+        generator: gcfg,
+        discriminator: dcfg,
+        pool_size: 0,
+        ..TrainConfig::default()
+    };
+    let mut model = CycleGan::from_networks(&config, gens, discs);
+    let mut rng = rand::rng();
+
+    for step in 0..2 {
+        let real_a = all[&format!("real_A.{step}")].to_tensor(&device);
+        let real_b = all[&format!("real_B.{step}")].to_tensor(&device);
+        let (losses, _) = model.step(real_a, real_b, 2e-4, &mut rng, false);
+        let expected = &t["losses_per_step"][step];
+        let tol = if step == 0 { 1e-4 } else { 1e-3 };
+        for (name, got) in losses.named() {
+            let want = expected[name].as_f64().unwrap() as f32;
+            let rel = (got - want).abs() / want.abs().max(1e-6);
+            assert!(
+                rel <= tol,
+                "iteration {}: {name} = {got}, PyTorch {want} (relative {rel})",
+                step + 1
+            );
+        }
+    }
+
+    let mut total = 0usize;
+    let mut close = 0usize;
+    let mut worst = 0.0f32;
+    let mut check = |name: &str, net: &mut dyn FnMut() -> cyclegan::model::weights::StateDict| {
+        let want = sub(&format!("after2.{name}."));
+        for (key, got) in net() {
+            let w = &want[&key];
+            for (a, b) in got.data.iter().zip(&w.data) {
+                let d = (a - b).abs();
+                total += 1;
+                close += usize::from(d <= 2e-5);
+                worst = worst.max(d);
+            }
+        }
+    };
+    check("G_A", &mut || state_dict(&mut model.gens.g_a));
+    check("G_B", &mut || state_dict(&mut model.gens.g_b));
+    check("D_A", &mut || state_dict(&mut model.discs.d_a));
+    check("D_B", &mut || state_dict(&mut model.discs.d_b));
+    let share = close as f64 / total as f64;
+    eprintln!(
+        "after two iterations: {:.3}% of {total} weights within 2e-5 of PyTorch, worst {worst:e}",
+        share * 100.0
+    );
+    assert!(
+        share >= 0.995,
+        "only {:.4}% of weights within 2e-5 of PyTorch",
+        share * 100.0
+    );
+    assert!(worst <= 5e-4, "a weight differs from PyTorch by {worst}");
+}

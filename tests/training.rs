@@ -1,0 +1,363 @@
+//! End-to-end training behaviour on tiny generated data: losses fall, resume is exact, Ctrl-C
+//! saves, damaged checkpoints fall back.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::atomic::Ordering;
+
+use burn::prelude::*;
+use cyclegan::model::weights::{HostTensor, read_safetensors};
+use cyclegan::model::{DiscriminatorConfig, GeneratorConfig};
+use cyclegan::train::trainer::LossRecord;
+use cyclegan::train::{Outcome, RunOptions, TrainConfig, checkpoint, train};
+
+fn tiny_config(data: &Path) -> TrainConfig {
+    TrainConfig {
+        data_dir: data.to_path_buf(),
+        generator: GeneratorConfig { ngf: 4, blocks: 1 },
+        discriminator: DiscriminatorConfig { ndf: 4, layers: 2 },
+        load_size: 20,
+        crop_size: 16,
+        pool_size: 3,
+        epochs: 1,
+        epochs_decay: 2,
+        workers: 2,
+        seed: 5,
+        save_every_minutes: 0.0,
+        keep_last: 2,
+        ..TrainConfig::default()
+    }
+}
+
+fn quiet() -> RunOptions {
+    let mut o = RunOptions::new(Device::flex());
+    o.progress = false;
+    o
+}
+
+fn networks(run: &Path) -> HashMap<String, HostTensor> {
+    let dir = checkpoint::list(run)
+        .into_iter()
+        .next()
+        .expect("a checkpoint");
+    read_safetensors(&dir.join("networks.safetensors"), "").unwrap()
+}
+
+fn losses(run: &Path) -> Vec<LossRecord> {
+    std::fs::read_to_string(run.join("losses.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+fn assert_same_networks(a: &HashMap<String, HostTensor>, b: &HashMap<String, HostTensor>) {
+    assert_eq!(a.len(), b.len());
+    let mut worst = 0.0f32;
+    for (k, x) in a {
+        let y = &b[k];
+        assert_eq!(x.shape, y.shape, "{k}");
+        for (p, q) in x.data.iter().zip(&y.data) {
+            worst = worst.max((p - q).abs());
+        }
+    }
+    assert!(
+        worst == 0.0,
+        "resumed weights differ from the uninterrupted run by up to {worst}"
+    );
+}
+
+#[test]
+fn resumed_run_equals_uninterrupted_run() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    cyclegan::demo::write_dataset(&data, 20, 5, 0, 3).unwrap();
+    let n = 12; // spans epoch ends (5 iterations each) and the decaying learning rate
+    let straight = tmp.path().join("straight");
+    let config = TrainConfig {
+        max_iters: Some(n),
+        ..tiny_config(&data)
+    };
+    let s = train(&config, &straight, &quiet()).unwrap();
+    assert_eq!((s.outcome, s.global_iter), (Outcome::Finished, n));
+
+    let split = tmp.path().join("split");
+    train(
+        &TrainConfig {
+            max_iters: Some(n / 2 + 1),
+            ..config.clone()
+        },
+        &split,
+        &quiet(),
+    )
+    .unwrap();
+    let mut resume = quiet();
+    resume.resume = true;
+    let s = train(&config, &split, &resume).unwrap();
+    assert_eq!((s.global_iter, s.iterations_run), (n, n / 2 - 1));
+
+    assert_same_networks(&networks(&straight), &networks(&split));
+    let (a, b) = (losses(&straight), losses(&split));
+    assert_eq!(a.len(), n as usize);
+    assert_eq!(b.len(), n as usize);
+    for (x, y) in a.iter().zip(&b) {
+        assert_eq!((x.iter, x.losses), (y.iter, y.losses));
+    }
+    // keep_last 2: older checkpoints were pruned.
+    assert!(checkpoint::list(&split).len() <= 2);
+}
+
+#[test]
+fn stop_request_saves_and_resume_finishes_identically() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    cyclegan::demo::write_dataset(&data, 20, 4, 0, 9).unwrap();
+    let config = TrainConfig {
+        max_iters: Some(10),
+        ..tiny_config(&data)
+    };
+    let straight = tmp.path().join("straight");
+    train(&config, &straight, &quiet()).unwrap();
+
+    // Ask to stop (as Ctrl-C does) once a few iterations are logged.
+    let run = tmp.path().join("interrupted");
+    let opts = quiet();
+    let stop = opts.stop.clone();
+    let log = run.join("losses.jsonl");
+    let watcher = std::thread::spawn(move || {
+        while std::fs::read_to_string(&log)
+            .map(|t| t.lines().count())
+            .unwrap_or(0)
+            < 3
+        {
+            std::thread::sleep(std::time::Duration::from_millis(2));
+        }
+        stop.store(true, Ordering::SeqCst);
+    });
+    let s = train(&config, &run, &opts).unwrap();
+    watcher.join().unwrap();
+    assert_eq!(s.outcome, Outcome::Interrupted);
+    assert!(
+        s.global_iter >= 3 && s.global_iter < 10,
+        "stopped at {}",
+        s.global_iter
+    );
+    let ckpt = s.last_checkpoint.expect("a checkpoint on stop");
+    assert!(ckpt.ends_with(format!("iter-{:010}", s.global_iter)));
+
+    let mut resume = quiet();
+    resume.resume = true;
+    train(&config, &run, &resume).unwrap();
+    assert_same_networks(&networks(&straight), &networks(&run));
+}
+
+#[test]
+fn losses_fall_on_a_learnable_task() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    cyclegan::demo::write_dataset(&data, 36, 20, 0, 1).unwrap();
+    let config = TrainConfig {
+        generator: GeneratorConfig { ngf: 8, blocks: 2 },
+        discriminator: DiscriminatorConfig { ndf: 8, layers: 2 },
+        load_size: 36,
+        crop_size: 32,
+        lr: 5e-4,
+        epochs: 10,
+        epochs_decay: 0,
+        max_iters: Some(120),
+        ..tiny_config(&data)
+    };
+    let run = tmp.path().join("run");
+    train(&config, &run, &quiet()).unwrap();
+    let l = losses(&run);
+    let mean = |r: &[LossRecord]| {
+        r.iter()
+            .map(|x| x.losses.cycle_A + x.losses.cycle_B)
+            .sum::<f32>()
+            / r.len() as f32
+    };
+    let (first, last) = (mean(&l[..20]), mean(&l[l.len() - 20..]));
+    assert!(
+        last < 0.6 * first,
+        "cycle loss did not fall enough: {first} -> {last}"
+    );
+    // Epoch outputs exist: sample grids and the loss plot.
+    assert!(run.join("samples/epoch_0001.png").exists());
+    assert!(run.join("losses.png").exists());
+    assert!(run.join("config.toml").exists());
+}
+
+#[test]
+fn damaged_newest_checkpoint_falls_back_to_the_previous_one() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    cyclegan::demo::write_dataset(&data, 20, 3, 0, 2).unwrap();
+    let config = TrainConfig {
+        max_iters: Some(6),
+        keep_last: 5,
+        ..tiny_config(&data)
+    };
+    let run = tmp.path().join("run");
+    train(&config, &run, &quiet()).unwrap();
+    let all = checkpoint::list(&run);
+    assert_eq!(all.len(), 3, "{all:?}"); // the start, and epoch ends at 3 and 6
+    // Flip a byte in the newest checkpoint's weights.
+    let file = all[0].join("networks.safetensors");
+    let mut bytes = std::fs::read(&file).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x40;
+    std::fs::write(&file, bytes).unwrap();
+    let err = checkpoint::read(&all[0])
+        .err()
+        .expect("damage detected")
+        .to_string();
+    assert!(
+        err.contains("networks.safetensors") && err.contains("checksum"),
+        "{err}"
+    );
+    let latest = checkpoint::latest(&run).expect("fallback");
+    assert_eq!(latest.dir, all[1]);
+    assert_eq!(latest.state.global_iter, 3);
+}
+
+#[test]
+fn fresh_run_refuses_a_folder_with_checkpoints_and_bad_data_is_named() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    cyclegan::demo::write_dataset(&data, 20, 2, 0, 2).unwrap();
+    let config = TrainConfig {
+        max_iters: Some(1),
+        ..tiny_config(&data)
+    };
+    let run = tmp.path().join("run");
+    train(&config, &run, &quiet()).unwrap();
+    let err = train(&config, &run, &quiet()).unwrap_err().to_string();
+    assert!(err.contains("--resume"), "{err}");
+
+    let missing = TrainConfig {
+        data_dir: tmp.path().join("nope"),
+        ..config
+    };
+    let err = train(&missing, &tmp.path().join("run2"), &quiet())
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("nope") && err.contains("trainA"), "{err}");
+}
+
+fn events(run: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(run.join("events.jsonl"))
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+fn guarded(data: &Path) -> TrainConfig {
+    let mut c = TrainConfig {
+        max_iters: Some(24),
+        keep_last: 10,
+        epochs: 3,
+        epochs_decay: 3,
+        ..tiny_config(data)
+    };
+    c.guard.window = 8;
+    c
+}
+
+#[test]
+fn guard_rolls_back_an_injected_nan_and_finishes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    cyclegan::demo::write_dataset(&data, 20, 4, 0, 4).unwrap();
+    let run = tmp.path().join("run");
+    let mut opts = quiet();
+    opts.fault = Some("nan@10".parse().unwrap());
+    let s = train(&guarded(&data), &run, &opts).unwrap();
+    assert_eq!((s.outcome, s.global_iter), (Outcome::Finished, 24));
+    let ev = events(&run);
+    assert_eq!(ev.len(), 1, "{ev:?}");
+    assert_eq!(ev[0]["iter"], 10);
+    assert_eq!(ev[0]["anomaly"]["kind"], "non_finite");
+    assert_eq!(ev[0]["rolled_back_to"], 8); // the epoch-end checkpoint before iteration 10
+    assert!(ev[0]["files_a"][0].as_str().unwrap().contains("trainA"));
+    // The log is continuous and holds no NaN; the lr was halved after the rollback.
+    let l = losses(&run);
+    assert_eq!(
+        l.iter().map(|r| r.iter).collect::<Vec<_>>(),
+        (1..=24).collect::<Vec<_>>()
+    );
+    assert!(l.iter().all(|r| r.losses.all_finite()));
+    assert_eq!((l[7].lr, l[8].lr, l[9].lr), (2e-4, 1e-4, 1e-4));
+}
+
+#[test]
+fn guard_catches_an_exploding_learning_rate() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    cyclegan::demo::write_dataset(&data, 20, 4, 0, 4).unwrap();
+    let run = tmp.path().join("run");
+    let mut opts = quiet();
+    opts.fault = Some("lr-spike@13:3000".parse().unwrap());
+    let s = train(&guarded(&data), &run, &opts).unwrap();
+    assert_eq!((s.outcome, s.global_iter), (Outcome::Finished, 24));
+    let ev = events(&run);
+    assert!(!ev.is_empty(), "the spike went unnoticed");
+    assert!(ev[0]["iter"].as_u64().unwrap() >= 13);
+    let back = ev[0]["rolled_back_to"].as_u64().unwrap();
+    assert!(back < 13, "rolled back to {back}, after the fault");
+    // Checkpoints written after the fault were flagged and are never resumed from.
+    for dir in checkpoint::list(&run) {
+        let it = checkpoint::iteration_of(&dir).unwrap();
+        if checkpoint::is_flagged(&dir) {
+            assert!(it >= 13);
+        }
+    }
+    assert!(!checkpoint::is_flagged(
+        &checkpoint::latest(&run).unwrap().dir
+    ));
+}
+
+#[test]
+fn guard_off_lets_nan_through_to_a_clear_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    cyclegan::demo::write_dataset(&data, 20, 3, 0, 4).unwrap();
+    let mut c = guarded(&data);
+    c.guard.enabled = false;
+    let mut opts = quiet();
+    opts.fault = Some("nan@2".parse().unwrap());
+    let err = train(&c, &tmp.path().join("run"), &opts)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("not finite") && err.contains("--lr"), "{err}");
+}
+
+#[test]
+fn failed_save_stops_cleanly_and_keeps_the_previous_checkpoint() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    cyclegan::demo::write_dataset(&data, 20, 3, 0, 4).unwrap();
+    let run = tmp.path().join("run");
+    let mut opts = quiet();
+    opts.fault = Some("save-fail@6".parse().unwrap());
+    let err = train(&guarded(&data), &run, &opts).unwrap_err().to_string();
+    assert!(
+        err.contains("No space left") && err.contains("previous checkpoint is intact"),
+        "{err}"
+    );
+    let latest = checkpoint::latest(&run).unwrap();
+    assert_eq!(latest.state.global_iter, 3);
+    // And the run resumes from it.
+    let mut resume = quiet();
+    resume.resume = true;
+    let s = train(
+        &TrainConfig {
+            max_iters: Some(9),
+            ..guarded(&data)
+        },
+        &run,
+        &resume,
+    )
+    .unwrap();
+    assert_eq!(s.global_iter, 9);
+}
