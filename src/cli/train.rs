@@ -109,6 +109,9 @@ pub struct TrainArgs {
     /// Checkpoints to keep [default: 3]; the newest good one is always kept.
     #[arg(long, help_heading = "Run")]
     keep_last: Option<usize>,
+    /// Also write a sample grid and redraw losses.png every N iterations [default: 0, epoch ends only].
+    #[arg(long, value_name = "N", help_heading = "Run")]
+    sample_every: Option<u64>,
     /// Stop after this many iterations in total (smoke runs).
     #[arg(long, help_heading = "Run")]
     max_iters: Option<u64>,
@@ -168,6 +171,7 @@ impl TrainArgs {
         set!(workers = self.workers);
         set!(save_every_minutes = self.save_every_minutes);
         set!(keep_last = self.keep_last);
+        set!(sample_every = self.sample_every);
         if let Some(g) = self.guard {
             c.guard.enabled = g == OnOff::On;
         }

@@ -68,6 +68,10 @@ pub struct TrainConfig {
     pub keep_last: usize,
     /// Stop after this many iterations in total (smoke runs); None runs the whole schedule.
     pub max_iters: Option<u64>,
+    /// Also write a sample grid and redraw the loss plot every this many iterations (0: only
+    /// at epoch ends).
+    #[serde(default)]
+    pub sample_every: u64,
     /// Divergence guard settings.
     #[serde(default)]
     pub guard: GuardConfig,
@@ -99,6 +103,7 @@ impl Default for TrainConfig {
             save_every_minutes: 10.0,
             keep_last: 3,
             max_iters: None,
+            sample_every: 0,
             guard: GuardConfig::default(),
         }
     }

@@ -114,6 +114,7 @@ pub fn train(config: &TrainConfig, run_dir: &Path, opts: &RunOptions) -> Result<
         c.keep_last = config.keep_last;
         c.workers = config.workers;
         c.guard = config.guard;
+        c.sample_every = config.sample_every;
         let model = loaded.restore(&c, &device)?;
         let mut state = loaded.state.clone();
         state.config = c.clone();
@@ -322,10 +323,12 @@ pub fn train(config: &TrainConfig, run_dir: &Path, opts: &RunOptions) -> Result<
         bar.inc(1);
 
         let finished_epoch = state.index == per_epoch;
+        let sample_now = config.sample_every > 0 && iter % config.sample_every == 0;
+        if let (Some(v), true) = (&visuals, finished_epoch || sample_now) {
+            let name = if finished_epoch { format!("epoch_{:04}.png", state.epoch + 1) } else { format!("iter_{iter:08}.png") };
+            write_samples(run_dir, &name, v)?;
+        }
         if finished_epoch {
-            if let Some(v) = &visuals {
-                write_epoch_outputs(run_dir, state.epoch, v)?;
-            }
             state.epoch += 1;
             state.index = 0;
         }
@@ -485,11 +488,11 @@ fn progress_bar(show: bool, pos: u64, len: u64) -> ProgressBar {
     bar
 }
 
-/// Sample grid and loss curves at the end of an epoch.
-fn write_epoch_outputs(run_dir: &Path, epoch: usize, visuals: &Visuals) -> Result<()> {
+/// A sample grid `samples/NAME` and the loss curves.
+fn write_samples(run_dir: &Path, name: &str, visuals: &Visuals) -> Result<()> {
     let dir = run_dir.join("samples");
     fs::create_dir_all(&dir).with_context(|| format!("{}: cannot create", dir.display()))?;
-    samples::write_grid(visuals, &dir.join(format!("epoch_{:04}.png", epoch + 1)))?;
+    samples::write_grid(visuals, &dir.join(name))?;
     plots::plot_losses(&run_dir.join("losses.jsonl"), &run_dir.join("losses.png"))?;
     Ok(())
 }
