@@ -106,15 +106,40 @@ fn info(width: u32, height: u32, frame_count: Option<usize>, timescale: u32) -> 
     }
 }
 
+/// Largest animation frame side we decode: a damaged header must not make us composite
+/// gigapixel canvases. (H.264 stops at 3840x2160 anyway.)
+const MAX_SIDE: u32 = 8192;
+
+fn limits() -> image::Limits {
+    let mut l = image::Limits::default();
+    l.max_image_width = Some(MAX_SIDE);
+    l.max_image_height = Some(MAX_SIDE);
+    l
+}
+
+fn check_canvas(path: &Path, w: u32, h: u32) -> Result<(), VideoError> {
+    if w == 0 || h == 0 || w > MAX_SIDE || h > MAX_SIDE {
+        return Err(VideoError::corrupt(
+            path,
+            format!("implausible frame size {w}x{h} (damaged header?)"),
+        ));
+    }
+    Ok(())
+}
+
 /// Animated GIF reader.
 pub(crate) struct GifSource;
 
 impl GifSource {
     pub(crate) fn open(path: &Path) -> Result<impl FrameSource + use<>, VideoError> {
         let f = File::open(path).map_err(|e| VideoError::io(path, e))?;
-        let dec = GifDecoder::new(BufReader::new(f))
-            .map_err(|e| VideoError::corrupt(path, format!("not a readable GIF: {e}")))?;
+        let bad =
+            |e: image::ImageError| VideoError::corrupt(path, format!("not a readable GIF: {e}"));
+        let mut dec = GifDecoder::new(BufReader::new(f)).map_err(bad)?;
         let (w, h) = dec.dimensions();
+        check_canvas(path, w, h)?;
+        // `GifDecoder::new` starts without limits; the default ones cap memory per frame.
+        dec.set_limits(limits()).map_err(bad)?;
         Ok(AnimSource {
             path: path.to_path_buf(),
             info: info(w, h, None, 100),
@@ -136,8 +161,9 @@ impl ApngSource {
         let bad =
             |e: image::ImageError| VideoError::corrupt(path, format!("not a readable PNG: {e}"));
         let f = File::open(path).map_err(|e| VideoError::io(path, e))?;
-        let dec = PngDecoder::new(BufReader::new(f)).map_err(bad)?;
+        let dec = PngDecoder::with_limits(BufReader::new(f), limits()).map_err(bad)?;
         let (w, h) = dec.dimensions();
+        check_canvas(path, w, h)?;
         let animated = dec.is_apng().map_err(bad)?;
         let (frames, still) = if animated {
             (dec.apng().map_err(bad)?.into_frames(), None)

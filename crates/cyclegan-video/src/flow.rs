@@ -2,7 +2,8 @@
 //!
 //! Compact rather than state of the art: for each pixel a 2x2 least-squares system over a
 //! window is solved at every pyramid level, refining the flow upsampled from the level above;
-//! a small Tikhonov term keeps flat regions at zero motion. Good enough to follow camera pans,
+//! a small pull towards the neighbours' mean flow (as in Bruhn et al.'s combined local-global
+//! method) fills in flat regions. Good enough to follow camera pans,
 //! zooms and moving objects for flicker measurement and temporal smoothing, where the
 //! occlusion mask removes the places it gets wrong.
 
@@ -164,7 +165,8 @@ pub struct FlowParams {
     pub iterations: usize,
     /// Half-size of the square window the motion is assumed constant over.
     pub radius: usize,
-    /// Tikhonov term: how strongly weak texture is pulled to zero motion.
+    /// Smoothness: how strongly a pixel's motion is pulled towards its neighbours' mean, which
+    /// decides the motion where texture is too weak to.
     pub regularization: f32,
 }
 
@@ -172,9 +174,9 @@ impl Default for FlowParams {
     fn default() -> Self {
         Self {
             max_levels: 6,
-            iterations: 4,
+            iterations: 6,
             radius: 3,
-            regularization: 1e-4,
+            regularization: 1e-5,
         }
     }
 }
@@ -237,8 +239,9 @@ fn refine(from: &Gray, to: &Gray, flow: &mut Flow, p: &FlowParams) {
     gradients(&from.data, w, h, &mut fx, &mut fy);
     let mut warped = vec![0.0; n];
     let (mut wx, mut wy) = (vec![0.0; n], vec![0.0; n]);
-    let mut prods: [Vec<f32>; 5] = std::array::from_fn(|_| vec![0.0; n]);
-    let mut sums: [Vec<f32>; 5] = std::array::from_fn(|_| vec![0.0; n]);
+    let mut prods: [Vec<f32>; 7] = std::array::from_fn(|_| vec![0.0; n]);
+    let mut sums: [Vec<f32>; 7] = std::array::from_fn(|_| vec![0.0; n]);
+    let (mut mu, mut mv) = (vec![0.0; n], vec![0.0; n]);
     let mut tmp = vec![0.0; n];
     for _ in 0..p.iterations {
         for y in 0..h {
@@ -258,23 +261,33 @@ fn refine(from: &Gray, to: &Gray, flow: &mut Flow, p: &FlowParams) {
             prods[2][i] = gy * gy;
             prods[3][i] = gx * gt;
             prods[4][i] = gy * gt;
+            // Each window pixel is linearised at its own current flow; assuming the centre's
+            // flow for the whole window instead makes the iteration diverge.
+            prods[5][i] = gx * gx * flow.u[i] + gx * gy * flow.v[i];
+            prods[6][i] = gx * gy * flow.u[i] + gy * gy * flow.v[i];
         }
-        for k in 0..5 {
+        for k in 0..7 {
             box_mean(&prods[k], w, h, p.radius, &mut sums[k], &mut tmp);
         }
+        // Prior: the neighbourhood's mean flow (Lucas-Kanade meets Horn-Schunck), so weakly
+        // textured windows take their neighbours' motion instead of drifting with the noise.
+        box_mean(&flow.u, w, h, 1, &mut mu, &mut tmp);
+        box_mean(&flow.v, w, h, 1, &mut mv, &mut tmp);
         let lambda = p.regularization;
         for i in 0..n {
+            // Minimise, over the window, sum (gt + g.(f - f_j))^2 + lambda |f - mean f|^2.
             let (a, b, c) = (sums[0][i] + lambda, sums[1][i], sums[2][i] + lambda);
-            let (ex, ey) = (sums[3][i], sums[4][i]);
+            let rx = sums[5][i] - sums[3][i] + lambda * mu[i];
+            let ry = sums[6][i] - sums[4][i] + lambda * mv[i];
             let det = a * c - b * b;
             if det <= 1e-12 {
                 continue;
             }
-            let du = -(c * ex - b * ey) / det;
-            let dv = -(a * ey - b * ex) / det;
+            let nu = (c * rx - b * ry) / det;
+            let nv = (a * ry - b * rx) / det;
             // One step never moves more than a few pixels: the pyramid handles large motion.
-            flow.u[i] += du.clamp(-2.0, 2.0);
-            flow.v[i] += dv.clamp(-2.0, 2.0);
+            flow.u[i] += (nu - flow.u[i]).clamp(-2.0, 2.0);
+            flow.v[i] += (nv - flow.v[i]).clamp(-2.0, 2.0);
         }
     }
 }

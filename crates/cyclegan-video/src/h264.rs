@@ -309,10 +309,20 @@ impl Mp4Sink {
             .intra_frame_period(IntraFramePeriod::from_num_frames(
                 (fps * 2.0).round().max(1.0) as u32,
             ));
-        let encoder =
+        let mut encoder =
             Encoder::with_api_config(OpenH264API::from_source(), config).map_err(|e| {
                 VideoError::invalid(path, format!("cannot start the H.264 encoder: {e}"))
             })?;
+        // With skipping off OpenH264 prints a rate-control warning to stderr when it starts;
+        // the trace level is the one option that can be set before that.
+        // SAFETY: a valid encoder and a pointer to a live i32, as SetOption expects.
+        unsafe {
+            let mut quiet = openh264_sys2::WELS_LOG_QUIET as i32;
+            encoder.raw_api().set_option(
+                openh264_sys2::ENCODER_OPTION_TRACE_LEVEL,
+                (&raw mut quiet).cast(),
+            );
+        }
         let file = File::create(path).map_err(|e| VideoError::io(path, e))?;
         Ok(Self {
             path: path.to_path_buf(),

@@ -33,7 +33,7 @@ pub use flicker::{
     FlickerMeter, FlickerStats, TemporalParams, TemporalSmoother, flicker_stats,
     temporal_difference, warping_error,
 };
-pub use translate::{Progress, VideoReport, VideoTranslateOptions, translate_video};
+pub use translate::{Progress, Translator, VideoReport, VideoTranslateOptions, translate_video};
 
 /// One decoded frame and when it is shown.
 #[derive(Debug, Clone)]

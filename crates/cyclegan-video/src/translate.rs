@@ -60,6 +60,10 @@ pub struct VideoReport {
     pub temporal_time: Duration,
 }
 
+/// The translation callback of [`translate_video`]: a batch of frames in, as many translated
+/// frames out (in order), or a message saying why not.
+pub type Translator = dyn FnMut(&[RgbImage]) -> Result<Vec<RgbImage>, String>;
+
 /// Progress callback: `(frames done, total if the container says)`.
 pub type Progress<'a> = &'a mut dyn FnMut(usize, Option<usize>);
 
@@ -148,7 +152,7 @@ pub fn translate_video(
     input: &Path,
     output: &Path,
     opts: &VideoTranslateOptions,
-    translate: &mut dyn FnMut(&[RgbImage]) -> Result<Vec<RgbImage>, String>,
+    translate: &mut Translator,
     progress: Progress<'_>,
 ) -> Result<VideoReport, VideoError> {
     let start = Instant::now();

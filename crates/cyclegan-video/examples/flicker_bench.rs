@@ -1,0 +1,276 @@
+//! Flicker benchmark: a slow pan-and-zoom clip made from a photo, translated by a dummy
+//! "network" that flickers like an unstable GAN, with temporal smoothing off and on.
+//!
+//! ```sh
+//! cargo run --release -p cyclegan-video --example flicker_bench -- [PHOTO] [--out DIR] [--long FRAMES]
+//! ```
+//!
+//! PHOTO defaults to the first image of /work/shared/datasets/horse2zebra/testA. With
+//! `--long N` it instead translates an N-frame clip (temporal on) and reports peak memory.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use cyclegan_video::{
+    FlickerMeter, Frame, TemporalParams, VideoTranslateOptions, create, open, translate_video,
+};
+use image::{Rgb, RgbImage};
+
+const W: u32 = 480;
+const H: u32 = 270;
+const FPS: f64 = 24.0;
+
+/// Deterministic xorshift noise.
+struct Rng(u64);
+impl Rng {
+    fn uniform(&mut self) -> f32 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        (self.0 >> 40) as f32 / (1u64 << 24) as f32
+    }
+    fn normal(&mut self) -> f32 {
+        (0..4).map(|_| self.uniform()).sum::<f32>() * 1.732 - 3.464
+    }
+}
+
+/// Frame `k` of `n` of a slow pan (left to right, about 3 pixels a frame) with a 1.0x to 1.25x
+/// zoom over the photo,
+/// sampled bilinearly so the motion is smooth and sub-pixel.
+fn pan_zoom(photo: &RgbImage, k: usize, n: usize) -> RgbImage {
+    let s = k as f32 / (n.max(2) - 1) as f32;
+    let (pw, ph) = (photo.width() as f32, photo.height() as f32);
+    // The window spans 60% of the photo's width at the start and 48% at the end (1.25x zoom),
+    // its centre panning from 30% to 70% of the width and bobbing slightly vertically.
+    let zoom = 1.0 + 0.25 * s;
+    let scale = 0.6 * pw / W as f32 / zoom;
+    let cx = pw * (0.3 + 0.4 * s);
+    let cy = ph * (0.5 + 0.05 * (s * std::f32::consts::PI).sin());
+    let data: Vec<f32> = photo.as_raw().iter().map(|&v| f32::from(v)).collect();
+    RgbImage::from_fn(W, H, |x, y| {
+        let sx = cx + (x as f32 - W as f32 / 2.0) * scale;
+        let sy = cy + (y as f32 - H as f32 / 2.0) * scale;
+        let mut px = [0u8; 3];
+        for (c, p) in px.iter_mut().enumerate() {
+            *p = sample(
+                &data,
+                photo.width() as usize,
+                photo.height() as usize,
+                sx,
+                sy,
+                c,
+            )
+            .round() as u8;
+        }
+        Rgb(px)
+    })
+}
+
+fn sample(d: &[f32], w: usize, h: usize, x: f32, y: f32, c: usize) -> f32 {
+    let x = x.clamp(0.0, (w - 1) as f32);
+    let y = y.clamp(0.0, (h - 1) as f32);
+    let (x0, y0) = (x as usize, y as usize);
+    let (x1, y1) = ((x0 + 1).min(w - 1), (y0 + 1).min(h - 1));
+    let (fx, fy) = (x - x0 as f32, y - y0 as f32);
+    let at = |xx: usize, yy: usize| d[(yy * w + xx) * 3 + c];
+    let t = at(x0, y0) + fx * (at(x1, y0) - at(x0, y0));
+    let b = at(x0, y1) + fx * (at(x1, y1) - at(x0, y1));
+    t + fy * (b - t)
+}
+
+/// The stand-in network's steady part: a fixed colour restyling (warm, contrasty).
+fn style(img: &RgbImage) -> RgbImage {
+    let mut out = img.clone();
+    for p in out.pixels_mut() {
+        let [r, g, b] = p.0.map(f32::from);
+        let nr = 1.15 * r + 0.10 * g - 0.05 * b - 10.0;
+        let ng = 0.05 * r + 0.95 * g + 0.00 * b;
+        let nb = -0.05 * r + 0.10 * g + 0.80 * b + 5.0;
+        p.0 = [nr, ng, nb].map(|v| v.round().clamp(0.0, 255.0) as u8);
+    }
+    out
+}
+
+/// The unstable part: per-frame random colour gains, contrast and brightness, plus noise.
+fn flicker(img: &RgbImage, rng: &mut Rng) -> RgbImage {
+    let gain = [0, 1, 2].map(|_| 1.0 + 0.06 * rng.normal());
+    let contrast = 1.0 + 0.05 * rng.normal();
+    let offset = 6.0 * rng.normal();
+    let mut out = img.clone();
+    for p in out.pixels_mut() {
+        for (c, v) in p.0.iter_mut().enumerate() {
+            let x = (f32::from(*v) - 128.0) * contrast + 128.0;
+            *v = (x * gain[c] + offset + 5.0 * rng.normal())
+                .round()
+                .clamp(0.0, 255.0) as u8;
+        }
+    }
+    out
+}
+
+fn vm_hwm_kb() -> Option<u64> {
+    let s = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = s.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+fn write_clip(photo: &RgbImage, path: &Path, n: usize) {
+    let mut sink = create(path, W, H).expect("create clip");
+    for k in 0..n {
+        let image = pan_zoom(photo, k, n);
+        sink.write(&Frame {
+            image,
+            time: k as f64 / FPS,
+            duration: None,
+        })
+        .expect("write clip");
+    }
+    sink.finish().expect("finish clip");
+}
+
+/// Warping error etc. of `output` against `input`, both decoded from disk; also PSNR of the
+/// output against the flicker-free restyling of the input.
+fn evaluate(input: &Path, output: &Path) -> (cyclegan_video::FlickerStats, f64) {
+    let mut meter = FlickerMeter::new();
+    let (mut se, mut count) = (0.0f64, 0usize);
+    for (i, o) in open(input).unwrap().zip(open(output).unwrap()) {
+        let (i, o) = (i.unwrap().image, o.unwrap().image);
+        let clean = style(&i);
+        se += clean
+            .as_raw()
+            .iter()
+            .zip(o.as_raw())
+            .map(|(&a, &b)| (f64::from(a) - f64::from(b)).powi(2))
+            .sum::<f64>();
+        count += clean.as_raw().len();
+        meter.push(&i, &o);
+    }
+    let psnr = 10.0 * (255.0f64 * 255.0 / (se / count as f64)).log10();
+    (meter.stats(), psnr)
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mut photo_path: Option<PathBuf> = None;
+    let mut out_dir = std::env::temp_dir().join("flicker_bench");
+    let mut long: Option<usize> = None;
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--out" => out_dir = PathBuf::from(it.next().expect("--out DIR")),
+            "--long" => {
+                long = Some(
+                    it.next()
+                        .expect("--long FRAMES")
+                        .parse()
+                        .expect("a frame count"),
+                )
+            }
+            other => photo_path = Some(PathBuf::from(other)),
+        }
+    }
+    let photo_path = photo_path.unwrap_or_else(|| {
+        let dir = Path::new("/work/shared/datasets/horse2zebra/testA");
+        let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
+            .expect("no PHOTO given and no horse2zebra/testA")
+            .map(|e| e.unwrap().path())
+            .collect();
+        v.sort();
+        v.into_iter().next().expect("an image")
+    });
+    std::fs::create_dir_all(&out_dir).unwrap();
+    let photo = image::open(&photo_path).expect("read photo").to_rgb8();
+    // Upscale the 256x256 photo 4x first so that the pan moves over smooth detail.
+    let photo = image::imageops::resize(
+        &photo,
+        photo.width() * 4,
+        photo.height() * 4,
+        image::imageops::FilterType::CatmullRom,
+    );
+
+    let n = long.unwrap_or(96);
+    let clip = out_dir.join(if long.is_some() {
+        "long.mp4"
+    } else {
+        "clip.mp4"
+    });
+    let t0 = Instant::now();
+    write_clip(&photo, &clip, n);
+    println!(
+        "clip: {} ({n} frames {W}x{H} @ {FPS} fps, from {}) written in {:.2}s",
+        clip.display(),
+        photo_path.display(),
+        t0.elapsed().as_secs_f64()
+    );
+
+    let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+    let mut net = |frames: &[RgbImage]| -> Result<Vec<RgbImage>, String> {
+        Ok(frames
+            .iter()
+            .map(|f| flicker(&style(f), &mut rng))
+            .collect())
+    };
+
+    if long.is_some() {
+        let out = out_dir.join("long_out.mp4");
+        let opts = VideoTranslateOptions {
+            batch: 8,
+            ..Default::default()
+        };
+        let r = translate_video(&clip, &out, &opts, &mut net, &mut |_, _| {}).expect("translate");
+        println!(
+            "long: {} frames translated (temporal on) in {:.1}s; peak RSS (VmHWM) {} MiB",
+            r.frames,
+            r.elapsed.as_secs_f64(),
+            vm_hwm_kb().unwrap_or(0) / 1024
+        );
+        return;
+    }
+
+    println!(
+        "| temporal | warping error | temporal difference | PSNR vs flicker-free (dB) | tracked | time (s) | of which smoothing (s) |"
+    );
+    println!("|---|---|---|---|---|---|---|");
+    // The flicker-free restyling: the floor any method could reach.
+    {
+        let out = out_dir.join("clean.mp4");
+        let opts = VideoTranslateOptions {
+            temporal: None,
+            ..Default::default()
+        };
+        let mut clean = |frames: &[RgbImage]| -> Result<Vec<RgbImage>, String> {
+            Ok(frames.iter().map(style).collect())
+        };
+        translate_video(&clip, &out, &opts, &mut clean, &mut |_, _| {}).unwrap();
+        let (s, p) = evaluate(&clip, &out);
+        println!(
+            "| (no flicker, reference) | {:.5} | {:.4} | {p:.2} | {:.2} | | |",
+            s.warping_error, s.temporal_difference, s.tracked_fraction
+        );
+    }
+    for (name, temporal) in [("off", None), ("on", Some(TemporalParams::default()))] {
+        let out = out_dir.join(format!("out_{name}.mp4"));
+        let opts = VideoTranslateOptions {
+            temporal,
+            ..Default::default()
+        };
+        rng = Rng(0x9E37_79B9_7F4A_7C15);
+        let mut net = |frames: &[RgbImage]| -> Result<Vec<RgbImage>, String> {
+            Ok(frames
+                .iter()
+                .map(|f| flicker(&style(f), &mut rng))
+                .collect())
+        };
+        let r = translate_video(&clip, &out, &opts, &mut net, &mut |_, _| {}).expect("translate");
+        let (s, p) = evaluate(&clip, &out);
+        println!(
+            "| {name} | {:.5} | {:.4} | {p:.2} | {:.2} | {:.2} | {:.2} |",
+            s.warping_error,
+            s.temporal_difference,
+            s.tracked_fraction,
+            r.elapsed.as_secs_f64(),
+            r.temporal_time.as_secs_f64()
+        );
+    }
+    println!("peak RSS (VmHWM): {} MiB", vm_hwm_kb().unwrap_or(0) / 1024);
+}
