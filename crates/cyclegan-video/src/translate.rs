@@ -62,7 +62,7 @@ pub struct VideoReport {
 
 /// The translation callback of [`translate_video`]: a batch of frames in, as many translated
 /// frames out (in order), or a message saying why not.
-pub type Translator = dyn FnMut(&[RgbImage]) -> Result<Vec<RgbImage>, String>;
+pub type Translator<'a> = dyn FnMut(&[RgbImage]) -> Result<Vec<RgbImage>, String> + 'a;
 
 /// Progress callback: `(frames done, total if the container says)`.
 pub type Progress<'a> = &'a mut dyn FnMut(usize, Option<usize>);
@@ -152,7 +152,7 @@ pub fn translate_video(
     input: &Path,
     output: &Path,
     opts: &VideoTranslateOptions,
-    translate: &mut Translator,
+    translate: &mut Translator<'_>,
     progress: Progress<'_>,
 ) -> Result<VideoReport, VideoError> {
     let start = Instant::now();
