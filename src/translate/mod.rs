@@ -32,7 +32,8 @@ impl Direction {
     }
 }
 
-/// A generator ready to translate images.
+/// A generator ready to translate images (cheap to clone: weights are shared).
+#[derive(Clone)]
 pub struct Translator {
     generator: ResnetGenerator,
     device: Device,
