@@ -319,3 +319,31 @@ impl CycleGan {
         (losses, visuals)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn objective(gan_mode: GanMode) -> Objective {
+        Objective { gan_mode, lambda_a: 10.0, lambda_b: 10.0, lambda_identity: 0.5 }
+    }
+
+    fn value(t: Tensor<1>) -> f32 {
+        t.into_data().convert::<f32>().try_into_vec::<f32>().unwrap()[0]
+    }
+
+    #[test]
+    fn adversarial_losses_have_their_textbook_values() {
+        let device = Device::flex();
+        let logits = |v: f32| Tensor::<4>::full([1, 1, 2, 2], v, &device);
+        let ls = objective(GanMode::Lsgan);
+        assert!((value(ls.gan(logits(0.25), true)) - 0.5625).abs() < 1e-6); // (0.25 - 1)^2
+        assert!((value(ls.gan(logits(0.25), false)) - 0.0625).abs() < 1e-6); // 0.25^2
+        let bce = objective(GanMode::Vanilla);
+        // -log(sigmoid(0)) = ln 2 either way; a confident correct logit costs almost nothing.
+        assert!((value(bce.gan(logits(0.0), true)) - std::f32::consts::LN_2).abs() < 1e-6);
+        assert!((value(bce.gan(logits(0.0), false)) - std::f32::consts::LN_2).abs() < 1e-6);
+        assert!(value(bce.gan(logits(12.0), true)) < 1e-5);
+        assert!((value(bce.gan(logits(12.0), false)) - 12.0).abs() < 1e-4);
+    }
+}
