@@ -89,6 +89,7 @@ pub fn render(records: &[LossRecord]) -> Result<Vec<u8>> {
         }
         chart
             .configure_series_labels()
+            .position(SeriesLabelPosition::UpperRight)
             .background_style(WHITE.mix(0.85))
             .border_style(BLACK)
             .label_font(("sans-serif", 14))
