@@ -55,7 +55,7 @@ impl AnimSource {
                     delay = self.zero_delay;
                 }
                 let rgba = f.into_buffer();
-                let image = DynamicImage::ImageRgba8(rgba).to_rgb8();
+                let image = on_white(&rgba);
                 let time = self.time;
                 self.time += delay;
                 self.count += 1;
@@ -125,6 +125,15 @@ fn check_canvas(path: &Path, w: u32, h: u32) -> Result<(), VideoError> {
         ));
     }
     Ok(())
+}
+
+/// Transparent pixels shown on white, as the dataset tools and browsers show them.
+fn on_white(rgba: &image::RgbaImage) -> RgbImage {
+    RgbImage::from_fn(rgba.width(), rgba.height(), |x, y| {
+        let p = rgba.get_pixel(x, y).0;
+        let a = u32::from(p[3]);
+        image::Rgb([0, 1, 2].map(|c| ((u32::from(p[c]) * a + 255 * (255 - a) + 127) / 255) as u8))
+    })
 }
 
 /// Animated GIF reader.

@@ -279,7 +279,7 @@ impl Mp4Sink {
         height: u32,
         opts: &CreateOptions,
     ) -> Result<Self, VideoError> {
-        if width > 3840 && height > 2160 || width.max(height) > 3840 || width.min(height) > 2160 {
+        if width.max(height) > 3840 || width.min(height) > 2160 {
             return Err(VideoError::invalid(
                 path,
                 format!("H.264 encoding is limited to 3840x2160; the frames are {width}x{height}"),
@@ -317,7 +317,7 @@ impl Mp4Sink {
         // the trace level is the one option that can be set before that.
         // SAFETY: a valid encoder and a pointer to a live i32, as SetOption expects.
         unsafe {
-            let mut quiet = openh264_sys2::WELS_LOG_QUIET as i32;
+            let mut quiet: i32 = openh264_sys2::WELS_LOG_QUIET;
             encoder.raw_api().set_option(
                 openh264_sys2::ENCODER_OPTION_TRACE_LEVEL,
                 (&raw mut quiet).cast(),

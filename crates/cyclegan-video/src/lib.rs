@@ -9,7 +9,7 @@
 //! | MP4 / M4V / MOV, H.264 | yes | yes | own bounds-checked demuxer, `mp4` crate muxer, `openh264` codec |
 //! | GIF (animated) | yes | yes | `image` (`gif`) |
 //! | APNG | yes | yes | `image` decoder, own chunk writer around `image`'s PNG encoder |
-//! | anything else | with `--features ffmpeg` | with `--features ffmpeg` | system FFmpeg libraries |
+//! | anything else | no | no | the `ffmpeg` feature is declared for the system FFmpeg libraries, not implemented yet |
 //!
 //! Frames are streamed: a [`FrameSource`] decodes one frame at a time and a [`FrameSink`] keeps
 //! at most one frame pending, so memory does not grow with the clip's length.
