@@ -168,6 +168,10 @@ pub struct FlowParams {
     /// Smoothness: how strongly a pixel's motion is pulled towards its neighbours' mean, which
     /// decides the motion where texture is too weak to.
     pub regularization: f32,
+    /// Pyramid levels larger than this (longer side, pixels) are not refined: the flow from
+    /// the first level at most this size is upsampled. Bounds the cost on HD frames; smooth
+    /// motion loses little.
+    pub max_side: usize,
 }
 
 impl Default for FlowParams {
@@ -177,6 +181,7 @@ impl Default for FlowParams {
             iterations: 6,
             radius: 3,
             regularization: 1e-5,
+            max_side: 640,
         }
     }
 }
@@ -317,7 +322,9 @@ pub fn estimate(from: &Gray, to: &Gray, p: &FlowParams) -> Flow {
         if lvl != pyr.len() - 1 {
             flow = flow.up(a.width, a.height);
         }
-        refine(a, b, &mut flow, p);
+        if lvl == pyr.len() - 1 || a.width.max(a.height) <= p.max_side.max(16) {
+            refine(a, b, &mut flow, p);
+        }
     }
     flow
 }
