@@ -4,6 +4,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod bench;
 mod demo;
 mod device;
 mod doctor;
@@ -52,6 +53,8 @@ enum Command {
     EvalVideo(eval_video::EvalVideoArgs),
     /// Run the whole pipeline on a generated dataset (a few minutes on a CPU).
     Demo(demo::DemoArgs),
+    /// Measure training, inference and data-loading speed and peak memory on this machine.
+    Bench(bench::BenchArgs),
 }
 
 /// Parse the command line, run the command and map the outcome to an exit status.
@@ -64,6 +67,7 @@ pub fn main() -> ExitCode {
         Command::Translate(a) => translate::run(a),
         Command::EvalVideo(a) => eval_video::run(a),
         Command::Demo(a) => demo::run(a),
+        Command::Bench(a) => bench::run(a),
     };
     match result {
         Ok(code) => code,
