@@ -7,6 +7,7 @@ use burn::tensor::activation::leaky_relu;
 use serde::{Deserialize, Serialize};
 
 use super::generator::{conv2d, instance_norm};
+use super::ops::{self, Padding};
 use super::{NamedConv, NamedConvs};
 
 /// Shape of a [`PatchDiscriminator`].
@@ -67,11 +68,12 @@ impl PatchDiscriminator {
     /// real-vs-fake logits, one per patch.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         let last = self.convs.len() - 1;
-        let mut x = leaky_relu(self.convs[0].forward(x), 0.2);
-        for (conv, norm) in self.convs[1..last].iter().zip(&self.norms) {
-            x = leaky_relu(norm.forward(conv.forward(x)), 0.2);
+        let conv = |i: usize, x| ops::conv2d(&self.convs[i], x, Padding::Zeros(1));
+        let mut x = leaky_relu(conv(0, x), 0.2);
+        for (i, norm) in (1..last).zip(&self.norms) {
+            x = leaky_relu(norm.forward(conv(i, x)), 0.2);
         }
-        self.convs[last].forward(x)
+        conv(last, x)
     }
 }
 

@@ -4,9 +4,9 @@ use burn::nn::conv::{Conv2d, Conv2dConfig, ConvTranspose2d, ConvTranspose2dConfi
 use burn::nn::{Initializer, InstanceNorm, InstanceNormConfig, PaddingConfig2d};
 use burn::prelude::*;
 use burn::tensor::activation::{relu, tanh};
-use burn::tensor::ops::PadMode;
 use serde::{Deserialize, Serialize};
 
+use super::ops::{self, Padding};
 use super::{NamedConv, NamedConvs};
 
 /// Shape of a [`ResnetGenerator`].
@@ -40,7 +40,8 @@ impl ReflectConvNorm {
     }
 
     fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        self.norm.forward(self.conv.forward(reflect(x, 1)))
+        self.norm
+            .forward(ops::conv2d(&self.conv, x, Padding::Reflect(1)))
     }
 }
 
@@ -111,9 +112,10 @@ impl ResnetGenerator {
 
     /// Translate a batch of images `[batch, 3, H, W]` in [-1, 1]; H and W must be multiples of 4.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let mut x = relu(self.stem_norm.forward(self.stem.forward(reflect(x, 3))));
+        let x = ops::conv2d(&self.stem, x, Padding::Reflect(3));
+        let mut x = relu(self.stem_norm.forward(x));
         for (conv, norm) in self.down.iter().zip(&self.down_norms) {
-            x = relu(norm.forward(conv.forward(x)));
+            x = relu(norm.forward(ops::conv2d(conv, x, Padding::Zeros(1))));
         }
         for block in &self.blocks {
             x = block.forward(x);
@@ -121,7 +123,7 @@ impl ResnetGenerator {
         for (conv, norm) in self.up.iter().zip(&self.up_norms) {
             x = relu(norm.forward(conv.forward(x)));
         }
-        tanh(self.head.forward(reflect(x, 3)))
+        tanh(ops::conv2d(&self.head, x, Padding::Reflect(3)))
     }
 }
 
@@ -151,10 +153,6 @@ impl NamedConvs for ResnetGenerator {
         out.push(NamedConv::conv(format!("model.{}", 17 + n), &mut self.head));
         out
     }
-}
-
-fn reflect(x: Tensor<4>, p: usize) -> Tensor<4> {
-    x.pad([(p, p), (p, p)], PadMode::Reflect)
 }
 
 pub(super) fn conv(

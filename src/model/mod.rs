@@ -9,6 +9,7 @@
 
 mod discriminator;
 mod generator;
+pub mod ops;
 pub mod weights;
 
 pub use discriminator::{DiscriminatorConfig, PatchDiscriminator};

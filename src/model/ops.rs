@@ -1,0 +1,210 @@
+//! Convolution as one gather and one matrix product, for burn's CPU backend.
+//!
+//! burn's CPU (Flex) backend convolves by tiled im2col + GEMM, and autodiff computes the weight
+//! gradient as a convolution of the swapped input and output gradient. At batch 1 that backward
+//! runs as hundreds of tiny GEMMs (one per input channel), and a layer with 1-3 output channels
+//! (the generator's last layer) is a GEMM with 3 rows: both run at a few GFLOP/s. Here the same
+//! convolution is written with tensor ops whose backward passes are large GEMMs too:
+//!
+//! - *gather first* (`Cout >= Cin`): `cols[p, (k, c)] = x[src(p, k), c]` by one row gather
+//!   (`select`), then `y = cols @ W^T`; backward: `dW = dy^T @ cols`, `dcols = dy @ W`, and a
+//!   scatter-add of `dcols` (the gather's backward);
+//! - *taps first* (`Cout < Cin`): `z[n, (k, o)] = x @ W_k` for every tap at once, then
+//!   `y[p, o] = sum_k z[src(p, k), (k, o)]` by one gather and a sum; the buffer kept for backward
+//!   has `Cout` columns per tap instead of `Cin`.
+//!
+//! Reflection and zero padding are folded into the gather's indices (`src`), so no padded copy
+//! of the input is made. Rows are pixels and columns channels (NHWC), so every gathered row is a
+//! contiguous run of channels. The result equals the direct convolution up to float rounding.
+//!
+//! Setting `CYCLEGAN_BURN_CONV=1` in the environment routes every call to burn's own
+//! convolution (after `Tensor::pad` for reflection) instead: the "before" of the benchmarks.
+
+use std::sync::OnceLock;
+
+use burn::nn::conv::Conv2d;
+use burn::prelude::*;
+use burn::tensor::TensorData;
+use burn::tensor::ops::{ConvOptions, PadMode};
+
+/// How a convolution's input is padded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Padding {
+    /// `p` zeros on every side (PyTorch's `padding=p`).
+    Zeros(usize),
+    /// `p` pixels mirrored on every side, edge excluded (PyTorch's `ReflectionPad2d(p)`).
+    Reflect(usize),
+}
+
+impl Padding {
+    fn amount(self) -> usize {
+        match self {
+            Padding::Zeros(p) | Padding::Reflect(p) => p,
+        }
+    }
+}
+
+/// Apply `conv`'s weight, bias and stride to `x` `[B, Cin, H, W]` padded by `padding` (the
+/// layer's own padding setting is ignored), giving `[B, Cout, Ho, Wo]`. Dilation and groups
+/// must be 1.
+pub fn conv2d(conv: &Conv2d, x: Tensor<4>, padding: Padding) -> Tensor<4> {
+    assert_eq!(conv.groups, 1, "ops::conv2d: groups must be 1");
+    assert_eq!(conv.dilation, [1, 1], "ops::conv2d: dilation must be 1");
+    let weight = conv.weight.val();
+    let bias = conv.bias.as_ref().map(|b| b.val());
+    conv2d_raw(x, weight, bias, conv.stride, padding)
+}
+
+/// [`conv2d`] on bare tensors: `weight` `[Cout, Cin, kh, kw]`, `bias` `[Cout]`.
+pub fn conv2d_raw(
+    x: Tensor<4>,
+    weight: Tensor<4>,
+    bias: Option<Tensor<1>>,
+    stride: [usize; 2],
+    padding: Padding,
+) -> Tensor<4> {
+    if use_burn_conv() {
+        return burn_conv2d(x, weight, bias, stride, padding);
+    }
+    let [b, c, h, w] = x.dims();
+    let [co, ci, kh, kw] = weight.dims();
+    assert_eq!(
+        c, ci,
+        "ops::conv2d: input has {c} channels, weight expects {ci}"
+    );
+    let p = padding.amount();
+    if let Padding::Reflect(p) = padding {
+        assert!(
+            p < h && p < w,
+            "reflection padding {p} needs an input larger than {p}"
+        );
+    }
+    assert!(
+        h + 2 * p >= kh && w + 2 * p >= kw,
+        "ops::conv2d: kernel larger than input"
+    );
+    let ho = (h + 2 * p - kh) / stride[0] + 1;
+    let wo = (w + 2 * p - kw) / stride[1] + 1;
+    let taps = kh * kw;
+    let device = x.device();
+    let pixels = b * h * w;
+    let out_pixels = b * ho * wo;
+
+    // Input pixels as rows of channels.
+    let rows = x.permute([0, 2, 3, 1]).reshape([pixels, c]);
+    // Source row of every (output pixel, tap), in that order; `pixels` stands for a zero.
+    let src = source_rows(b, h, w, kh, kw, stride, padding, ho, wo);
+    let zero_needed = src.contains(&(pixels as i64));
+
+    let y = if co >= c {
+        // Gather first: cols [P, taps * Cin] @ W [taps * Cin, Cout].
+        let rows = if zero_needed {
+            Tensor::cat(vec![rows, Tensor::zeros([1, c], &device)], 0)
+        } else {
+            rows
+        };
+        let index = Tensor::<1, Int>::from_data(TensorData::new(src, [out_pixels * taps]), &device);
+        let cols = rows.select(0, index).reshape([out_pixels, taps * c]);
+        let wmat = weight.permute([0, 2, 3, 1]).reshape([co, taps * c]);
+        cols.matmul(wmat.transpose())
+    } else {
+        // Taps first: z [N, taps * Cout] = rows @ W, then gather and sum the taps.
+        let wmat = weight.permute([1, 2, 3, 0]).reshape([c, taps * co]);
+        let z = rows.matmul(wmat).reshape([pixels * taps, co]);
+        let z = if zero_needed {
+            Tensor::cat(vec![z, Tensor::zeros([1, co], &device)], 0)
+        } else {
+            z
+        };
+        let zero_row = (pixels * taps) as i64;
+        let index: Vec<i64> = src
+            .iter()
+            .enumerate()
+            .map(|(i, &s)| {
+                if s == pixels as i64 {
+                    zero_row
+                } else {
+                    s * taps as i64 + (i % taps) as i64
+                }
+            })
+            .collect();
+        let index =
+            Tensor::<1, Int>::from_data(TensorData::new(index, [out_pixels * taps]), &device);
+        z.select(0, index)
+            .reshape([out_pixels, taps, co])
+            .sum_dim(1)
+            .reshape([out_pixels, co])
+    };
+    let y = match bias {
+        Some(bias) => y + bias.unsqueeze_dim(0),
+        None => y,
+    };
+    y.reshape([b, ho, wo, co]).permute([0, 3, 1, 2])
+}
+
+/// True when `CYCLEGAN_BURN_CONV=1`: use burn's convolution (read once per process).
+fn use_burn_conv() -> bool {
+    static BURN: OnceLock<bool> = OnceLock::new();
+    *BURN.get_or_init(|| std::env::var("CYCLEGAN_BURN_CONV").is_ok_and(|v| v == "1"))
+}
+
+/// The same convolution with burn's own ops: `Tensor::pad` then `conv2d`.
+pub fn burn_conv2d(
+    x: Tensor<4>,
+    weight: Tensor<4>,
+    bias: Option<Tensor<1>>,
+    stride: [usize; 2],
+    padding: Padding,
+) -> Tensor<4> {
+    let (x, p) = match padding {
+        Padding::Zeros(p) => (x, p),
+        Padding::Reflect(p) => (x.pad([(p, p), (p, p)], PadMode::Reflect), 0),
+    };
+    burn::tensor::module::conv2d(x, weight, bias, ConvOptions::new(stride, [p, p], [1, 1], 1))
+}
+
+/// For each output pixel (batch, row, column) and each tap (kernel row, column), the input
+/// row it reads: `batch * h * w + iy * w + ix`, or `b * h * w` (a zero) outside the image.
+#[allow(clippy::too_many_arguments)]
+fn source_rows(
+    b: usize,
+    h: usize,
+    w: usize,
+    kh: usize,
+    kw: usize,
+    stride: [usize; 2],
+    padding: Padding,
+    ho: usize,
+    wo: usize,
+) -> Vec<i64> {
+    let p = padding.amount() as i64;
+    let zero = (b * h * w) as i64;
+    // Mirror about the edge pixel (no repeat), as PyTorch's ReflectionPad2d.
+    let place = |i: i64, n: usize| -> Option<i64> {
+        let n = n as i64;
+        match padding {
+            _ if (0..n).contains(&i) => Some(i),
+            Padding::Zeros(_) => None,
+            Padding::Reflect(_) => Some(if i < 0 { -i } else { 2 * (n - 1) - i }),
+        }
+    };
+    let mut src = Vec::with_capacity(b * ho * wo * kh * kw);
+    for bi in 0..b {
+        let base = (bi * h * w) as i64;
+        for oy in 0..ho {
+            for ox in 0..wo {
+                for ky in 0..kh {
+                    let iy = place((oy * stride[0] + ky) as i64 - p, h);
+                    for kx in 0..kw {
+                        let ix = place((ox * stride[1] + kx) as i64 - p, w);
+                        src.push(match (iy, ix) {
+                            (Some(iy), Some(ix)) => base + iy * w as i64 + ix,
+                            _ => zero,
+                        });
+                    }
+                }
+            }
+        }
+    }
+    src
+}

@@ -1,0 +1,102 @@
+//! `model::ops::conv2d_raw` against burn's own convolution: outputs and gradients.
+
+use burn::prelude::*;
+use burn::tensor::Distribution;
+use cyclegan::model::ops::{Padding, burn_conv2d, conv2d_raw};
+
+fn max_abs_diff<const D: usize>(a: Tensor<D>, b: Tensor<D>) -> f32 {
+    (a - b).abs().max().into_scalar()
+}
+
+/// Forward, input gradient, weight gradient and bias gradient of both versions agree.
+fn check(
+    batch: usize,
+    cin: usize,
+    cout: usize,
+    k: usize,
+    size: [usize; 2],
+    stride: usize,
+    padding: Padding,
+) {
+    let device = Device::flex().autodiff();
+    let x: Tensor<4> = Tensor::random(
+        [batch, cin, size[0], size[1]],
+        Distribution::Uniform(-1.0, 1.0),
+        &device,
+    );
+    let w: Tensor<4> = Tensor::random([cout, cin, k, k], Distribution::Uniform(-0.5, 0.5), &device);
+    let bias: Tensor<1> = Tensor::random([cout], Distribution::Uniform(-0.5, 0.5), &device);
+    let run = |ours: bool| {
+        let (x, w, bias) = (
+            x.clone().require_grad(),
+            w.clone().require_grad(),
+            bias.clone().require_grad(),
+        );
+        let conv = if ours { conv2d_raw } else { burn_conv2d };
+        let y = conv(
+            x.clone(),
+            w.clone(),
+            Some(bias.clone()),
+            [stride, stride],
+            padding,
+        );
+        // A non-uniform upstream gradient.
+        let g = Tensor::arange(0..y.shape().num_elements() as i64, &device)
+            .float()
+            .reshape(y.dims())
+            .mul_scalar(0.001)
+            .sin();
+        let grads = (y.clone() * g).sum().backward();
+        (
+            y.inner(),
+            x.grad(&grads).expect("x grad"),
+            w.grad(&grads).expect("w grad"),
+            bias.grad(&grads).expect("bias grad"),
+        )
+    };
+    let (y0, dx0, dw0, db0) = run(false);
+    let (y1, dx1, dw1, db1) = run(true);
+    let what =
+        format!("batch {batch}, {cin}->{cout}, k{k}, {size:?}, stride {stride}, {padding:?}");
+    assert_eq!(y0.dims(), y1.dims(), "{what}: output shape");
+    let tol = 1e-4 * (cin * k * k) as f32;
+    for (name, d) in [
+        ("output", max_abs_diff(y0, y1)),
+        ("input grad", max_abs_diff(dx0, dx1)),
+        ("weight grad", max_abs_diff(dw0, dw1)),
+        (
+            "bias grad",
+            max_abs_diff(db0.reshape([1, cout]), db1.reshape([1, cout])),
+        ),
+    ] {
+        assert!(d <= tol, "{what}: {name} differs by {d} (tolerance {tol})");
+    }
+}
+
+#[test]
+fn reflect_3x3_as_in_residual_blocks() {
+    check(1, 8, 8, 3, [10, 12], 1, Padding::Reflect(1));
+    check(2, 8, 8, 3, [9, 7], 1, Padding::Reflect(1));
+}
+
+#[test]
+fn reflect_7x7_stem_and_head() {
+    // Stem: more outputs than inputs (gather first); head: fewer (taps first).
+    check(1, 3, 8, 7, [12, 16], 1, Padding::Reflect(3));
+    check(2, 8, 3, 7, [12, 8], 1, Padding::Reflect(3));
+}
+
+#[test]
+fn zero_padded_strided_as_in_downsampling_and_patchgan() {
+    check(1, 4, 8, 3, [16, 16], 2, Padding::Zeros(1));
+    check(2, 4, 8, 4, [17, 15], 2, Padding::Zeros(1));
+    check(1, 8, 16, 4, [6, 6], 1, Padding::Zeros(1));
+    // The PatchGAN's last layer: one output channel.
+    check(2, 16, 1, 4, [5, 5], 1, Padding::Zeros(1));
+}
+
+#[test]
+fn no_padding() {
+    check(1, 4, 6, 3, [8, 8], 1, Padding::Zeros(0));
+    check(1, 6, 2, 3, [8, 8], 2, Padding::Zeros(0));
+}
