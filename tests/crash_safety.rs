@@ -405,7 +405,6 @@ fn long_kill_sweep() {
 }
 
 #[test]
-#[ignore = "bug: a SIGKILL while pruning leaves a half-deleted old checkpoint that checkpoint::list still reports as complete (checkpoint::prune deletes in place with remove_dir_all)"]
 fn killed_while_pruning_leaves_no_half_deleted_checkpoint() {
     let seed = seed();
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
@@ -742,7 +741,6 @@ fn checkpoint_with_another_architecture_is_refused_by_name() {
 /// A complete, valid checkpoint of another configuration dropped into a run folder (copied
 /// from another run) must not silently take the run over.
 #[test]
-#[ignore = "bug: --resume trains on from a newer checkpoint of another architecture (ngf 8 in an ngf 4 run) without a word; the run's config.toml is overwritten"]
 fn checkpoint_of_another_config_does_not_take_the_run_over() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
@@ -778,7 +776,6 @@ fn checkpoint_of_another_config_does_not_take_the_run_over() {
 /// What a SIGKILL in the middle of a checkpoint that is never written again (a Ctrl-C or timed
 /// save, between epoch ends) leaves behind: a `.iter-N.partial` folder, as big as a checkpoint.
 #[test]
-#[ignore = "bug: stale .iter-N.partial folders are only removed when iteration N is saved again; a save killed between epoch ends leaves one forever"]
 fn stale_partial_checkpoints_are_removed_on_resume() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");

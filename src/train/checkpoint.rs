@@ -333,12 +333,27 @@ pub fn is_flagged(dir: &Path) -> bool {
 /// The newest checkpoint that reads back whole and is not flagged; damaged ones are skipped
 /// with a warning naming them. `None` when the run has no usable checkpoint.
 pub fn latest(run_dir: &Path) -> Option<Loaded> {
+    latest_accepted(run_dir, |_| Ok(()))
+}
+
+/// Like [`latest`], also skipping (with a warning) checkpoints `accept` refuses, e.g. ones
+/// written by a run of another architecture.
+pub fn latest_accepted(
+    run_dir: &Path,
+    accept: impl Fn(&TrainingState) -> Result<(), String>,
+) -> Option<Loaded> {
     for dir in list(run_dir) {
         if is_flagged(&dir) {
             continue;
         }
         match read(&dir) {
-            Ok(loaded) => return Some(loaded),
+            Ok(loaded) => match accept(&loaded.state) {
+                Ok(()) => return Some(loaded),
+                Err(why) => eprintln!(
+                    "warning: {}: {why}; falling back to the previous checkpoint",
+                    dir.display()
+                ),
+            },
             Err(e) => eprintln!("warning: {e:#}; falling back to the previous checkpoint"),
         }
     }
@@ -346,13 +361,41 @@ pub fn latest(run_dir: &Path) -> Option<Loaded> {
 }
 
 /// Delete old checkpoints, keeping the `keep` newest and the newest unflagged one.
+///
+/// Each is first renamed to a hidden name, so a crash half-way through a deletion never leaves
+/// something that looks like a complete checkpoint.
 pub fn prune(run_dir: &Path, keep: usize) -> Result<()> {
     let all = list(run_dir);
     let newest_good = all.iter().find(|d| !is_flagged(d)).cloned();
     for dir in all.iter().skip(keep.max(1)) {
         if Some(dir) != newest_good.as_ref() {
-            fs::remove_dir_all(dir)
+            let name = dir
+                .file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or("checkpoint");
+            let doomed = dir.with_file_name(format!(".{name}.deleting"));
+            fs::rename(dir, &doomed)
                 .with_context(|| format!("{}: cannot delete old checkpoint", dir.display()))?;
+            fs::remove_dir_all(&doomed)
+                .with_context(|| format!("{}: cannot delete", doomed.display()))?;
+        }
+    }
+    Ok(())
+}
+
+/// Remove what interrupted saves and deletions left behind (hidden `.partial`, `.old` and
+/// `.deleting` folders); complete checkpoints are never touched.
+pub fn clean_leftovers(run_dir: &Path) -> Result<()> {
+    let root = run_dir.join("checkpoints");
+    for entry in fs::read_dir(&root).into_iter().flatten().flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let leftover = name.starts_with(".iter-")
+            && (name.ends_with(".partial")
+                || name.ends_with(".old")
+                || name.ends_with(".deleting"));
+        if leftover {
+            fs::remove_dir_all(entry.path())
+                .with_context(|| format!("{}: cannot remove leftover", entry.path().display()))?;
         }
     }
     Ok(())

@@ -102,7 +102,20 @@ pub fn train(config: &TrainConfig, run_dir: &Path, opts: &RunOptions) -> Result<
     let log_path = run_dir.join("losses.jsonl");
 
     let (config, mut model, mut state) = if opts.resume {
-        let Some(loaded) = checkpoint::latest(run_dir) else {
+        checkpoint::clean_leftovers(run_dir)?;
+        // Only checkpoints of this run's architecture: a stray one from another run is skipped.
+        let same_run = |saved: &TrainingState| {
+            let s = &saved.config;
+            if s.generator == config.generator && s.discriminator == config.discriminator {
+                Ok(())
+            } else {
+                Err(format!(
+                    "written for generator {:?} / discriminator {:?}, but this run's config.toml has {:?} / {:?}",
+                    s.generator, s.discriminator, config.generator, config.discriminator
+                ))
+            }
+        };
+        let Some(loaded) = checkpoint::latest_accepted(run_dir, same_run) else {
             bail!(
                 "{}: no complete checkpoint to resume from (start a new run without --resume)",
                 run_dir.display()
@@ -325,7 +338,11 @@ pub fn train(config: &TrainConfig, run_dir: &Path, opts: &RunOptions) -> Result<
         let finished_epoch = state.index == per_epoch;
         let sample_now = config.sample_every > 0 && iter % config.sample_every == 0;
         if let (Some(v), true) = (&visuals, finished_epoch || sample_now) {
-            let name = if finished_epoch { format!("epoch_{:04}.png", state.epoch + 1) } else { format!("iter_{iter:08}.png") };
+            let name = if finished_epoch {
+                format!("epoch_{:04}.png", state.epoch + 1)
+            } else {
+                format!("iter_{iter:08}.png")
+            };
             write_samples(run_dir, &name, v)?;
         }
         if finished_epoch {

@@ -70,7 +70,10 @@ impl Translator {
         for ((w, h), idx) in by_size {
             let batch: Vec<RgbImage> = idx.iter().map(|&i| images[i].clone()).collect();
             let x = images_to_tensor(&batch, &self.device);
-            let (ph, pw) = ((4 - h % 4) % 4, (4 - w % 4) % 4);
+            // A multiple of 4, and at least 8 so the residual blocks (at a quarter of the
+            // size) can reflect-pad by one.
+            let pad = |n: u32| if n < 8 { 8 - n } else { (4 - n % 4) % 4 };
+            let (ph, pw) = (pad(h), pad(w));
             let x = if ph + pw > 0 {
                 pad_to_multiple(x, ph as usize, pw as usize)
             } else {

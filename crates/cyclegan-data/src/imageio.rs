@@ -62,8 +62,46 @@ pub fn is_image_path(path: &Path) -> bool {
         .unwrap_or(false)
 }
 
+/// Run a decoder, turning a panic inside it (a bug in a codec crate, triggered by a damaged
+/// file) into a [`DecodeError::Corrupt`] naming the file, without printing a panic message.
+fn panic_safe<T>(
+    path: &Path,
+    f: impl FnOnce() -> Result<T, DecodeError>,
+) -> Result<T, DecodeError> {
+    use std::cell::Cell;
+    use std::panic::{AssertUnwindSafe, catch_unwind};
+    thread_local!(static QUIET: Cell<bool> = const { Cell::new(false) });
+    static HOOK: std::sync::Once = std::sync::Once::new();
+    HOOK.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if !QUIET.with(Cell::get) {
+                previous(info)
+            }
+        }));
+    });
+    QUIET.with(|q| q.set(true));
+    let result = catch_unwind(AssertUnwindSafe(f));
+    QUIET.with(|q| q.set(false));
+    result.unwrap_or_else(|payload| {
+        let msg = payload
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown".into());
+        Err(DecodeError::Corrupt {
+            path: path.to_path_buf(),
+            why: format!("the decoder failed on this file ({msg})"),
+        })
+    })
+}
+
 /// Decode a file as it is stored (any colour type), with its EXIF orientation applied.
 pub fn decode(path: &Path) -> Result<DynamicImage, DecodeError> {
+    panic_safe(path, || decode_unguarded(path))
+}
+
+fn decode_unguarded(path: &Path) -> Result<DynamicImage, DecodeError> {
     let io = |source| DecodeError::Io {
         path: path.to_path_buf(),
         source,
@@ -332,6 +370,13 @@ pub fn decode_with_mode(path: &Path) -> Result<(DynamicImage, ColorMode), Decode
 
 /// [`decode_with_mode`] on a file already in memory; `path` only names it in errors.
 pub fn decode_bytes(path: &Path, bytes: &[u8]) -> Result<(DynamicImage, ColorMode), DecodeError> {
+    panic_safe(path, || decode_bytes_unguarded(path, bytes))
+}
+
+fn decode_bytes_unguarded(
+    path: &Path,
+    bytes: &[u8],
+) -> Result<(DynamicImage, ColorMode), DecodeError> {
     if bytes.is_empty() {
         return Err(DecodeError::Empty {
             path: path.to_path_buf(),

@@ -216,7 +216,8 @@ pub struct ManifestEntry {
     pub domain: Domain,
     /// `train` or `test`.
     pub split: &'static str,
-    /// The source file.
+    /// The source file (written lossily when its name is not UTF-8).
+    #[serde(serialize_with = "lossy_path")]
     pub source: PathBuf,
     /// Presentation time of the frame in seconds (videos only).
     pub frame_time: Option<f64>,
@@ -1737,4 +1738,9 @@ mod tests {
         let e = prepare(&opts(vec![t.path().join("missing")], vec![a.clone()], out)).unwrap_err();
         assert!(e.to_string().contains("missing"));
     }
+}
+
+/// Paths that are not UTF-8 are written with replacement characters rather than failing.
+fn lossy_path<S: serde::Serializer>(path: &std::path::Path, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&path.to_string_lossy())
 }

@@ -149,6 +149,12 @@ pub fn collect(sources: &[PathBuf]) -> Result<Found, SourceError> {
                     Err(reason) => found.ignored.push(Skip { path, reason }),
                 }
             }
+        } else if !meta.is_file() {
+            // A FIFO, socket or device would block or never end: report it, never open it.
+            found.unsupported.push(Skip {
+                path: src.clone(),
+                reason: "not a regular file (FIFO, socket or device)".into(),
+            });
         } else {
             // A file named explicitly: anything we cannot read is reported, never ignored.
             match classify(src) {
