@@ -82,14 +82,14 @@ fn reflect_3x3_as_in_residual_blocks() {
 #[test]
 fn reflect_7x7_stem_and_head() {
     // Stem: more outputs than inputs (gather first); head: fewer (taps first).
-    check(1, 3, 8, 7, [12, 16], 1, Padding::Reflect(3));
+    check(1, 5, 8, 7, [12, 16], 1, Padding::Reflect(3));
     check(2, 8, 3, 7, [12, 8], 1, Padding::Reflect(3));
 }
 
 #[test]
 fn zero_padded_strided_as_in_downsampling_and_patchgan() {
-    check(1, 4, 8, 3, [16, 16], 2, Padding::Zeros(1));
-    check(2, 4, 8, 4, [17, 15], 2, Padding::Zeros(1));
+    check(1, 5, 8, 3, [16, 16], 2, Padding::Zeros(1));
+    check(2, 6, 8, 4, [17, 15], 2, Padding::Zeros(1));
     check(1, 8, 16, 4, [6, 6], 1, Padding::Zeros(1));
     // The PatchGAN's last layer: one output channel.
     check(2, 16, 1, 4, [5, 5], 1, Padding::Zeros(1));
@@ -97,6 +97,6 @@ fn zero_padded_strided_as_in_downsampling_and_patchgan() {
 
 #[test]
 fn no_padding() {
-    check(1, 4, 6, 3, [8, 8], 1, Padding::Zeros(0));
+    check(1, 5, 6, 3, [8, 8], 1, Padding::Zeros(0));
     check(1, 6, 2, 3, [8, 8], 2, Padding::Zeros(0));
 }

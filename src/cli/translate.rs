@@ -121,17 +121,31 @@ fn translate_video(translator: &Translator, args: &TranslateArgs) -> Result<Exit
         temporal: (args.temporal == OnOff::On).then(TemporalParams::default),
         bitrate: args.bitrate,
     };
-    let bar = if args.quiet { ProgressBar::hidden() } else { ProgressBar::new(0) };
-    bar.set_style(ProgressStyle::with_template("{bar:30} {pos}/{len} frames  {per_sec}  ETA {eta}").unwrap());
+    let bar = if args.quiet {
+        ProgressBar::hidden()
+    } else {
+        ProgressBar::new(0)
+    };
+    bar.set_style(
+        ProgressStyle::with_template("{bar:30} {pos}/{len} frames  {per_sec}  ETA {eta}").unwrap(),
+    );
     let translator = translator.clone();
-    let mut network = move |frames: &[image::RgbImage]| -> Result<Vec<image::RgbImage>, String> { Ok(translator.translate(frames)) };
+    let mut network = move |frames: &[image::RgbImage]| -> Result<Vec<image::RgbImage>, String> {
+        Ok(translator.translate(frames))
+    };
     let mut progress = |done: usize, total: Option<usize>| {
         if let Some(t) = total {
             bar.set_length(t as u64);
         }
         bar.set_position(done as u64);
     };
-    let report = cyclegan_video::translate_video(&args.input, &args.output, &opts, &mut network, &mut progress)?;
+    let report = cyclegan_video::translate_video(
+        &args.input,
+        &args.output,
+        &opts,
+        &mut network,
+        &mut progress,
+    )?;
     bar.finish_and_clear();
     eprintln!(
         "wrote {} ({} frames, {}x{}, {:.2} s of video) in {:.1} s",

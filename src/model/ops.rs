@@ -17,6 +17,9 @@
 //! of the input is made. Rows are pixels and columns channels (NHWC), so every gathered row is a
 //! contiguous run of channels. The result equals the direct convolution up to float rounding.
 //!
+//! Only training uses this path: on a device without autodiff, and for inputs of 4 channels or
+//! fewer (the RGB layers), burn's convolution is as fast or faster and is used instead.
+//!
 //! Setting `CYCLEGAN_BURN_CONV=1` in the environment routes every call to burn's own
 //! convolution (after `Tensor::pad` for reflection) instead: the "before" of the benchmarks.
 
@@ -55,6 +58,9 @@ pub fn conv2d(conv: &Conv2d, x: Tensor<4>, padding: Padding) -> Tensor<4> {
     conv2d_raw(x, weight, bias, conv.stride, padding)
 }
 
+/// Inputs with at most this many channels go to burn's convolution (see [`conv2d_raw`]).
+pub const MIN_GATHER_CHANNELS: usize = 4;
+
 /// [`conv2d`] on bare tensors: `weight` `[Cout, Cin, kh, kw]`, `bias` `[Cout]`.
 pub fn conv2d_raw(
     x: Tensor<4>,
@@ -63,10 +69,12 @@ pub fn conv2d_raw(
     stride: [usize; 2],
     padding: Padding,
 ) -> Tensor<4> {
-    if use_burn_conv() {
+    let [b, c, h, w] = x.dims();
+    // Measured (BENCHMARKS.md): the win is in the backward pass. Forward-only (inference) and
+    // 1-4 input channels (rows too short to gather efficiently) are faster with burn's conv.
+    if use_burn_conv() || !x.device().is_autodiff() || c <= MIN_GATHER_CHANNELS {
         return burn_conv2d(x, weight, bias, stride, padding);
     }
-    let [b, c, h, w] = x.dims();
     let [co, ci, kh, kw] = weight.dims();
     assert_eq!(
         c, ci,

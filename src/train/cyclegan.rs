@@ -325,11 +325,19 @@ mod tests {
     use super::*;
 
     fn objective(gan_mode: GanMode) -> Objective {
-        Objective { gan_mode, lambda_a: 10.0, lambda_b: 10.0, lambda_identity: 0.5 }
+        Objective {
+            gan_mode,
+            lambda_a: 10.0,
+            lambda_b: 10.0,
+            lambda_identity: 0.5,
+        }
     }
 
     fn value(t: Tensor<1>) -> f32 {
-        t.into_data().convert::<f32>().try_into_vec::<f32>().unwrap()[0]
+        t.into_data()
+            .convert::<f32>()
+            .try_into_vec::<f32>()
+            .unwrap()[0]
     }
 
     #[test]
