@@ -1,8 +1,9 @@
-//! `model::ops::conv2d_raw` against burn's own convolution: outputs and gradients.
+//! `model::ops::conv2d_gemm` (and `conv2d_raw`, which picks it or burn's) against burn's own
+//! convolution: outputs and gradients.
 
 use burn::prelude::*;
 use burn::tensor::Distribution;
-use cyclegan::model::ops::{Padding, burn_conv2d, conv2d_raw};
+use cyclegan::model::ops::{Padding, burn_conv2d, conv2d_gemm, conv2d_raw};
 
 fn max_abs_diff<const D: usize>(a: Tensor<D>, b: Tensor<D>) -> f32 {
     (a - b).abs().max().into_scalar()
@@ -32,7 +33,7 @@ fn check(
             w.clone().require_grad(),
             bias.clone().require_grad(),
         );
-        let conv = if ours { conv2d_raw } else { burn_conv2d };
+        let conv = if ours { conv2d_gemm } else { burn_conv2d };
         let y = conv(
             x.clone(),
             w.clone(),
@@ -99,4 +100,14 @@ fn zero_padded_strided_as_in_downsampling_and_patchgan() {
 fn no_padding() {
     check(1, 5, 6, 3, [8, 8], 1, Padding::Zeros(0));
     check(1, 6, 2, 3, [8, 8], 2, Padding::Zeros(0));
+}
+
+#[test]
+fn the_chooser_matches_too() {
+    let device = Device::flex().autodiff();
+    let x: Tensor<4> = Tensor::random([1, 8, 9, 9], Distribution::Default, &device);
+    let w: Tensor<4> = Tensor::random([3, 8, 7, 7], Distribution::Default, &device);
+    let y0 = burn_conv2d(x.clone(), w.clone(), None, [1, 1], Padding::Reflect(3));
+    let y1 = conv2d_raw(x, w, None, [1, 1], Padding::Reflect(3));
+    assert!(max_abs_diff(y0, y1) < 1e-4);
 }

@@ -789,9 +789,9 @@ fn time_adam(
 }
 
 /// Forward + backward (input and weight gradients) of each distinct plain convolution, with
-/// burn's convolution and with [`ops::conv2d_raw`].
+/// burn's convolution and with [`ops::conv2d_gemm`].
 fn layer_comparison<'a>(args: &BenchArgs, layers: impl Iterator<Item = &'a Layer>, ad: &Device) {
-    println!("per layer, forward + backward on autodiff tensors (s): burn conv, ops::conv2d");
+    println!("per layer, forward + backward on autodiff tensors (s): burn conv, ops::conv2d_gemm");
     let mut done: Vec<&str> = Vec::new();
     for l in layers {
         if l.transposed || done.contains(&l.name) {
@@ -817,7 +817,7 @@ fn layer_comparison<'a>(args: &BenchArgs, layers: impl Iterator<Item = &'a Layer
             let _ = (y * g.clone()).sum().backward();
         });
         let ours = op_time(args, || {
-            let y = ops::conv2d_raw(x.clone(), wt.clone(), None, stride, padding);
+            let y = ops::conv2d_gemm(x.clone(), wt.clone(), None, stride, padding);
             let _ = (y * g.clone()).sum().backward();
         });
         println!(

@@ -17,8 +17,10 @@
 //! of the input is made. Rows are pixels and columns channels (NHWC), so every gathered row is a
 //! contiguous run of channels. The result equals the direct convolution up to float rounding.
 //!
-//! Only training uses this path: on a device without autodiff, and for inputs of 4 channels or
-//! fewer (the RGB layers), burn's convolution is as fast or faster and is used instead.
+//! [`conv2d`] uses this only where it measured faster: in training, for layers with fewer output
+//! than input channels (taps first). Gather first was slower than burn's conv for the residual
+//! and PatchGAN layers once the machine was quiet, and both lose at inference, where burn's tiled
+//! im2col stays in cache; [`conv2d_gemm`] keeps both forms callable for measurement.
 //!
 //! Setting `CYCLEGAN_BURN_CONV=1` in the environment routes every call to burn's own
 //! convolution (after `Tensor::pad` for reflection) instead: the "before" of the benchmarks.
@@ -58,10 +60,12 @@ pub fn conv2d(conv: &Conv2d, x: Tensor<4>, padding: Padding) -> Tensor<4> {
     conv2d_raw(x, weight, bias, conv.stride, padding)
 }
 
-/// Inputs with at most this many channels go to burn's convolution (see [`conv2d_raw`]).
-pub const MIN_GATHER_CHANNELS: usize = 4;
-
 /// [`conv2d`] on bare tensors: `weight` `[Cout, Cin, kh, kw]`, `bias` `[Cout]`.
+///
+/// Chooses between [`conv2d_gemm`] and burn's convolution by what measured faster on the
+/// 2-core benchmark machine (BENCHMARKS.md): ours for training layers with fewer output than
+/// input channels (the generator's RGB head, the PatchGAN's last layer), burn's for the rest
+/// and for all inference.
 pub fn conv2d_raw(
     x: Tensor<4>,
     weight: Tensor<4>,
@@ -69,12 +73,23 @@ pub fn conv2d_raw(
     stride: [usize; 2],
     padding: Padding,
 ) -> Tensor<4> {
-    let [b, c, h, w] = x.dims();
-    // Measured (BENCHMARKS.md): the win is in the backward pass. Forward-only (inference) and
-    // 1-4 input channels (rows too short to gather efficiently) are faster with burn's conv.
-    if use_burn_conv() || !x.device().is_autodiff() || c <= MIN_GATHER_CHANNELS {
+    let [_, c, _, _] = x.dims();
+    let [co, ..] = weight.dims();
+    if use_burn_conv() || !x.device().is_autodiff() || co >= c {
         return burn_conv2d(x, weight, bias, stride, padding);
     }
+    conv2d_gemm(x, weight, bias, stride, padding)
+}
+
+/// The convolution as one gather and one matrix product (see the module docs), always.
+pub fn conv2d_gemm(
+    x: Tensor<4>,
+    weight: Tensor<4>,
+    bias: Option<Tensor<1>>,
+    stride: [usize; 2],
+    padding: Padding,
+) -> Tensor<4> {
+    let [b, c, h, w] = x.dims();
     let [co, ci, kh, kw] = weight.dims();
     assert_eq!(
         c, ci,
