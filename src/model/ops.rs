@@ -2,8 +2,9 @@
 //!
 //! burn's CPU (Flex) backend convolves by tiled im2col + GEMM, and autodiff computes the weight
 //! gradient as a convolution of the swapped input and output gradient. At batch 1 that backward
-//! runs as hundreds of tiny GEMMs (one per input channel), and a layer with 1-3 output channels
-//! (the generator's last layer) is a GEMM with 3 rows: both run at a few GFLOP/s. Here the same
+//! runs as hundreds of thin GEMMs (one per input channel, 9-16 columns wide: about 60 GFLOP/s
+//! against about 90 forward), and a layer with 3 output channels (the generator's last layer) is
+//! a GEMM with 3 rows (under 10 GFLOP/s). Here the same
 //! convolution is written with tensor ops whose backward passes are large GEMMs too:
 //!
 //! - *gather first* (`Cout >= Cin`): `cols[p, (k, c)] = x[src(p, k), c]` by one row gather
@@ -17,10 +18,10 @@
 //! of the input is made. Rows are pixels and columns channels (NHWC), so every gathered row is a
 //! contiguous run of channels. The result equals the direct convolution up to float rounding.
 //!
-//! [`conv2d`] uses this only where it measured faster: in training, for layers with fewer output
-//! than input channels (taps first). Gather first was slower than burn's conv for the residual
-//! and PatchGAN layers once the machine was quiet, and both lose at inference, where burn's tiled
-//! im2col stays in cache; [`conv2d_gemm`] keeps both forms callable for measurement.
+//! [`conv2d`] uses this only in training (autodiff devices) and for inputs of more than 4
+//! channels: at inference burn's tiled im2col, which stays in cache, is faster (2.5x at 480p),
+//! and rows of 3 channels gather slowly. The price is memory: the gathered `cols` are kept for
+//! the backward pass (peak 1.6 GiB instead of 0.8 GiB at 128 px, 6.5 instead of 2.8 at 256 px).
 //!
 //! Setting `CYCLEGAN_BURN_CONV=1` in the environment routes every call to burn's own
 //! convolution (after `Tensor::pad` for reflection) instead: the "before" of the benchmarks.
@@ -63,9 +64,8 @@ pub fn conv2d(conv: &Conv2d, x: Tensor<4>, padding: Padding) -> Tensor<4> {
 /// [`conv2d`] on bare tensors: `weight` `[Cout, Cin, kh, kw]`, `bias` `[Cout]`.
 ///
 /// Chooses between [`conv2d_gemm`] and burn's convolution by what measured faster on the
-/// 2-core benchmark machine (BENCHMARKS.md): ours for training layers with fewer output than
-/// input channels (the generator's RGB head, the PatchGAN's last layer), burn's for the rest
-/// and for all inference.
+/// 2-core benchmark machine (BENCHMARKS.md): ours for every training layer with more than
+/// [`MIN_GATHER_CHANNELS`] input channels, burn's for the RGB inputs and for all inference.
 pub fn conv2d_raw(
     x: Tensor<4>,
     weight: Tensor<4>,
@@ -74,12 +74,15 @@ pub fn conv2d_raw(
     padding: Padding,
 ) -> Tensor<4> {
     let [_, c, _, _] = x.dims();
-    let [co, ..] = weight.dims();
-    if use_burn_conv() || !x.device().is_autodiff() || co >= c {
+    if use_burn_conv() || !x.device().is_autodiff() || c <= MIN_GATHER_CHANNELS {
         return burn_conv2d(x, weight, bias, stride, padding);
     }
     conv2d_gemm(x, weight, bias, stride, padding)
 }
+
+/// Inputs with at most this many channels go to burn's convolution in [`conv2d_raw`]: rows of
+/// 1-4 floats are too short to gather efficiently.
+pub const MIN_GATHER_CHANNELS: usize = 4;
 
 /// The convolution as one gather and one matrix product (see the module docs), always.
 pub fn conv2d_gemm(
