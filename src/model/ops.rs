@@ -2,7 +2,7 @@
 //!
 //! burn's CPU (Flex) backend convolves by tiled im2col + GEMM, and autodiff computes the weight
 //! gradient as a convolution of the swapped input and output gradient. At batch 1 that backward
-//! runs as hundreds of thin GEMMs (one per input channel, 9-16 columns wide: about 60 GFLOP/s
+//! runs as hundreds of thin GEMMs (one per input channel, 9-49 columns wide: about 60 GFLOP/s
 //! against about 90 forward), and a layer with 3 output channels (the generator's last layer) is
 //! a GEMM with 3 rows (under 10 GFLOP/s). Here the same
 //! convolution is written with tensor ops whose backward passes are large GEMMs too:
