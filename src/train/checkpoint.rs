@@ -217,15 +217,9 @@ impl Loaded {
             );
         }
         let path = self.dir.join(NETWORKS);
-        let nets = safetensors_from_bytes(&self.files[NETWORKS], "")
-            .map_err(|e| anyhow!("{}: {e}", path.display()))?;
-        let sub = |prefix: &str| -> HashMap<String, HostTensor> {
-            nets.iter()
-                .filter_map(|(k, v)| k.strip_prefix(prefix).map(|k| (k.to_string(), v.clone())))
-                .collect()
-        };
+        let sub = self.networks()?;
         let load = |net: &mut dyn NamedConvsDyn, name: &str| -> Result<()> {
-            net.load(&sub(&format!("{name}.")), &path, name)
+            net.load(&sub(name), &path, name)
         };
         let mut g_a = ResnetGenerator::new(&config.generator, device);
         let mut g_b = ResnetGenerator::new(&config.generator, device);
@@ -265,21 +259,29 @@ impl Loaded {
         Ok(model)
     }
 
+    /// The networks file parsed once; the returned function gives one network's state dict
+    /// by name (`G_A`, ...).
+    fn networks(&self) -> Result<impl Fn(&str) -> HashMap<String, HostTensor>> {
+        let path = self.dir.join(NETWORKS);
+        let nets = safetensors_from_bytes(&self.files[NETWORKS], "")
+            .map_err(|e| anyhow!("{}: {e}", path.display()))?;
+        Ok(move |name: &str| {
+            let prefix = format!("{name}.");
+            nets.iter()
+                .filter_map(|(k, v)| k.strip_prefix(&prefix).map(|k| (k.to_string(), v.clone())))
+                .collect()
+        })
+    }
+
     /// The generators' weights only (for translation), on `device`.
     pub fn generators(&self, device: &Device) -> Result<Generators> {
         let config = &self.state.config;
         let path = self.dir.join(NETWORKS);
-        let nets = safetensors_from_bytes(&self.files[NETWORKS], "")
-            .map_err(|e| anyhow!("{}: {e}", path.display()))?;
-        let sub = |prefix: &str| -> HashMap<String, HostTensor> {
-            nets.iter()
-                .filter_map(|(k, v)| k.strip_prefix(prefix).map(|k| (k.to_string(), v.clone())))
-                .collect()
-        };
+        let sub = self.networks()?;
         let mut g_a = ResnetGenerator::new(&config.generator, device);
         let mut g_b = ResnetGenerator::new(&config.generator, device);
-        load_state_dict(&mut g_a, &sub("G_A."), &path, "G_A")?;
-        load_state_dict(&mut g_b, &sub("G_B."), &path, "G_B")?;
+        load_state_dict(&mut g_a, &sub("G_A"), &path, "G_A")?;
+        load_state_dict(&mut g_b, &sub("G_B"), &path, "G_B")?;
         Ok(Generators { g_a, g_b })
     }
 }

@@ -123,7 +123,16 @@ fn decode_unguarded(path: &Path) -> Result<DynamicImage, DecodeError> {
             why: "unknown file signature".into(),
         });
     }
-    let mut decoder = reader.into_decoder().map_err(|e| classify(path, e))?;
+    let decoder = reader.into_decoder().map_err(|e| classify(path, e))?;
+    decode_within_limits(path, decoder)
+}
+
+/// Refuse oversized headers before allocating, decode under a memory limit, apply the EXIF
+/// orientation, and refuse empty results. Shared by the file and in-memory decoders.
+fn decode_within_limits(
+    path: &Path,
+    mut decoder: impl ImageDecoder,
+) -> Result<DynamicImage, DecodeError> {
     let (width, height) = decoder.dimensions();
     if width > MAX_SIDE || height > MAX_SIDE || u64::from(width) * u64::from(height) * 8 > MAX_ALLOC
     {
@@ -404,30 +413,8 @@ fn decode_bytes_unguarded(
         }
         Some(_) => {}
     }
-    let mut decoder = reader.into_decoder().map_err(|e| classify(path, e))?;
-    let (width, height) = decoder.dimensions();
-    if width > MAX_SIDE || height > MAX_SIDE || u64::from(width) * u64::from(height) * 8 > MAX_ALLOC
-    {
-        return Err(DecodeError::TooLarge {
-            path: path.to_path_buf(),
-            width,
-            height,
-        });
-    }
-    let mut limits = image::Limits::default();
-    limits.max_alloc = Some(MAX_ALLOC);
-    decoder.set_limits(limits).map_err(|e| classify(path, e))?;
-    let orientation = decoder.orientation().ok();
-    let mut img = DynamicImage::from_decoder(decoder).map_err(|e| classify(path, e))?;
-    if let Some(o) = orientation {
-        img.apply_orientation(o);
-    }
-    if img.width() == 0 || img.height() == 0 {
-        return Err(DecodeError::Corrupt {
-            path: path.to_path_buf(),
-            why: "zero width or height".into(),
-        });
-    }
+    let decoder = reader.into_decoder().map_err(|e| classify(path, e))?;
+    let img = decode_within_limits(path, decoder)?;
     let mode = color_mode(bytes, &img);
     Ok((img, mode))
 }
