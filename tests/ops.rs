@@ -1,16 +1,36 @@
-//! `model::ops::conv2d_gemm` (and `conv2d_raw`, which picks it or burn's) against burn's own
-//! convolution: outputs and gradients.
+//! `model::ops::conv2d_gemm`, `model::winograd::conv3x3` (and `conv2d_raw`, which picks one of
+//! them or burn's) against burn's own convolution: outputs and gradients.
 
 use burn::prelude::*;
 use burn::tensor::Distribution;
 use cyclegan::model::ops::{Padding, burn_conv2d, conv2d_gemm, conv2d_raw};
+use cyclegan::model::winograd::{Tile, conv3x3};
+
+/// A convolution under test: input, weight, bias, stride, padding.
+type Conv = dyn Fn(Tensor<4>, Tensor<4>, Option<Tensor<1>>, [usize; 2], Padding) -> Tensor<4>;
 
 fn max_abs_diff<const D: usize>(a: Tensor<D>, b: Tensor<D>) -> f32 {
     (a - b).abs().max().into_scalar()
 }
 
-/// Forward, input gradient, weight gradient and bias gradient of both versions agree.
+/// Forward, input gradient, weight gradient and bias gradient of `conv2d_gemm` and burn's agree.
+#[allow(clippy::too_many_arguments)]
 fn check(
+    batch: usize,
+    cin: usize,
+    cout: usize,
+    k: usize,
+    size: [usize; 2],
+    stride: usize,
+    padding: Padding,
+) {
+    check_against_burn(&conv2d_gemm, batch, cin, cout, k, size, stride, padding);
+}
+
+/// Forward, input gradient, weight gradient and bias gradient of `ours` and burn's agree.
+#[allow(clippy::too_many_arguments)]
+fn check_against_burn(
+    ours: &Conv,
     batch: usize,
     cin: usize,
     cout: usize,
@@ -27,13 +47,12 @@ fn check(
     );
     let w: Tensor<4> = Tensor::random([cout, cin, k, k], Distribution::Uniform(-0.5, 0.5), &device);
     let bias: Tensor<1> = Tensor::random([cout], Distribution::Uniform(-0.5, 0.5), &device);
-    let run = |ours: bool| {
+    let run = |conv: &Conv| {
         let (x, w, bias) = (
             x.clone().require_grad(),
             w.clone().require_grad(),
             bias.clone().require_grad(),
         );
-        let conv = if ours { conv2d_gemm } else { burn_conv2d };
         let y = conv(
             x.clone(),
             w.clone(),
@@ -55,8 +74,8 @@ fn check(
             bias.grad(&grads).expect("bias grad"),
         )
     };
-    let (y0, dx0, dw0, db0) = run(false);
-    let (y1, dx1, dw1, db1) = run(true);
+    let (y0, dx0, dw0, db0) = run(&burn_conv2d);
+    let (y1, dx1, dw1, db1) = run(ours);
     let what =
         format!("batch {batch}, {cin}->{cout}, k{k}, {size:?}, stride {stride}, {padding:?}");
     assert_eq!(y0.dims(), y1.dims(), "{what}: output shape");
@@ -110,4 +129,26 @@ fn the_chooser_matches_too() {
     let y0 = burn_conv2d(x.clone(), w.clone(), None, [1, 1], Padding::Reflect(3));
     let y1 = conv2d_raw(x, w, None, [1, 1], Padding::Reflect(3));
     assert!(max_abs_diff(y0, y1) < 1e-4);
+}
+
+fn winograd(
+    tile: Tile,
+) -> impl Fn(Tensor<4>, Tensor<4>, Option<Tensor<1>>, [usize; 2], Padding) -> Tensor<4> {
+    move |x, w, b, stride, padding| {
+        assert_eq!(stride, [1, 1]);
+        conv3x3(x, w, b, padding, tile)
+    }
+}
+
+#[test]
+fn winograd_matches_direct_convolution() {
+    for tile in [Tile::Two, Tile::Four] {
+        let conv = winograd(tile);
+        // Sizes that are and are not multiples of the tile, batches, both paddings.
+        check_against_burn(&conv, 1, 8, 8, 3, [8, 8], 1, Padding::Reflect(1));
+        check_against_burn(&conv, 2, 8, 6, 3, [9, 7], 1, Padding::Reflect(1));
+        check_against_burn(&conv, 1, 5, 9, 3, [11, 6], 1, Padding::Zeros(1));
+        check_against_burn(&conv, 1, 6, 4, 3, [7, 10], 1, Padding::Zeros(0));
+        check_against_burn(&conv, 1, 3, 2, 3, [2, 3], 1, Padding::Reflect(1));
+    }
 }

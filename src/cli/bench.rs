@@ -22,6 +22,7 @@ use serde::Serialize;
 
 use crate::model::ops::{self, Padding};
 use crate::model::weights::init_normal;
+use crate::model::winograd::{self, Tile};
 use crate::model::{DiscriminatorConfig, GeneratorConfig, ResnetGenerator};
 use crate::train::TrainConfig;
 use crate::train::{CycleGan, Discriminators, Generators};
@@ -791,7 +792,10 @@ fn time_adam(
 /// Forward + backward (input and weight gradients) of each distinct plain convolution, with
 /// burn's convolution and with [`ops::conv2d_gemm`].
 fn layer_comparison<'a>(args: &BenchArgs, layers: impl Iterator<Item = &'a Layer>, ad: &Device) {
-    println!("per layer, forward + backward on autodiff tensors (s): burn conv, ops::conv2d_gemm");
+    println!(
+        "per layer, forward + backward on autodiff tensors (s): burn conv, ops::conv2d_gemm, \
+         winograd F(4x4, 3x3) where it applies"
+    );
     let mut done: Vec<&str> = Vec::new();
     for l in layers {
         if l.transposed || done.contains(&l.name) {
@@ -820,8 +824,17 @@ fn layer_comparison<'a>(args: &BenchArgs, layers: impl Iterator<Item = &'a Layer
             let y = ops::conv2d_gemm(x.clone(), wt.clone(), None, stride, padding);
             let _ = (y * g.clone()).sum().backward();
         });
+        let winograd = if l.k == 3 && l.stride == 1 {
+            let t = op_time(args, || {
+                let y = winograd::conv3x3(x.clone(), wt.clone(), None, padding, Tile::Four);
+                let _ = (y * g.clone()).sum().backward();
+            });
+            format!(" {t:>9.4}  x{:.2}", burn / t)
+        } else {
+            String::new()
+        };
         println!(
-            "  {:<16} {burn:>9.4} {ours:>9.4}  x{:.2}",
+            "  {:<16} {burn:>9.4} {ours:>9.4}  x{:.2}{winograd}",
             l.name,
             burn / ours
         );

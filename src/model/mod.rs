@@ -11,6 +11,7 @@ mod discriminator;
 mod generator;
 pub mod ops;
 pub mod weights;
+pub mod winograd;
 
 pub use discriminator::{DiscriminatorConfig, PatchDiscriminator};
 pub use generator::{GeneratorConfig, ResnetGenerator};

@@ -23,8 +23,13 @@
 //! and rows of 3 channels gather slowly. The price is memory: the gathered `cols` are kept for
 //! the backward pass (peak 1.6 GiB instead of 0.8 GiB at 128 px, 6.5 instead of 2.8 at 256 px).
 //!
-//! Setting `CYCLEGAN_BURN_CONV=1` in the environment routes every call to burn's own
-//! convolution (after `Tensor::pad` for reflection) instead: the "before" of the benchmarks.
+//! In training, 3x3 stride-1 convolutions (the residual blocks, 80% of the arithmetic) go to
+//! [`super::winograd::conv3x3`] instead, which needs 4x fewer multiplications.
+//!
+//! Environment switches, for the benchmarks' "before" figures: `CYCLEGAN_BURN_CONV=1` routes
+//! every call to burn's own convolution (after `Tensor::pad` for reflection);
+//! `CYCLEGAN_WINOGRAD=0` keeps the gather + GEMM path for the 3x3 layers too (`=2` selects the
+//! smaller F(2x2, 3x3) tiles).
 
 use std::sync::OnceLock;
 
@@ -63,9 +68,10 @@ pub fn conv2d(conv: &Conv2d, x: Tensor<4>, padding: Padding) -> Tensor<4> {
 
 /// [`conv2d`] on bare tensors: `weight` `[Cout, Cin, kh, kw]`, `bias` `[Cout]`.
 ///
-/// Chooses between [`conv2d_gemm`] and burn's convolution by what measured faster on the
-/// 2-core benchmark machine (BENCHMARKS.md): ours for every training layer with more than
-/// [`MIN_GATHER_CHANNELS`] input channels, burn's for the RGB inputs and for all inference.
+/// Chooses by what measured faster on the 2-core benchmark machine (BENCHMARKS.md): in training,
+/// Winograd for 3x3 stride-1 layers and [`conv2d_gemm`] for the others with more than
+/// [`MIN_GATHER_CHANNELS`] input channels; burn's convolution for the RGB inputs and for all
+/// inference.
 pub fn conv2d_raw(
     x: Tensor<4>,
     weight: Tensor<4>,
@@ -74,6 +80,17 @@ pub fn conv2d_raw(
     padding: Padding,
 ) -> Tensor<4> {
     let [_, c, _, _] = x.dims();
+    let [_, _, kh, kw] = weight.dims();
+    if !use_burn_conv()
+        && x.device().is_autodiff()
+        && [kh, kw] == [3, 3]
+        && stride == [1, 1]
+        && c > MIN_GATHER_CHANNELS
+    {
+        if let Some(tile) = winograd_tile() {
+            return super::winograd::conv3x3(x, weight, bias, padding, tile);
+        }
+    }
     if use_burn_conv() || !x.device().is_autodiff() || c <= MIN_GATHER_CHANNELS {
         return burn_conv2d(x, weight, bias, stride, padding);
     }
@@ -166,6 +183,16 @@ pub fn conv2d_gemm(
         None => y,
     };
     y.reshape([b, ho, wo, co]).permute([0, 3, 1, 2])
+}
+
+/// The Winograd tile for training's 3x3 layers, `None` when `CYCLEGAN_WINOGRAD=0` (read once).
+fn winograd_tile() -> Option<super::winograd::Tile> {
+    static TILE: OnceLock<Option<super::winograd::Tile>> = OnceLock::new();
+    *TILE.get_or_init(|| match std::env::var("CYCLEGAN_WINOGRAD").as_deref() {
+        Ok("0") => None,
+        Ok("2") => Some(super::winograd::Tile::Two),
+        _ => Some(super::winograd::Tile::Four),
+    })
 }
 
 /// True when `CYCLEGAN_BURN_CONV=1`: use burn's convolution (read once per process).
