@@ -46,7 +46,7 @@ enum Command {
     /// Audit a dataset: sizes, modes, unreadable files, duplicates and train/test leaks.
     Doctor(doctor::DoctorArgs),
     /// Train a CycleGAN on DATA_DIR/trainA and DATA_DIR/trainB.
-    Train(train::TrainArgs),
+    Train(Box<train::TrainArgs>),
     /// Translate an image, a folder of images or a video with a trained generator.
     Translate(translate::TranslateArgs),
     /// Measure the flicker of a translated video against its input.
@@ -63,7 +63,7 @@ pub fn main() -> ExitCode {
     let result = match cli.command {
         Command::Prepare(a) => prepare::run(a),
         Command::Doctor(a) => doctor::run(a),
-        Command::Train(a) => train::run(a),
+        Command::Train(a) => train::run(*a),
         Command::Translate(a) => translate::run(a),
         Command::EvalVideo(a) => eval_video::run(a),
         Command::Demo(a) => demo::run(a),

@@ -86,10 +86,9 @@ pub fn conv2d_raw(
         && [kh, kw] == [3, 3]
         && stride == [1, 1]
         && c > MIN_GATHER_CHANNELS
+        && let Some(tile) = winograd_tile()
     {
-        if let Some(tile) = winograd_tile() {
-            return super::winograd::conv3x3(x, weight, bias, padding, tile);
-        }
+        return super::winograd::conv3x3(x, weight, bias, padding, tile);
     }
     if use_burn_conv() || !x.device().is_autodiff() || c <= MIN_GATHER_CHANNELS {
         return burn_conv2d(x, weight, bias, stride, padding);

@@ -309,7 +309,7 @@ pub fn list(run_dir: &Path) -> Vec<PathBuf> {
             Some((iter, e.path()))
         })
         .collect();
-    found.sort_by(|a, b| b.0.cmp(&a.0));
+    found.sort_by_key(|&(iter, _)| std::cmp::Reverse(iter));
     found.into_iter().map(|(_, p)| p).collect()
 }
 

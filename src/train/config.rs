@@ -126,7 +126,7 @@ impl TrainConfig {
     /// Check values that would make training meaningless, naming the option.
     pub fn validate(&self) -> anyhow::Result<()> {
         use anyhow::bail;
-        if self.crop_size == 0 || self.crop_size % 4 != 0 {
+        if self.crop_size == 0 || !self.crop_size.is_multiple_of(4) {
             bail!(
                 "--crop-size {} must be a positive multiple of 4 (the generator halves the size twice)",
                 self.crop_size

@@ -293,8 +293,10 @@ mod tests {
             enabled: false,
             ..GuardConfig::default()
         });
-        let mut l = Losses::default();
-        l.G_A = f32::NAN;
+        let l = Losses {
+            G_A: f32::NAN,
+            ..Losses::default()
+        };
         assert_eq!(g.observe(&l), None);
     }
 }

@@ -25,7 +25,9 @@ pub fn plot_losses(log: &Path, out: &Path) -> Result<()> {
 /// The curves as PNG bytes.
 pub fn render(records: &[LossRecord]) -> Result<Vec<u8>> {
     register_font();
-    let series: [(&str, RGBColor, fn(&LossRecord) -> f32); 5] = [
+    // (legend, colour, value of a record)
+    type Series = (&'static str, RGBColor, fn(&LossRecord) -> f32);
+    let series: [Series; 5] = [
         ("G (GAN, A+B)", RGBColor(31, 119, 180), |r| {
             r.losses.G_A + r.losses.G_B
         }),
