@@ -1160,6 +1160,11 @@ fn dedup_and_split(
     Ok((report, places))
 }
 
+/// Paths that are not UTF-8 are written with replacement characters rather than failing.
+fn lossy_path<S: serde::Serializer>(path: &std::path::Path, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&path.to_string_lossy())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1738,9 +1743,4 @@ mod tests {
         let e = prepare(&opts(vec![t.path().join("missing")], vec![a.clone()], out)).unwrap_err();
         assert!(e.to_string().contains("missing"));
     }
-}
-
-/// Paths that are not UTF-8 are written with replacement characters rather than failing.
-fn lossy_path<S: serde::Serializer>(path: &std::path::Path, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str(&path.to_string_lossy())
 }
