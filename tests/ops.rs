@@ -123,12 +123,17 @@ fn no_padding() {
 
 #[test]
 fn the_chooser_matches_too() {
-    let device = Device::flex().autodiff();
-    let x: Tensor<4> = Tensor::random([1, 8, 9, 9], Distribution::Default, &device);
-    let w: Tensor<4> = Tensor::random([16, 8, 7, 7], Distribution::Default, &device);
-    let y0 = burn_conv2d(x.clone(), w.clone(), None, [1, 1], Padding::Reflect(3));
-    let y1 = conv2d_raw(x, w, None, [1, 1], Padding::Reflect(3));
-    assert!(max_abs_diff(y0, y1) < 1e-4);
+    // Training and inference devices; a 7x7 layer (gather + GEMM) and a 3x3 one (Winograd).
+    for device in [Device::flex().autodiff(), Device::flex()] {
+        for k in [7, 3] {
+            let x: Tensor<4> = Tensor::random([1, 8, 9, 9], Distribution::Default, &device);
+            let w: Tensor<4> = Tensor::random([16, 8, k, k], Distribution::Default, &device);
+            let p = Padding::Reflect(k / 2);
+            let y0 = burn_conv2d(x.clone(), w.clone(), None, [1, 1], p);
+            let y1 = conv2d_raw(x, w, None, [1, 1], p);
+            assert!(max_abs_diff(y0, y1) < 1e-4);
+        }
+    }
 }
 
 fn winograd(

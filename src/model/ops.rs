@@ -23,8 +23,8 @@
 //! and rows of 3 channels gather slowly. The price is memory: the gathered `cols` are kept for
 //! the backward pass (peak 1.6 GiB instead of 0.8 GiB at 128 px, 6.5 instead of 2.8 at 256 px).
 //!
-//! In training, 3x3 stride-1 convolutions (the residual blocks, 80% of the arithmetic) go to
-//! [`super::winograd::conv3x3`] instead, which needs 4x fewer multiplications.
+//! 3x3 stride-1 convolutions (the residual blocks, 80% of the arithmetic) go to
+//! [`super::winograd::conv3x3`] instead, in training and inference: 4x fewer multiplications.
 //!
 //! Environment switches, for the benchmarks' "before" figures: `CYCLEGAN_BURN_CONV=1` routes
 //! every call to burn's own convolution (after `Tensor::pad` for reflection);
@@ -68,10 +68,10 @@ pub fn conv2d(conv: &Conv2d, x: Tensor<4>, padding: Padding) -> Tensor<4> {
 
 /// [`conv2d`] on bare tensors: `weight` `[Cout, Cin, kh, kw]`, `bias` `[Cout]`.
 ///
-/// Chooses by what measured faster on the 2-core benchmark machine (BENCHMARKS.md): in training,
-/// Winograd for 3x3 stride-1 layers and [`conv2d_gemm`] for the others with more than
-/// [`MIN_GATHER_CHANNELS`] input channels; burn's convolution for the RGB inputs and for all
-/// inference.
+/// Chooses by what measured faster on the 2-core benchmark machine (BENCHMARKS.md): Winograd
+/// for 3x3 stride-1 layers (training and inference); in training [`conv2d_gemm`] for the other
+/// layers with more than [`MIN_GATHER_CHANNELS`] input channels; burn's convolution for the RGB
+/// inputs and for the other layers at inference.
 pub fn conv2d_raw(
     x: Tensor<4>,
     weight: Tensor<4>,
@@ -82,7 +82,6 @@ pub fn conv2d_raw(
     let [_, c, _, _] = x.dims();
     let [_, _, kh, kw] = weight.dims();
     if !use_burn_conv()
-        && x.device().is_autodiff()
         && [kh, kw] == [3, 3]
         && stride == [1, 1]
         && c > MIN_GATHER_CHANNELS

@@ -24,10 +24,9 @@
 //! move the second training iteration's losses 3.5e-3 away from PyTorch's (tolerance 1e-3); with
 //! the points used here they stay within 2e-6, like the direct convolution's.
 //!
-//! The transforms are small dense products (36 x 36 for m = 4), which burn's CPU matrix product
-//! (the `gemm` crate) runs at only about 15 GFLOP/s, so they cost about as much as the big
-//! products they save at inference. [`super::ops::conv2d_raw`] therefore uses this in training
-//! only, where the backward pass's two big products per layer also shrink 4x.
+//! Layout: positions outermost (`[ξ, tiles, channels]`), so the per-position products are plain
+//! contiguous batched GEMMs. (Positions innermost, which makes the transforms the shape `gemm`
+//! prefers, measured slower in training: the big products then read strided operands.)
 
 use burn::prelude::*;
 use burn::tensor::TensorData;
@@ -184,44 +183,33 @@ pub fn conv3x3(
     let constant =
         |v: Vec<f32>, shape: [usize; 2]| Tensor::<2>::from_data(TensorData::new(v, shape), &device);
 
-    // Channels as rows, pixels (batch, row, column) as columns: free for a batch of one.
+    // Input tiles: d[ξ, t, c] for each tile position ξ, tile t and channel c.
     let pixels = b * h * w;
-    let planes = if b == 1 {
-        x.reshape([c, pixels])
+    let rows = x.permute([0, 2, 3, 1]).reshape([pixels, c]);
+    let src = tile_rows(b, h, w, padding, tile, th, tw);
+    let rows = if src.contains(&(pixels as i64)) {
+        Tensor::cat(vec![rows, Tensor::zeros([1, c], &device)], 0)
     } else {
-        x.swap_dims(0, 1).reshape([c, pixels])
+        rows
     };
-    // Input tiles d[c, t, ξ] for each channel c, tile t and tile position ξ. Positions are the
-    // innermost axis throughout: burn's CPU matrix product (`gemm`) is 4-8x faster on
-    // [many, 36] @ [36, n] than on [36, 36] @ [36, many].
-    let src = tile_columns(b, h, w, padding, tile, th, tw);
-    let planes = if src.contains(&(pixels as i64)) {
-        Tensor::cat(vec![planes, Tensor::zeros([c, 1], &device)], 1)
-    } else {
-        planes
-    };
-    let index = Tensor::<1, Int>::from_data(TensorData::new(src, [tiles * positions]), &device);
-    let d = planes.select(1, index).reshape([c * tiles, positions]);
+    let index = Tensor::<1, Int>::from_data(TensorData::new(src, [positions * tiles]), &device);
+    let d = rows.select(0, index).reshape([positions, tiles * c]);
 
-    // V = d (B ⊗ B), U = g (G^T ⊗ G^T): [c, t, ξ] and [o, c, ξ], seen as [ξ, c, t] and
-    // [ξ, o, c] (strided views, no copies), then one product per position: M[ξ] = U[ξ] V[ξ].
-    let v = d
-        .matmul(constant(kron_self(&bt, a, a), [positions, positions]).transpose())
-        .reshape([c, tiles, positions])
-        .permute([2, 0, 1]);
-    let u = weight
-        .reshape([co * c, 9])
-        .matmul(constant(kron_self(&g, a, 3), [positions, 9]).transpose())
-        .reshape([co, c, positions])
-        .permute([2, 0, 1]);
-    let mprod = u.matmul(v).reshape([positions, co * tiles]);
+    // V = (B^T ⊗ B^T) d, U = (G ⊗ G) g, then one product per position.
+    let v = constant(kron_self(&bt, a, a), [positions, positions])
+        .matmul(d)
+        .reshape([positions, tiles, c]);
+    let filters = weight.permute([2, 3, 1, 0]).reshape([9, c * co]);
+    let u = constant(kron_self(&g, a, 3), [positions, 9])
+        .matmul(filters)
+        .reshape([positions, c, co]);
+    let mprod = v.matmul(u).reshape([positions, tiles * co]);
 
-    // Y = M (A ⊗ A): [o, t, (dy, dx)], then the tiles back into the picture.
-    let y = mprod
-        .transpose()
-        .matmul(constant(kron_self(&at, m, a), [m * m, positions]).transpose())
-        .reshape([co, b, th, tw, m, m])
-        .permute([1, 0, 2, 4, 3, 5])
+    // Y = (A^T ⊗ A^T) M: [m * m, tiles * Cout], then tiles back into the picture.
+    let y = constant(kron_self(&at, m, a), [m * m, positions])
+        .matmul(mprod)
+        .reshape([m, m, b, th, tw, co])
+        .permute([2, 5, 3, 0, 4, 1])
         .reshape([b, co, th * m, tw * m]);
     let y = if th * m != ho || tw * m != wo {
         y.slice([0..b, 0..co, 0..ho, 0..wo])
@@ -234,11 +222,11 @@ pub fn conv3x3(
     }
 }
 
-/// For each tile (batch, tile row, tile column) and each position in it (row i, column j of the
-/// a x a input tile), in that order, the input pixel it reads: `batch * h * w + iy * w + ix`,
-/// or `b * h * w` (a zero) in zero padding and beyond the padded picture (tiles that overhang
-/// the output's last row or column; their extra outputs are cropped).
-fn tile_columns(
+/// For each tile position (row i, column j of the a x a input tile) and each tile (batch, tile
+/// row, tile column), in that order, the input row it reads: `batch * h * w + iy * w + ix`, or
+/// `b * h * w` (a zero) in zero padding and beyond the padded picture (tiles that overhang the
+/// output's last row or column; their extra outputs are cropped).
+fn tile_rows(
     b: usize,
     h: usize,
     w: usize,
@@ -269,14 +257,14 @@ fn tile_columns(
             None
         }
     };
-    let mut src = Vec::with_capacity(b * th * tw * a * a);
-    for bi in 0..b {
-        let base = (bi * h * w) as i64;
-        for ty in 0..th {
-            for tx in 0..tw {
-                for i in 0..a {
+    let mut src = Vec::with_capacity(a * a * b * th * tw);
+    for i in 0..a {
+        for j in 0..a {
+            for bi in 0..b {
+                let base = (bi * h * w) as i64;
+                for ty in 0..th {
                     let iy = place(ty * m + i, h);
-                    for j in 0..a {
+                    for tx in 0..tw {
                         let ix = place(tx * m + j, w);
                         src.push(match (iy, ix) {
                             (Some(iy), Some(ix)) => base + iy * w as i64 + ix,
@@ -329,15 +317,15 @@ mod tests {
     }
 
     #[test]
-    fn tile_columns_pad_and_overhang() {
+    fn tile_rows_pad_and_overhang() {
         // 1 x 3 x 3 picture, reflect 1, m = 2: two tiles per side, the second overhangs.
-        let src = tile_columns(1, 3, 3, Padding::Reflect(1), Tile::Two, 2, 2);
+        let src = tile_rows(1, 3, 3, Padding::Reflect(1), Tile::Two, 2, 2);
         assert_eq!(src.len(), 16 * 4);
         // Position (0, 0) of tile (0, 0) is padded (-1, -1), mirrored to (1, 1) = row 4.
         assert_eq!(src[0], 4);
         // Position (3, 3) of tile (1, 1) is padded (5, 5): beyond the padded picture, a zero.
-        assert_eq!(src[3 * 16 + 15], 9);
-        let zeros = tile_columns(1, 3, 3, Padding::Zeros(1), Tile::Two, 2, 2);
+        assert_eq!(src[15 * 4 + 3], 9);
+        let zeros = tile_rows(1, 3, 3, Padding::Zeros(1), Tile::Two, 2, 2);
         assert_eq!(zeros[0], 9);
     }
 }
