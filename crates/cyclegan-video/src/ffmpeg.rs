@@ -5,9 +5,9 @@
 //!   to RGB with swscale at the stream's size, and times it from the stream's timestamps.
 //! * [`FfSink`] encodes into the containers of [`WRITE_EXTENSIONS`], choosing an encoder the
 //!   system libraries have and the container accepts ([`encoder_candidates`]).
-//! * [`AudioSink`] wraps any sink: the video goes to a hidden intermediate file, and at
-//!   [`FrameSink::finish`] it is remuxed with the audio streams of another file (stream copy,
-//!   nothing re-encoded) into the requested file.
+//! * Audio of another file is copied unchanged (stream copy) by [`AudioFeed`], packet by packet
+//!   as the video advances: [`FfSink`] interleaves it with the packets it encodes, and
+//!   [`AudioSink`] (around the native MP4 writer) remuxes the finished video with it.
 //!
 //! FFmpeg's own log is silenced (level "fatal"): every failure comes back as an error code, which
 //! our errors turn into a message naming the file.
@@ -134,6 +134,8 @@ pub(crate) struct FfSource {
     pkt_durations: VecDeque<(i64, i64)>,
     /// Where the stream starts, in its ticks, where the container says.
     start: Option<i64>,
+    /// Where the video ends on the file's timeline, in seconds, where the container says.
+    declared_end: Option<f64>,
     /// Whether the last frame's duration came from its packet.
     last_duration_known: bool,
     /// End of the last frame emitted, in seconds from the first.
@@ -222,15 +224,22 @@ impl FfSource {
         let tagged_frames = tag("NUMBER_OF_FRAMES").and_then(|v| v.trim().parse::<usize>().ok());
         // The whole file's duration stands for the video's only where nothing else is in it.
         let single_stream = input.streams().count() == 1;
-        let duration = stream_duration
-            .map(|d| seconds(d, tb))
+        let micro = |t: i64| t as f64 / f64::from(ff::ffi::AV_TIME_BASE);
+        // SAFETY: a field of the open input's own context.
+        let file_start = known(unsafe { (*input.as_ptr()).start_time }).map_or(0.0, micro);
+        let start_s = start.map_or(0.0, |s| seconds(s, tb));
+        // Where the video ends on the file's timeline: the stream's start plus its duration;
+        // Matroska's DURATION tag (already on the timeline); the whole file's end.
+        let declared_end = stream_duration
+            .map(|d| seconds(start.unwrap_or(0).saturating_add(d), tb))
             .or(tagged_duration)
             .or_else(|| {
                 known(input.duration())
                     .filter(|d| *d > 0 && single_stream)
-                    .map(|d| d as f64 / f64::from(ff::ffi::AV_TIME_BASE))
+                    .map(|d| file_start + micro(d))
             })
-            .filter(|d| d.is_finite() && *d > 0.0);
+            .filter(|e| e.is_finite() && *e > start_s);
+        let duration = declared_end.map(|e| e - start_s);
         let rate = stream.avg_frame_rate();
         let nominal = if rate.numerator() > 0 && rate.denominator() > 0 {
             let t = f64::from(tb.denominator()) * f64::from(rate.denominator())
@@ -264,6 +273,7 @@ impl FfSource {
             held: None,
             pkt_durations: VecDeque::new(),
             start,
+            declared_end,
             last_duration_known: false,
             end_time: 0.0,
             nominal,
@@ -445,8 +455,8 @@ impl FfSource {
                         });
                         self.last_duration_known = from_packet.is_some();
                         let d = from_packet.or_else(|| {
-                            let end = self.info.duration?;
-                            let start = self.lead() + seconds(h.rel, self.tb);
+                            let end = self.declared_end?;
+                            let start = self.timeline(h.rel);
                             let d = ((end - start) * f64::from(self.tb.denominator())
                                 / f64::from(self.tb.numerator()))
                             .round();
@@ -483,12 +493,10 @@ impl FfSource {
         }
     }
 
-    /// Seconds from the stream's start to its first frame.
-    fn lead(&self) -> f64 {
-        match (self.first_ts, self.start) {
-            (Some(f), Some(s)) if f > s => seconds(f - s, self.tb),
-            _ => 0.0,
-        }
+    /// Where `rel` ticks after the first frame falls on the file's timeline, in seconds.
+    fn timeline(&self, rel: i64) -> f64 {
+        let origin = self.first_ts.or(self.start).unwrap_or(0);
+        seconds(origin.saturating_add(rel), self.tb)
     }
 
     /// After the last frame: a file that declares more frames or a longer video than it holds
@@ -510,13 +518,17 @@ impl FfSource {
         }
         // Where the last frame's duration was taken from the declared end, the end says
         // nothing (Matroska is checked at opening, from its segment's size).
-        if let (Some(d), true) = (self.info.duration, self.last_duration_known) {
-            let end = self.lead() + self.end_time;
-            if end + (0.05 * d).max(0.25) < d {
+        if let (Some(declared), Some(length), true) = (
+            self.declared_end,
+            self.info.duration,
+            self.last_duration_known,
+        ) {
+            let end = self.timeline(0) + self.end_time;
+            if end + (0.05 * length).max(0.25) < declared {
                 return Err(VideoError::corrupt(
                     &self.path,
                     format!(
-                        "the video stops at {end:.2} s but the file declares {d:.2} s (truncated?)"
+                        "the video stops at {end:.2} s but the file declares {declared:.2} s (truncated?)"
                     ),
                 ));
             }
@@ -730,6 +742,8 @@ pub(crate) struct FfSink {
     /// Durations of the frames sent and not yet out of the encoder, by pts.
     durations: BTreeMap<i64, i64>,
     packet: Packet,
+    /// Audio copied from [`CreateOptions::audio_from`], written as the video advances.
+    audio: Option<AudioFeed>,
 }
 
 impl FfSink {
@@ -834,7 +848,7 @@ impl FfSink {
                 },
             ));
         };
-        let stream = {
+        let add_video = |output: &mut format::context::Output| -> Result<usize, VideoError> {
             let mut ost = output
                 .add_stream(codec)
                 .map_err(|e| ff_error(path, "cannot add the video stream", e))?;
@@ -845,11 +859,30 @@ impl FfSink {
             if let Some(r) = fps_rational(fps).filter(|_| muxer == "avi") {
                 ost.set_avg_frame_rate(r);
             }
-            ost.index()
+            Ok(ost.index())
         };
-        output
-            .write_header()
-            .map_err(|e| ff_error(path, "cannot write the header", e))?;
+        let stream = add_video(&mut output)?;
+        let mut audio = match &opts.audio_from {
+            Some(source) => AudioFeed::attach(&mut output, source),
+            None => None,
+        };
+        if let Err(e) = output.write_header() {
+            let Some(feed) = audio.take() else {
+                return Err(ff_error(path, "cannot write the header", e));
+            };
+            // The container took the audio streams but not their parameters: without them.
+            warn(
+                &feed.path,
+                &format!("audio left out: the {muxer} container refused it ({e})"),
+            );
+            drop(output);
+            output = format::output(&url(path)?)
+                .map_err(|e| ff_error(path, "cannot create the output", e))?;
+            add_video(&mut output)?;
+            output
+                .write_header()
+                .map_err(|e| ff_error(path, "cannot write the header", e))?;
+        }
         let stream_tb = output
             .stream(stream)
             .map(|s| s.time_base())
@@ -896,6 +929,7 @@ impl FfSink {
             default_delta,
             durations: BTreeMap::new(),
             packet: Packet::empty(),
+            audio,
         })
     }
 
@@ -965,9 +999,13 @@ impl FfSink {
                     self.packet.set_stream(self.stream);
                     self.packet.set_position(-1);
                     self.packet.rescale_ts(self.enc_tb, self.stream_tb);
+                    let t = packet_time(&self.packet, self.stream_tb);
                     self.packet
                         .write_interleaved(&mut self.output)
                         .map_err(|e| ff_error(&self.path, "writing failed", e))?;
+                    if let Some(a) = self.audio.as_mut() {
+                        a.write_until(&mut self.output, &self.path, t)?;
+                    }
                 }
                 Err(e) if is_again(&e) => return Ok(()),
                 Err(ff::Error::Eof) => return Ok(()),
@@ -1141,6 +1179,9 @@ impl FrameSink for FfSink {
                 VideoError::invalid(&self.path, format!("encoding failed: {e} (FFmpeg)"))
             })?;
             self.drain()?;
+            if let Some(a) = self.audio.as_mut() {
+                a.write_until(&mut self.output, &self.path, None)?;
+            }
             self.output
                 .write_trailer()
                 .map_err(|e| ff_error(&self.path, "cannot finish the file", e))
@@ -1166,8 +1207,21 @@ fn audio_streams(path: &Path) -> Result<usize, VideoError> {
         .count())
 }
 
-fn warn(path: &Path, what: &str) {
-    eprintln!("warning: {}: {what}", path.display());
+/// One line on stderr about the audio of `source` (the file the sound comes from: the output
+/// may still have a temporary name).
+fn warn(source: &Path, what: &str) {
+    eprintln!("warning: {}: {what}", source.display());
+}
+
+/// What went wrong, without the file name (which may be a temporary one).
+fn reason(e: &VideoError) -> String {
+    match e {
+        VideoError::Unsupported { why, .. }
+        | VideoError::Corrupt { why, .. }
+        | VideoError::Invalid { why, .. }
+        | VideoError::Translate { why, .. } => why.clone(),
+        VideoError::Io { source, .. } => source.to_string(),
+    }
 }
 
 /// `dir/.stem.video-PID-N.ext`: the intermediate video of an [`AudioSink`].
@@ -1186,9 +1240,11 @@ fn intermediate_name(output: &Path) -> PathBuf {
     dir.join(format!(".{stem}.video-{}-{n}.{ext}", std::process::id()))
 }
 
-/// The sink for `path` when [`CreateOptions::audio_from`] is set: None where there is no audio
-/// to copy (or it cannot be), after a warning where audio is lost.
-pub(crate) fn with_audio(
+/// The sink for `path`, a container the native writers handle (MP4/MOV, GIF, APNG), when
+/// [`CreateOptions::audio_from`] is set: an [`AudioSink`] around the native writer, or None where
+/// there is no audio to copy (or it cannot be: GIF, APNG), after a warning where audio is lost.
+/// (Through FFmpeg, [`FfSink`] copies the audio itself.)
+pub(crate) fn native_with_audio(
     path: &Path,
     width: u32,
     height: u32,
@@ -1198,7 +1254,7 @@ pub(crate) fn with_audio(
     let n = match guard(audio_from, || audio_streams(audio_from)) {
         Ok(n) => n,
         Err(e) => {
-            warn(path, &format!("no audio copied: {e}"));
+            warn(audio_from, &format!("no audio copied ({})", reason(&e)));
             return Ok(None);
         }
     };
@@ -1207,11 +1263,10 @@ pub(crate) fn with_audio(
     }
     if matches!(extension(path).as_str(), "gif" | "apng" | "png") {
         warn(
-            path,
+            audio_from,
             &format!(
-                "{} cannot hold audio; writing the video without the sound of {}",
-                extension(path).to_ascii_uppercase(),
-                audio_from.display()
+                "audio left out: {} cannot hold sound",
+                extension(path).to_ascii_uppercase()
             ),
         );
         return Ok(None);
@@ -1274,7 +1329,10 @@ impl FrameSink for AudioSink {
         }) {
             Ok(n) => n,
             Err(e) => {
-                warn(&out, &format!("audio not copied: {e}"));
+                warn(
+                    &self.audio_from,
+                    &format!("audio not copied ({})", reason(&e)),
+                );
                 0
             }
         };
@@ -1290,9 +1348,8 @@ impl FrameSink for AudioSink {
 }
 
 /// Write `out`: the video stream of `video` and the audio streams of `audio_from` that the
-/// container can hold, packets copied unchanged, interleaved by time. The audio keeps its
-/// position relative to the first video frame of `audio_from`. Returns how many audio streams
-/// were copied (0: nothing was written, `out` untouched).
+/// container can hold, packets copied unchanged, interleaved by time. Returns how many audio
+/// streams were copied (0: nothing was written, `out` untouched).
 fn mux_audio(
     video: &Path,
     audio_from: &Path,
@@ -1301,28 +1358,13 @@ fn mux_audio(
 ) -> Result<usize, VideoError> {
     let mut iv =
         format::input(&url(video)?).map_err(|e| ff_error(video, "cannot reopen the video", e))?;
-    let mut ia = format::input(&url(audio_from)?)
-        .map_err(|e| ff_error(audio_from, "FFmpeg cannot open it", e))?;
     let vstream = iv
         .streams()
         .best(media::Type::Video)
         .ok_or_else(|| VideoError::corrupt(video, "no video stream"))?;
     let (v_index, v_tb, v_params) = (vstream.index(), vstream.time_base(), vstream.parameters());
-    // Where the source's picture starts: its audio is shifted by as much, like its frames.
-    let offset = ia
-        .streams()
-        .best(media::Type::Video)
-        .and_then(|s| known(s.start_time()).map(|t| seconds(t, s.time_base())))
-        .unwrap_or(0.0);
-    let audio: Vec<(usize, Rational, codec::Parameters)> = ia
-        .streams()
-        .filter(|s| s.parameters().medium() == media::Type::Audio)
-        .map(|s| (s.index(), s.time_base(), s.parameters()))
-        .collect();
-
     let mut output =
         format::output(&url(out)?).map_err(|e| ff_error(out, "cannot create the output", e))?;
-    let mut map: Vec<(usize, usize, Rational)> = Vec::new(); // (input index, output index, input tb)
     {
         let mut ost = output
             .add_stream(None::<ff::Codec>)
@@ -1338,105 +1380,39 @@ fn mux_audio(
             (*par).height = size.1 as i32;
         }
     }
-    let mut skipped = Vec::new();
-    for (index, tb, params) in audio {
-        let id = params.id();
-        if !container_takes(&output, id) {
-            skipped.push(id.name());
-            continue;
-        }
-        let mut ost = output
-            .add_stream(None::<ff::Codec>)
-            .map_err(|e| ff_error(out, "cannot add an audio stream", e))?;
-        ost.set_parameters(params);
-        ost.set_time_base(tb);
-        // SAFETY: as above.
-        unsafe {
-            (*(*ost.as_mut_ptr()).codecpar).codec_tag = 0;
-        }
-        map.push((index, ost.index(), tb));
-    }
-    let container = output.format().name().to_string();
-    if !skipped.is_empty() {
-        warn(
-            out,
-            &format!(
-                "the {container} container cannot hold {} audio; left out",
-                skipped.join(", ")
-            ),
-        );
-    }
-    if map.is_empty() {
+    let Some(mut feed) = AudioFeed::attach(&mut output, audio_from) else {
         drop(output);
         let _ = fs::remove_file(out);
         return Ok(0);
-    }
+    };
+    let copied = feed.streams.len();
     let result = (|| {
         output
             .write_header()
             .map_err(|e| ff_error(out, "cannot write the header with audio", e))?;
-        let out_tb = |o: &format::context::Output, i: usize| o.stream(i).map(|s| s.time_base());
-        let v_out_tb = out_tb(&output, 0).unwrap_or(v_tb);
-        let mut next_v: Option<Packet> = None;
-        let mut next_a: Option<(Packet, usize, Rational)> = None;
-        let (mut v_done, mut a_done) = (false, false);
+        let v_out_tb = output.stream(0).map_or(v_tb, |s| s.time_base());
         loop {
-            if next_v.is_none() && !v_done {
-                next_v =
-                    read_from(&mut iv, video, |i| (i == v_index).then_some(()))?.map(|(p, _)| p);
-                v_done = next_v.is_none();
-            }
-            if next_a.is_none() && !a_done {
-                next_a = read_from(&mut ia, audio_from, |i| {
-                    map.iter().find(|m| m.0 == i).map(|m| (m.1, m.2))
-                })?
-                .map(|(mut p, (o, tb))| {
-                    let shift = (offset * f64::from(tb.denominator()) / f64::from(tb.numerator()))
-                        .round() as i64;
-                    if let Some(t) = p.pts() {
-                        p.set_pts(Some(t - shift));
-                    }
-                    if let Some(t) = p.dts() {
-                        p.set_dts(Some(t - shift));
-                    }
-                    (p, o, tb)
-                });
-                a_done = next_a.is_none();
-            }
-            let take_video = match (&next_v, &next_a) {
-                (None, None) => break,
-                (Some(_), None) => true,
-                (None, Some(_)) => false,
-                (Some(v), Some((a, _, atb))) => {
-                    let tv = v
-                        .dts()
-                        .or(v.pts())
-                        .map_or(f64::NEG_INFINITY, |t| seconds(t, v_tb));
-                    let ta = a
-                        .dts()
-                        .or(a.pts())
-                        .map_or(f64::NEG_INFINITY, |t| seconds(t, *atb));
-                    tv <= ta
+            let mut p = Packet::empty();
+            match p.read(&mut iv) {
+                Ok(()) if p.stream() == v_index => {
+                    p.set_stream(0);
+                    p.set_position(-1);
+                    p.rescale_ts(v_tb, v_out_tb);
+                    let t = packet_time(&p, v_out_tb);
+                    p.write_interleaved(&mut output)
+                        .map_err(|e| ff_error(out, "writing failed", e))?;
+                    feed.write_until(&mut output, out, t)?;
                 }
-            };
-            let (mut p, o, itb, otb) = if take_video {
-                let p = next_v.take().unwrap_or_else(Packet::empty);
-                (p, 0, v_tb, v_out_tb)
-            } else {
-                let (p, o, tb) = next_a.take().unwrap_or_else(|| (Packet::empty(), 0, v_tb));
-                let otb = out_tb(&output, o).unwrap_or(tb);
-                (p, o, tb, otb)
-            };
-            p.set_stream(o);
-            p.set_position(-1);
-            p.rescale_ts(itb, otb);
-            p.write_interleaved(&mut output)
-                .map_err(|e| ff_error(out, "writing failed", e))?;
+                Ok(()) => {}
+                Err(ff::Error::Eof) => break,
+                Err(e) => return Err(ff_error(video, "reading failed", e)),
+            }
         }
+        feed.write_until(&mut output, out, None)?;
         output
             .write_trailer()
             .map_err(|e| ff_error(out, "cannot finish the file", e))?;
-        Ok(map.len())
+        Ok(copied)
     })();
     if result.is_err() {
         drop(output);
@@ -1445,23 +1421,153 @@ fn mux_audio(
     result
 }
 
-/// The next packet of `input` whose stream `pick` maps to something.
-fn read_from<T>(
-    input: &mut format::context::Input,
-    path: &Path,
-    pick: impl Fn(usize) -> Option<T>,
-) -> Result<Option<(Packet, T)>, VideoError> {
-    loop {
-        let mut p = Packet::empty();
-        match p.read(input) {
-            Ok(()) => {
-                if let Some(t) = pick(p.stream()) {
-                    return Ok(Some((p, t)));
+/// The decoding time of a packet in seconds (its presentation time where it has no decoding
+/// time); None where it has neither.
+fn packet_time(p: &Packet, tb: Rational) -> Option<f64> {
+    p.dts().or(p.pts()).map(|t| seconds(t, tb))
+}
+
+/// The audio streams of another file, copied into an output as its video is written.
+struct AudioFeed {
+    path: PathBuf,
+    input: format::context::Input,
+    /// (input stream, output stream, input time base)
+    streams: Vec<(usize, usize, Rational)>,
+    /// Seconds to take off the audio's times: where the source's video starts, since its frames
+    /// are written from 0.
+    shift: f64,
+    next: Option<(Packet, usize, Rational)>,
+    done: bool,
+}
+
+impl AudioFeed {
+    /// Open `source` and add to `output` a stream for each of its audio streams that the
+    /// container can hold. None where there is nothing to copy (with a warning where audio is
+    /// lost).
+    fn attach(output: &mut format::context::Output, source: &Path) -> Option<AudioFeed> {
+        let input = match url(source).and_then(|u| {
+            format::input(&u).map_err(|e| ff_error(source, "FFmpeg cannot open it", e))
+        }) {
+            Ok(i) => i,
+            Err(e) => {
+                warn(source, &format!("no audio copied ({})", reason(&e)));
+                return None;
+            }
+        };
+        let shift = input
+            .streams()
+            .best(media::Type::Video)
+            .and_then(|s| known(s.start_time()).map(|t| seconds(t, s.time_base())))
+            .filter(|t| t.is_finite())
+            .unwrap_or(0.0);
+        let container = output.format().name().to_string();
+        let mut streams = Vec::new();
+        let mut skipped = Vec::new();
+        for s in input.streams() {
+            let params = s.parameters();
+            if params.medium() != media::Type::Audio {
+                continue;
+            }
+            let id = params.id();
+            if !container_takes(output, id) {
+                skipped.push(id.name());
+                continue;
+            }
+            let Ok(mut ost) = output.add_stream(None::<ff::Codec>) else {
+                skipped.push(id.name());
+                continue;
+            };
+            ost.set_parameters(params);
+            ost.set_time_base(s.time_base());
+            // SAFETY: the new stream's own codec parameters; the source's codec tag means
+            // nothing in another container.
+            unsafe {
+                (*(*ost.as_mut_ptr()).codecpar).codec_tag = 0;
+            }
+            streams.push((s.index(), ost.index(), s.time_base()));
+        }
+        if !skipped.is_empty() {
+            warn(
+                source,
+                &format!(
+                    "{} audio left out: the {container} container cannot hold it",
+                    skipped.join(", ")
+                ),
+            );
+        }
+        (!streams.is_empty()).then(|| AudioFeed {
+            path: source.to_path_buf(),
+            input,
+            streams,
+            shift,
+            next: None,
+            done: false,
+        })
+    }
+
+    /// Write the audio packets due before `until` seconds (all that are left with None). A
+    /// damaged audio source ends the audio with a warning; writing errors are errors.
+    fn write_until(
+        &mut self,
+        output: &mut format::context::Output,
+        out: &Path,
+        until: Option<f64>,
+    ) -> Result<(), VideoError> {
+        loop {
+            if self.next.is_none() && !self.done {
+                self.next = self.read();
+                self.done = self.next.is_none();
+            }
+            let Some((p, _, tb)) = &self.next else {
+                return Ok(());
+            };
+            if let (Some(u), Some(t)) = (until, packet_time(p, *tb))
+                && t > u
+            {
+                return Ok(());
+            }
+            let Some((mut p, o, tb)) = self.next.take() else {
+                return Ok(());
+            };
+            let otb = output.stream(o).map_or(tb, |s| s.time_base());
+            p.set_stream(o);
+            p.set_position(-1);
+            p.rescale_ts(tb, otb);
+            p.write_interleaved(output)
+                .map_err(|e| ff_error(out, "writing the audio failed", e))?;
+        }
+    }
+
+    /// The next packet of a copied stream, its times shifted; None at the end.
+    fn read(&mut self) -> Option<(Packet, usize, Rational)> {
+        loop {
+            let mut p = Packet::empty();
+            match p.read(&mut self.input) {
+                Ok(()) => {
+                    let Some(&(_, o, tb)) = self.streams.iter().find(|s| s.0 == p.stream()) else {
+                        continue;
+                    };
+                    let shift = (self.shift * f64::from(tb.denominator())
+                        / f64::from(tb.numerator()))
+                    .round() as i64;
+                    if let Some(t) = p.pts() {
+                        p.set_pts(Some(t - shift));
+                    }
+                    if let Some(t) = p.dts() {
+                        p.set_dts(Some(t - shift));
+                    }
+                    return Some((p, o, tb));
+                }
+                Err(ff::Error::Eof) => return None,
+                Err(ff::Error::InvalidData) => {}
+                Err(e) => {
+                    warn(
+                        &self.path,
+                        &format!("the rest of the audio is left out: reading failed ({e})"),
+                    );
+                    return None;
                 }
             }
-            Err(ff::Error::Eof) => return Ok(None),
-            Err(ff::Error::InvalidData) => {}
-            Err(e) => return Err(ff_error(path, "reading failed", e)),
         }
     }
 }

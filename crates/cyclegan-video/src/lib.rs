@@ -176,9 +176,10 @@ pub struct CreateOptions {
     ///
     /// Needs the `ffmpeg` feature; without it this is ignored and videos are written without
     /// sound. Where the output container cannot hold an audio codec (GIF, APNG; AAC in WebM;
-    /// PCM in MP4, ...) that track is left out with a warning on stderr and the video is written
-    /// all the same. The video is first written to a hidden file next to the output, then
-    /// remuxed with the audio into the output at [`FrameSink::finish`].
+    /// PCM in MP4, ...) that track is left out with a warning on stderr (naming the source of
+    /// the audio) and the video is written all the same. MP4/MOV output is written to a hidden
+    /// file next to the output first, then remuxed with the audio at [`FrameSink::finish`];
+    /// FFmpeg's containers get the audio packets as the video is encoded.
     pub audio_from: Option<PathBuf>,
 }
 
@@ -361,9 +362,10 @@ pub fn create_with(
             format!("cannot write a {width}x{height} video"),
         ));
     }
+    // Audio: the native writers' video is remuxed with it; FFmpeg's writer copies it itself.
     #[cfg(feature = "ffmpeg")]
-    if let Some(audio) = &options.audio_from {
-        let sink = ffmpeg::with_audio(path, width, height, audio, |video| {
+    if let (Some(audio), Some(_)) = (&options.audio_from, container_from_extension(path)) {
+        let sink = ffmpeg::native_with_audio(path, width, height, audio, |video| {
             create_video(video, width, height, options)
         })?;
         if let Some(sink) = sink {

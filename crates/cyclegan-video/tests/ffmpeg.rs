@@ -457,7 +457,13 @@ fn translate_copies_the_audio_track() {
             let out = d.path().join(out_name);
             let _ = std::fs::remove_file(&out);
             assert_eq!(translate(&inp, &out).unwrap(), 20, "{name} -> {out_name}");
-            check_round_trip(&out, W, H, &constant_times(20));
+            let frames = check_round_trip(&out, W, H, &constant_times(20));
+            // The last frame keeps its time on screen next to the audio too.
+            let last = frames[19].duration;
+            assert!(
+                last.is_some_and(|l| (l - 0.04).abs() < 0.0015),
+                "{name} -> {out_name}: last frame duration {last:?}"
+            );
             let got = streams(&out);
             let audio: Vec<_> = got
                 .iter()
