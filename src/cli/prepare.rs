@@ -24,7 +24,8 @@ Example:\n  cyclegan prepare --a photos/ --b film.mp4 --b paintings/ --out data/
 )]
 pub struct PrepareArgs {
     /// Domain A source: an image folder (searched recursively), an image file or a video
-    /// (MP4/H.264, GIF, APNG). Repeat for several sources.
+    /// (MP4/H.264, GIF, APNG; with the `ffmpeg` feature also MKV, WebM, AVI, ...). Repeat for
+    /// several sources.
     #[arg(long = "a", value_name = "SRC", required = true, num_args = 1..)]
     a: Vec<PathBuf>,
     /// Domain B source, as for --a.

@@ -22,8 +22,10 @@ cyclegan translate --model runs/h2z --side-by-side --size 256 in.gif out.gif
 cyclegan translate --model latest_net_G_A.pth photo.png out.png     # a PyTorch CycleGAN generator
 
 \
-Videos: MP4 (H.264), GIF and APNG in the default build. Frames keep their timestamps; output\n\
-is written to a temporary name and renamed when complete.")]
+Videos: MP4 (H.264), GIF and APNG in the default build, without sound. Built with\n\
+`--features ffmpeg`: every container and codec FFmpeg reads, .mkv/.webm/.avi/... output, and the\n\
+input's audio copied into the output. Frames keep their timestamps; output is written to a\n\
+temporary name and renamed when complete.")]
 pub struct TranslateArgs {
     /// A run folder (newest good checkpoint), a checkpoint folder, or a generator file
     /// (.safetensors, or .pth from the PyTorch CycleGAN).
@@ -32,7 +34,8 @@ pub struct TranslateArgs {
     /// a2b applies G_A (A to B), b2a applies G_B. Ignored for single-generator files.
     #[arg(long, value_enum, default_value_t = Direction::A2b)]
     direction: Direction,
-    /// An image file, a folder of images, or a video (.mp4, .gif, .apng).
+    /// An image file, a folder of images, or a video (.mp4, .gif, .apng; with the `ffmpeg`
+    /// feature also .mkv, .webm, .avi, ...).
     input: PathBuf,
     /// The output image or video (format from its extension), or folder.
     output: PathBuf,
@@ -49,7 +52,8 @@ pub struct TranslateArgs {
     /// which removes most frame-to-frame flicker (see BENCHMARKS.md).
     #[arg(long, value_enum, default_value_t = OnOff::On, help_heading = "Video")]
     temporal: OnOff,
-    /// Videos: H.264 bit rate in bits/s [default: chosen from the frame size].
+    /// Videos: bit rate in bits/s [default: chosen from the frame size for MP4, constant quality
+    /// for the `ffmpeg` feature's encoders].
     #[arg(long, help_heading = "Video")]
     bitrate: Option<u32>,
     /// Compute device.

@@ -9,7 +9,17 @@
 //! | MP4 / M4V / MOV, H.264 | yes | yes | own bounds-checked demuxer, `mp4` crate muxer, `openh264` codec |
 //! | GIF (animated) | yes | yes | `image` (`gif`) |
 //! | APNG | yes | yes | `image` decoder, own chunk writer around `image`'s PNG encoder |
-//! | anything else | no | no | the `ffmpeg` feature is declared for the system FFmpeg libraries, not implemented yet |
+//! | anything else (MKV, WebM, AVI, FLV, MPEG-TS, ...; MP4/MOV with other codecs) | `ffmpeg` feature | `ffmpeg` feature: .mkv .webm .avi .flv .ts .m2ts .mts .nut | system FFmpeg libraries through `ffmpeg-next` |
+//!
+//! With the `ffmpeg` feature (off by default; needs the FFmpeg development packages, see the
+//! README), [`open`] reads every container and codec the system FFmpeg decodes (an MP4 whose
+//! video is not H.264 falls back to it), and [`create_with`] writes the extensions above with the
+//! best encoder the system libraries have: libx264 (H.264) for .mkv, .flv, .ts, .m2ts, .mts and
+//! .nut (for odd sizes, which H.264 in 4:2:0 cannot hold: VP9 in .mkv, Sorenson H.263 in .flv,
+//! MPEG-4 Part 2 elsewhere), libvpx-vp9 (then libvpx VP8, libaom AV1) for .webm, MPEG-4 Part 2
+//! for .avi (whose fixed frame rate is `fps_hint`). It also copies
+//! audio: [`CreateOptions::audio_from`], which [`translate_video`] sets to its input so that a
+//! translated clip keeps its sound. Without the feature, audio is dropped.
 //!
 //! Frames are streamed: a [`FrameSource`] decodes one frame at a time and a [`FrameSink`] keeps
 //! at most one frame pending, so memory does not grow with the clip's length.
@@ -23,6 +33,8 @@ use std::path::{Path, PathBuf};
 use image::RgbImage;
 
 mod anim;
+#[cfg(feature = "ffmpeg")]
+mod ffmpeg;
 pub mod flicker;
 pub mod flow;
 mod h264;
@@ -90,8 +102,9 @@ pub enum VideoError {
 const SUPPORTED: &str = "this build reads and writes MP4/M4V/MOV (H.264), animated GIF and APNG; \
 build with `--features ffmpeg` (system FFmpeg libraries) for other containers and codecs";
 #[cfg(feature = "ffmpeg")]
-const SUPPORTED: &str = "this build reads and writes MP4/M4V/MOV (H.264), animated GIF and APNG natively; \
-its FFmpeg support is not available yet";
+const SUPPORTED: &str = "this build reads MP4/M4V/MOV (H.264), animated GIF and APNG natively and \
+every other video the system FFmpeg libraries decode; it writes .mp4/.m4v/.mov (H.264), .gif and \
+.apng natively and .mkv, .webm, .avi, .flv, .ts, .m2ts, .mts and .nut through FFmpeg";
 
 impl VideoError {
     pub(crate) fn corrupt(path: &Path, why: impl Into<String>) -> Self {
@@ -153,9 +166,21 @@ pub struct CreateOptions {
     pub timescale: u32,
     /// Expected frame rate, a hint for the H.264 rate control and key-frame spacing. Default 30.
     pub fps_hint: f64,
-    /// H.264 target bit rate in bits per second; `None` picks one from the frame size and rate
-    /// that keeps the picture close to the original (about 0.3 bit per pixel).
+    /// Target bit rate in bits per second; `None` picks one from the frame size and rate that
+    /// keeps the picture close to the original (H.264 in MP4: about 0.3 bit per pixel; through
+    /// FFmpeg: constant quality, CRF 20 for libx264, CRF 30 for VP9, quantiser 3 for MPEG-4).
     pub bitrate: Option<u32>,
+    /// Copy the audio track(s) of this file into the output, unchanged (stream copy, no
+    /// re-encoding), placed relative to that file's first video frame as the frames are. Default
+    /// `None`: no audio.
+    ///
+    /// Needs the `ffmpeg` feature; without it this is ignored and videos are written without
+    /// sound. Where the output container cannot hold an audio codec (GIF, APNG; AAC in WebM;
+    /// PCM in MP4, ...) that track is left out with a warning on stderr (naming the source of
+    /// the audio) and the video is written all the same. MP4/MOV output is written to a hidden
+    /// file next to the output first, then remuxed with the audio at [`FrameSink::finish`];
+    /// FFmpeg's containers get the audio packets as the video is encoded.
+    pub audio_from: Option<PathBuf>,
 }
 
 impl Default for CreateOptions {
@@ -164,6 +189,7 @@ impl Default for CreateOptions {
             timescale: 90_000,
             fps_hint: 30.0,
             bitrate: None,
+            audio_from: None,
         }
     }
 }
@@ -208,9 +234,17 @@ fn sniff(head: &[u8]) -> Option<Container> {
     }
 }
 
-/// True when the path's extension names a video container this module handles.
+/// True when the path's extension names a video container this module handles (with the
+/// `ffmpeg` feature also .mkv, .webm, .avi, .flv, .ts, .mpg, .wmv, .ogv, .3gp, ...).
 pub fn is_video_path(path: &Path) -> bool {
-    container_from_extension(path).is_some()
+    if container_from_extension(path).is_some() {
+        return true;
+    }
+    #[cfg(feature = "ffmpeg")]
+    if let Some(e) = path.extension().and_then(|e| e.to_str()) {
+        return ffmpeg::READ_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str());
+    }
+    false
 }
 
 /// Run `f`, turning a panic inside a dependency (on hostile input) into an error naming the file.
@@ -237,6 +271,8 @@ pub(crate) fn guard<T>(
 /// Open a video for reading.
 ///
 /// The container is recognised from the file's first bytes, falling back to the extension.
+/// With the `ffmpeg` feature, files that are not MP4, GIF or APNG, and MP4s whose video is not
+/// H.264, are read through FFmpeg (its best video stream, converted to RGB at its own size).
 /// Errors name the file and say what this build supports.
 pub fn open(path: &Path) -> Result<Box<dyn FrameSource>, VideoError> {
     use std::io::Read;
@@ -259,21 +295,38 @@ pub fn open(path: &Path) -> Result<Box<dyn FrameSource>, VideoError> {
     }
     let container = match (sniff(&head[..n]), container_from_extension(path)) {
         (Some(c), _) => c,
+        // Everything else is FFmpeg's to recognise.
+        #[cfg(feature = "ffmpeg")]
+        (None, _) => {
+            return guard(path, || {
+                Ok(Box::new(ffmpeg::FfSource::open(path)?) as Box<dyn FrameSource>)
+            });
+        }
+        #[cfg(not(feature = "ffmpeg"))]
         (None, Some(c)) => {
             return Err(VideoError::corrupt(
                 path,
                 format!("the file does not start like {c:?} (wrong extension or damaged)"),
             ));
         }
+        #[cfg(not(feature = "ffmpeg"))]
         (None, None) => {
             return Err(VideoError::unsupported(path, "unknown container"));
         }
     };
-    guard(path, || match container {
+    let native = guard(path, || match container {
         Container::Mp4 => Ok(Box::new(h264::Mp4Source::open(path)?) as Box<dyn FrameSource>),
         Container::Gif => Ok(Box::new(anim::GifSource::open(path)?) as Box<dyn FrameSource>),
         Container::Apng => Ok(Box::new(anim::ApngSource::open(path)?) as Box<dyn FrameSource>),
-    })
+    });
+    // An MP4/MOV whose video is not H.264 (HEVC, MPEG-4 Part 2, ProRes, ...): FFmpeg decodes it.
+    #[cfg(feature = "ffmpeg")]
+    if container == Container::Mp4 && matches!(native, Err(VideoError::Unsupported { .. })) {
+        return guard(path, || {
+            Ok(Box::new(ffmpeg::FfSource::open(path)?) as Box<dyn FrameSource>)
+        });
+    }
+    native
 }
 
 /// Create a video for writing, of the given frame size (chosen from the extension), with
@@ -288,9 +341,15 @@ pub fn create(path: &Path, width: u32, height: u32) -> Result<Box<dyn FrameSink>
 /// repeated row/column when encoded, the real size is stored in the MP4 sample description, and
 /// [`open`] crops it back. (Other players may show the extra row/column.)
 ///
+/// Through FFmpeg (the `ffmpeg` feature), odd sizes go to an encoder that takes them (VP9 in
+/// Matroska, MPEG-4 Part 2 in AVI, MPEG-TS and NUT, Sorenson H.263 in FLV), so the real size is
+/// kept; only where none of those is available are the frames padded by one repeated
+/// row/column, which then stays in the file.
+///
 /// Frames are written in presentation order; each frame is shown until the next frame's time
 /// (the last one for its `duration`, else as long as the one before). Times are relative to the
-/// first frame, which is shown at 0. Nothing is complete before [`FrameSink::finish`].
+/// first frame, which is shown at 0. Nothing is complete before [`FrameSink::finish`] (which,
+/// with [`CreateOptions::audio_from`], also adds the audio).
 pub fn create_with(
     path: &Path,
     width: u32,
@@ -303,12 +362,37 @@ pub fn create_with(
             format!("cannot write a {width}x{height} video"),
         ));
     }
+    // Audio: the native writers' video is remuxed with it; FFmpeg's writer copies it itself.
+    #[cfg(feature = "ffmpeg")]
+    if let (Some(audio), Some(_)) = (&options.audio_from, container_from_extension(path)) {
+        let sink = ffmpeg::native_with_audio(path, width, height, audio, |video| {
+            create_video(video, width, height, options)
+        })?;
+        if let Some(sink) = sink {
+            return Ok(sink);
+        }
+    }
+    create_video(path, width, height, options)
+}
+
+/// The video-only sink for `path`'s extension.
+fn create_video(
+    path: &Path,
+    width: u32,
+    height: u32,
+    options: &CreateOptions,
+) -> Result<Box<dyn FrameSink>, VideoError> {
     match container_from_extension(path) {
         Some(Container::Mp4) => Ok(Box::new(h264::Mp4Sink::create(
             path, width, height, options,
         )?)),
         Some(Container::Gif) => Ok(Box::new(anim::GifSink::create(path, width, height)?)),
         Some(Container::Apng) => Ok(Box::new(anim::ApngSink::create(path, width, height)?)),
+        #[cfg(feature = "ffmpeg")]
+        None => Ok(Box::new(ffmpeg::FfSink::create(
+            path, width, height, options,
+        )?)),
+        #[cfg(not(feature = "ffmpeg"))]
         None => Err(VideoError::unsupported(path, "cannot write this extension")),
     }
 }

@@ -116,8 +116,12 @@ fn working_size(w: u32, h: u32, size: Option<u32>) -> (u32, u32) {
 
 /// Translate a video frame by frame with `translate` and write the result.
 ///
-/// * **Input**: anything [`open`] reads (MP4/H.264, GIF, APNG by default). **Output**: the
-///   container of `output`'s extension ([`create_with`]).
+/// * **Input**: anything [`open`] reads (MP4/H.264, GIF, APNG by default; every other video
+///   with the `ffmpeg` feature). **Output**: the container of `output`'s extension
+///   ([`create_with`]).
+/// * **Audio**: with the `ffmpeg` feature, the input's audio tracks are copied into the output
+///   unchanged ([`CreateOptions::audio_from`]); a track the output container cannot hold is
+///   left out with a warning on stderr. Without the feature the output has no sound.
 /// * **Frames and times**: one output frame per input frame, each with the input frame's
 ///   timestamp and duration, so variable frame rates survive; MP4 output uses the input's
 ///   timescale where it has one, making times exact.
@@ -174,6 +178,8 @@ pub fn translate_video(
         timescale: info.timescale.unwrap_or(90_000),
         fps_hint,
         bitrate: opts.bitrate,
+        // Keep the sound (only with the `ffmpeg` feature; ignored without it).
+        audio_from: Some(input.to_path_buf()),
     };
     let mut sink = create_with(&tmp_path, ow, oh, &create_opts).map_err(|e| retarget(e, output))?;
     let mut smoother = opts.temporal.clone().map(TemporalSmoother::new);

@@ -227,7 +227,13 @@ fn video_paths() {
     for ok in ["a.mp4", "b.MOV", "c.m4v", "d.gif", "e.apng"] {
         assert!(is_video_path(Path::new(ok)), "{ok}");
     }
-    for no in ["a.png", "b.jpg", "c", "d.mkv"] {
+    for no in ["a.png", "b.jpg", "c"] {
         assert!(!is_video_path(Path::new(no)), "{no}");
     }
+    // Matroska is FFmpeg's (tests/ffmpeg.rs checks the other extensions).
+    assert_eq!(
+        is_video_path(Path::new("d.mkv")),
+        cfg!(feature = "ffmpeg"),
+        "d.mkv"
+    );
 }
