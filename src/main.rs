@@ -13,9 +13,9 @@ fn keep_freed_memory() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: mallopt only changes allocator parameters; called before any thread starts.
     unsafe {
-        // The largest threshold glibc accepts on 64-bit (32 MiB): blocks below it come from the
-        // heap, whose freed memory is reused.
-        libc::mallopt(libc::M_MMAP_THRESHOLD, 32 << 20);
+        // Every block from the heap, whose freed memory is reused: no `mmap` per big block
+        // (tensors reach hundreds of MiB at 480p, beyond any mmap threshold glibc accepts).
+        libc::mallopt(libc::M_MMAP_MAX, 0);
         // Never shrink the heap (or thread arenas) after a free; keep 64 MiB slack when growing.
         libc::mallopt(libc::M_TRIM_THRESHOLD, i32::MAX);
         libc::mallopt(libc::M_TOP_PAD, 64 << 20);
