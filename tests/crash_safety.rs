@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{Finished, Spawned, bin, run};
+use common::{Finished, Spawned, bin, run, tiny_network};
 use cyclegan::model::weights::{HostTensor, read_safetensors};
 use cyclegan::train::checkpoint;
 use cyclegan::train::trainer::LossRecord;
@@ -28,17 +28,7 @@ const CHILD_TIMEOUT: Duration = Duration::from_secs(180);
 
 /// The tiny network and schedule every run of this file uses.
 fn tiny(cmd: &mut Command, ngf: usize) -> &mut Command {
-    cmd.args(["--ngf", &ngf.to_string()]).args([
-        "--blocks",
-        "1",
-        "--ndf",
-        "4",
-        "--d-layers",
-        "2",
-        "--load-size",
-        "20",
-        "--crop-size",
-        "16",
+    cmd.args(tiny_network(ngf)).args([
         "--pool-size",
         "3",
         "--epochs",

@@ -254,6 +254,10 @@ pub fn run(args: TrainArgs) -> Result<ExitCode> {
         }
     }
     Ok(match summary.outcome {
+        // Done, but part of the data was not used: say so to scripts too.
+        Outcome::Finished if !summary.skipped_files.is_empty() => {
+            ExitCode::from(super::EXIT_FINDINGS)
+        }
         Outcome::Finished => ExitCode::SUCCESS,
         Outcome::Interrupted => {
             eprintln!(

@@ -179,6 +179,28 @@ impl Spawned {
 }
 
 /// Run `cmd` to completion (at most `timeout`, else the test fails as a hang).
+/// `train` options for a network small enough to train in a test: `ngf` generator filters, one
+/// residual block, a 2-layer discriminator with 4 filters, 16x16 crops of 20x20 images.
+pub fn tiny_network(ngf: usize) -> Vec<String> {
+    let ngf = ngf.to_string();
+    [
+        "--ngf",
+        &ngf,
+        "--blocks",
+        "1",
+        "--ndf",
+        "4",
+        "--d-layers",
+        "2",
+        "--load-size",
+        "20",
+        "--crop-size",
+        "16",
+    ]
+    .map(String::from)
+    .to_vec()
+}
+
 pub fn run(cmd: &mut Command, timeout: Duration) -> Finished {
     Spawned::start(cmd).wait(timeout)
 }

@@ -8,7 +8,7 @@ use image::codecs::gif::GifDecoder;
 use image::codecs::png::{CompressionType, FilterType, PngDecoder, PngEncoder};
 use image::{AnimationDecoder, DynamicImage, ImageDecoder, ImageEncoder, RgbImage};
 
-use crate::{Frame, FrameSink, FrameSource, VideoError, VideoInfo, guard};
+use crate::{Frame, FrameSink, FrameSource, VideoError, VideoInfo, end_on_error, guard};
 
 /// Frames of an animation decoder, with times accumulated from the frame delays.
 struct AnimSource {
@@ -76,17 +76,8 @@ impl Iterator for AnimSource {
             return None;
         }
         let path = self.path.clone();
-        match guard(&path, || self.next_frame()) {
-            Ok(Some(f)) => Some(Ok(f)),
-            Ok(None) => {
-                self.done = true;
-                None
-            }
-            Err(e) => {
-                self.done = true;
-                Some(Err(e))
-            }
-        }
+        let next = guard(&path, || self.next_frame());
+        end_on_error(next, &mut self.done)
     }
 }
 

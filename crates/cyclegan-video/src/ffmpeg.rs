@@ -24,7 +24,9 @@ use ff::{Packet, Rational, codec, color, encoder, format, media};
 use ffmpeg_next as ff;
 use image::RgbImage;
 
-use crate::{CreateOptions, Frame, FrameSink, FrameSource, VideoError, VideoInfo, guard};
+use crate::{
+    CreateOptions, Frame, FrameSink, FrameSource, VideoError, VideoInfo, end_on_error, guard,
+};
 
 /// Extensions opened through FFmpeg besides the native ones (used by [`crate::is_video_path`]).
 pub(crate) const READ_EXTENSIONS: &[&str] = &[
@@ -608,17 +610,8 @@ impl Iterator for FfSource {
             return None;
         }
         let path = self.path.clone();
-        match guard(&path, || self.next_frame()) {
-            Ok(Some(f)) => Some(Ok(f)),
-            Ok(None) => {
-                self.done = true;
-                None
-            }
-            Err(e) => {
-                self.done = true;
-                Some(Err(e))
-            }
-        }
+        let next = guard(&path, || self.next_frame());
+        end_on_error(next, &mut self.done)
     }
 }
 
@@ -1227,17 +1220,8 @@ fn reason(e: &VideoError) -> String {
 /// `dir/.stem.video-PID-N.ext`: the intermediate video of an [`AudioSink`].
 fn intermediate_name(output: &Path) -> PathBuf {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let dir = output
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let stem = output
-        .file_stem()
-        .and_then(|s| s.to_str())
-        .unwrap_or("video");
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    let ext = output.extension().and_then(|s| s.to_str()).unwrap_or("mkv");
-    dir.join(format!(".{stem}.video-{}-{n}.{ext}", std::process::id()))
+    crate::hidden_sibling(output, &format!("video-{}-{n}", std::process::id()))
 }
 
 /// The sink for `path`, a container the native writers handle (MP4/MOV, GIF, APNG), when

@@ -16,7 +16,10 @@ use openh264::encoder::{
 use openh264::formats::{RgbSliceU8, YUVBuffer, YUVSource};
 
 use crate::mp4demux::{self, Probe, Sample};
-use crate::{CreateOptions, Frame, FrameSink, FrameSource, VideoError, VideoInfo, guard, to_ticks};
+use crate::{
+    CreateOptions, Frame, FrameSink, FrameSource, VideoError, VideoInfo, end_on_error, guard,
+    to_ticks,
+};
 
 /// Frames of an MP4's first video track, decoded in file order and shown in presentation order.
 pub(crate) struct Mp4Source {
@@ -223,18 +226,8 @@ impl Iterator for Mp4Source {
             return None;
         }
         let path = self.path.clone();
-        let r = guard(&path, || self.next_frame());
-        match r {
-            Ok(Some(f)) => Some(Ok(f)),
-            Ok(None) => {
-                self.done = true;
-                None
-            }
-            Err(e) => {
-                self.done = true;
-                Some(Err(e))
-            }
-        }
+        let next = guard(&path, || self.next_frame());
+        end_on_error(next, &mut self.done)
     }
 }
 

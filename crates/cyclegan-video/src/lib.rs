@@ -268,6 +268,17 @@ pub(crate) fn guard<T>(
     }
 }
 
+/// One step of a [`FrameSource`] from its decoder's answer: `done` is set at the end of the
+/// stream and after the first error, which ends it.
+pub(crate) fn end_on_error(
+    next: Result<Option<Frame>, VideoError>,
+    done: &mut bool,
+) -> Option<Result<Frame, VideoError>> {
+    let next = next.transpose();
+    *done = !matches!(next, Some(Ok(_)));
+    next
+}
+
 /// Open a video for reading.
 ///
 /// The container is recognised from the file's first bytes, falling back to the extension.
@@ -394,6 +405,23 @@ fn create_video(
         )?)),
         #[cfg(not(feature = "ffmpeg"))]
         None => Err(VideoError::unsupported(path, "cannot write this extension")),
+    }
+}
+
+/// `dir/.stem.TAG.ext` beside `output`: in the same folder (so a rename onto `output` is atomic),
+/// with the same extension (which picks the container), hidden.
+pub(crate) fn hidden_sibling(output: &Path, tag: &str) -> PathBuf {
+    let dir = output
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let stem = output
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .unwrap_or("video");
+    match output.extension().and_then(|s| s.to_str()) {
+        Some(ext) => dir.join(format!(".{stem}.{tag}.{ext}")),
+        None => dir.join(format!(".{stem}.{tag}")),
     }
 }
 

@@ -81,16 +81,7 @@ impl Drop for TempFile {
 /// `dir/.name.partial-PID.ext`: same folder (so the final rename is atomic), same extension
 /// (it picks the container), hidden.
 fn temp_name(output: &Path) -> PathBuf {
-    let dir = output
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let stem = output
-        .file_stem()
-        .and_then(|s| s.to_str())
-        .unwrap_or("video");
-    let ext = output.extension().and_then(|s| s.to_str()).unwrap_or("mp4");
-    dir.join(format!(".{stem}.partial-{}.{ext}", std::process::id()))
+    crate::hidden_sibling(output, &format!("partial-{}", std::process::id()))
 }
 
 /// The working size: shorter side scaled to `size`, aspect kept.
