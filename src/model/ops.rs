@@ -10,9 +10,11 @@
 //! - *gather first* (`Cout >= Cin`): `cols[p, (k, c)] = x[src(p, k), c]` by one row gather
 //!   (`select`), then `y = cols @ W^T`; backward: `dW = dy^T @ cols`, `dcols = dy @ W`, and a
 //!   scatter-add of `dcols` (the gather's backward);
-//! - *taps first* (`Cout < Cin`): `z[n, (k, o)] = x @ W_k` for every tap at once, then
-//!   `y[p, o] = sum_k z[src(p, k), (k, o)]` by one gather and a sum; the buffer kept for backward
-//!   has `Cout` columns per tap instead of `Cin`.
+//! - *columns first* (`Cout < Cin`, the RGB head and the PatchGAN's last layer): gather each
+//!   input row's horizontal neighbourhoods (`kw` taps), multiply by the weight arranged so that
+//!   one product gives every kernel row's partial sums (`kh * Cout` columns), then gather and sum
+//!   those over the kernel rows. The products have no wasted work, the large gather moves rows
+//!   of `Cin` floats, and the small one `kh` (not `kh * kw`) rows of `Cout` floats per pixel.
 //!
 //! Reflection and zero padding are folded into the gather's indices (`src`), so no padded copy
 //! of the input is made. Rows are pixels and columns channels (NHWC), so every gathered row is a
@@ -135,12 +137,10 @@ pub fn conv2d_gemm(
     // Input pixels as rows of channels.
     let rows = x.permute([0, 2, 3, 1]).reshape([pixels, c]);
     // Source row of every (output pixel, tap), in that order; `pixels` stands for a zero.
-    let src = source_rows(b, h, w, kh, kw, stride, padding, ho, wo);
-    let zero_needed = src.contains(&(pixels as i64));
-
     let y = if co >= c {
         // Gather first: cols [P, taps * Cin] @ W [taps * Cin, Cout].
-        let rows = if zero_needed {
+        let src = source_rows(b, h, w, kh, kw, stride, padding, ho, wo);
+        let rows = if src.contains(&(pixels as i64)) {
             Tensor::cat(vec![rows, Tensor::zeros([1, c], &device)], 0)
         } else {
             rows
@@ -150,30 +150,51 @@ pub fn conv2d_gemm(
         let wmat = weight.permute([0, 2, 3, 1]).reshape([co, taps * c]);
         cols.matmul(wmat.transpose())
     } else {
-        // Taps first: z [N, taps * Cout] = rows @ W, then gather and sum the taps.
-        let wmat = weight.permute([1, 2, 3, 0]).reshape([c, taps * co]);
-        let z = rows.matmul(wmat).reshape([pixels * taps, co]);
-        let z = if zero_needed {
+        // Kernel columns first, rows after: gather each input row's horizontal neighbourhoods,
+        // cols [(b, y, ox), (kx, c)]; z = cols @ W gives every kernel row's partial sums
+        // [(b, y, ox), (ky, o)]; then gather and sum those over ky for each output pixel.
+        let src_x = axis_sources(w, kw, stride[1], padding, wo);
+        let src_y = axis_sources(h, kh, stride[0], padding, ho);
+        let zero = pixels as i64;
+        let mut across = Vec::with_capacity(b * h * wo * kw);
+        for bi in 0..b {
+            for y in 0..h {
+                for s in &src_x {
+                    across.push(s.map_or(zero, |ix| ((bi * h + y) * w + ix) as i64));
+                }
+            }
+        }
+        let rows = if across.contains(&zero) {
+            Tensor::cat(vec![rows, Tensor::zeros([1, c], &device)], 0)
+        } else {
+            rows
+        };
+        let n = across.len();
+        let index = Tensor::<1, Int>::from_data(TensorData::new(across, [n]), &device);
+        let cols = rows.select(0, index).reshape([b * h * wo, kw * c]);
+        let wmat = weight.permute([3, 1, 2, 0]).reshape([kw * c, kh * co]);
+        let z = cols.matmul(wmat).reshape([b * h * wo * kh, co]);
+        let zero = (b * h * wo * kh) as i64;
+        let mut down = Vec::with_capacity(out_pixels * kh);
+        for bi in 0..b {
+            for oy in 0..ho {
+                for ox in 0..wo {
+                    for (ky, s) in src_y[oy * kh..(oy + 1) * kh].iter().enumerate() {
+                        down.push(
+                            s.map_or(zero, |iy| (((bi * h + iy) * wo + ox) * kh + ky) as i64),
+                        );
+                    }
+                }
+            }
+        }
+        let z = if down.contains(&zero) {
             Tensor::cat(vec![z, Tensor::zeros([1, co], &device)], 0)
         } else {
             z
         };
-        let zero_row = (pixels * taps) as i64;
-        let index: Vec<i64> = src
-            .iter()
-            .enumerate()
-            .map(|(i, &s)| {
-                if s == pixels as i64 {
-                    zero_row
-                } else {
-                    s * taps as i64 + (i % taps) as i64
-                }
-            })
-            .collect();
-        let index =
-            Tensor::<1, Int>::from_data(TensorData::new(index, [out_pixels * taps]), &device);
+        let index = Tensor::<1, Int>::from_data(TensorData::new(down, [out_pixels * kh]), &device);
         z.select(0, index)
-            .reshape([out_pixels, taps, co])
+            .reshape([out_pixels, kh, co])
             .sum_dim(1)
             .reshape([out_pixels, co])
     };
@@ -213,6 +234,32 @@ pub fn burn_conv2d(
         Padding::Reflect(p) => (x.pad([(p, p), (p, p)], PadMode::Reflect), 0),
     };
     burn::tensor::module::conv2d(x, weight, bias, ConvOptions::new(stride, [p, p], [1, 1], 1))
+}
+
+/// Along one axis of `n` input pixels, for each output position and kernel tap (in that order),
+/// the input position it reads, or `None` in zero padding.
+fn axis_sources(
+    n: usize,
+    k: usize,
+    stride: usize,
+    padding: Padding,
+    out: usize,
+) -> Vec<Option<usize>> {
+    let p = padding.amount() as i64;
+    let last = n as i64 - 1;
+    let mut src = Vec::with_capacity(out * k);
+    for o in 0..out {
+        for t in 0..k {
+            let i = (o * stride + t) as i64 - p;
+            src.push(match padding {
+                _ if (0..=last).contains(&i) => Some(i as usize),
+                Padding::Zeros(_) => None,
+                // Mirror about the edge pixel (no repeat), as PyTorch's ReflectionPad2d.
+                Padding::Reflect(_) => Some(if i < 0 { -i } else { 2 * last - i } as usize),
+            });
+        }
+    }
+    src
 }
 
 /// For each output pixel (batch, row, column) and each tap (kernel row, column), the input
