@@ -101,7 +101,7 @@ fn reflect_3x3_as_in_residual_blocks() {
 
 #[test]
 fn reflect_7x7_stem_and_head() {
-    // Stem: more outputs than inputs (gather first); head: fewer (taps first).
+    // Stem: more outputs than inputs (gather first); head: fewer (columns first).
     check(1, 5, 8, 7, [12, 16], 1, Padding::Reflect(3));
     check(2, 8, 3, 7, [12, 8], 1, Padding::Reflect(3));
 }

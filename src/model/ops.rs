@@ -140,11 +140,7 @@ pub fn conv2d_gemm(
     let y = if co >= c {
         // Gather first: cols [P, taps * Cin] @ W [taps * Cin, Cout].
         let src = source_rows(b, h, w, kh, kw, stride, padding, ho, wo);
-        let rows = if src.contains(&(pixels as i64)) {
-            Tensor::cat(vec![rows, Tensor::zeros([1, c], &device)], 0)
-        } else {
-            rows
-        };
+        let rows = with_zero_row(rows, src.contains(&(pixels as i64)));
         let index = Tensor::<1, Int>::from_data(TensorData::new(src, [out_pixels * taps]), &device);
         let cols = rows.select(0, index).reshape([out_pixels, taps * c]);
         let wmat = weight.permute([0, 2, 3, 1]).reshape([co, taps * c]);
@@ -164,11 +160,7 @@ pub fn conv2d_gemm(
                 }
             }
         }
-        let rows = if across.contains(&zero) {
-            Tensor::cat(vec![rows, Tensor::zeros([1, c], &device)], 0)
-        } else {
-            rows
-        };
+        let rows = with_zero_row(rows, across.contains(&zero));
         let n = across.len();
         let index = Tensor::<1, Int>::from_data(TensorData::new(across, [n]), &device);
         let cols = rows.select(0, index).reshape([b * h * wo, kw * c]);
@@ -187,11 +179,7 @@ pub fn conv2d_gemm(
                 }
             }
         }
-        let z = if down.contains(&zero) {
-            Tensor::cat(vec![z, Tensor::zeros([1, co], &device)], 0)
-        } else {
-            z
-        };
+        let z = with_zero_row(z, down.contains(&zero));
         let index = Tensor::<1, Int>::from_data(TensorData::new(down, [out_pixels * kh]), &device);
         z.select(0, index)
             .reshape([out_pixels, kh, co])
@@ -213,6 +201,17 @@ fn winograd_tile() -> Option<super::winograd::Tile> {
         Ok("2") => Some(super::winograd::Tile::Two),
         _ => Some(super::winograd::Tile::Four),
     })
+}
+
+/// `rows` with a row of zeros appended when `needed`: the source of gathered padding zeros.
+pub(super) fn with_zero_row(rows: Tensor<2>, needed: bool) -> Tensor<2> {
+    if needed {
+        let [_, n] = rows.dims();
+        let zeros = Tensor::zeros([1, n], &rows.device());
+        Tensor::cat(vec![rows, zeros], 0)
+    } else {
+        rows
+    }
 }
 
 /// True when `CYCLEGAN_BURN_CONV=1`: use burn's convolution (read once per process).

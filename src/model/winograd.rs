@@ -31,7 +31,7 @@
 use burn::prelude::*;
 use burn::tensor::TensorData;
 
-use super::ops::Padding;
+use super::ops::{Padding, with_zero_row};
 
 /// Output tile side of the Winograd transform: F(2x2, 3x3) or F(4x4, 3x3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -187,11 +187,7 @@ pub fn conv3x3(
     let pixels = b * h * w;
     let rows = x.permute([0, 2, 3, 1]).reshape([pixels, c]);
     let src = tile_rows(b, h, w, padding, tile, th, tw);
-    let rows = if src.contains(&(pixels as i64)) {
-        Tensor::cat(vec![rows, Tensor::zeros([1, c], &device)], 0)
-    } else {
-        rows
-    };
+    let rows = with_zero_row(rows, src.contains(&(pixels as i64)));
     let index = Tensor::<1, Int>::from_data(TensorData::new(src, [positions * tiles]), &device);
     let d = rows.select(0, index).reshape([positions, tiles * c]);
 
