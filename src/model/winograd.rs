@@ -211,7 +211,7 @@ pub fn conv3x3(
         .permute([2, 3, 0, 4, 1, 5])
         .reshape([b, hp * wp, co])
         .swap_dims(1, 2)
-        .reshape([b, co * hp * wp])
+        .reshape([b, co * hp * wp]) // makes the transposed view contiguous here, in one copy
         .reshape([b, co, hp, wp]);
     let y = if th * m != ho || tw * m != wo {
         y.slice([0..b, 0..co, 0..ho, 0..wo])
