@@ -84,15 +84,16 @@ pub fn conv2d_raw(
 ) -> Tensor<4> {
     let [_, c, _, _] = x.dims();
     let [_, _, kh, kw] = weight.dims();
-    if !use_burn_conv()
-        && [kh, kw] == [3, 3]
+    if use_burn_conv() || c <= MIN_GATHER_CHANNELS {
+        return burn_conv2d(x, weight, bias, stride, padding);
+    }
+    if [kh, kw] == [3, 3]
         && stride == [1, 1]
-        && c > MIN_GATHER_CHANNELS
         && let Some(tile) = winograd_tile()
     {
         return super::winograd::conv3x3(x, weight, bias, padding, tile);
     }
-    if use_burn_conv() || !x.device().is_autodiff() || c <= MIN_GATHER_CHANNELS {
+    if !x.device().is_autodiff() {
         return burn_conv2d(x, weight, bias, stride, padding);
     }
     conv2d_gemm(x, weight, bias, stride, padding)
