@@ -2,15 +2,25 @@
 //!
 //! The pipeline, one module each:
 //! - data preparation and the training loader: the `cyclegan-data` crate;
-//! - [`model`]: the ResNet generator and the 70x70 PatchGAN, and their weights on disk;
-//! - [`train`]: one CycleGAN iteration, the schedule, checkpoints and the training loop;
+//! - [`model`]: the networks (ResNet generator, PatchGAN) and their weights on disk;
+//! - [`family`]: model families (CycleGAN) behind one seam: one training step, what a
+//!   checkpoint holds, the generators `translate` applies;
+//! - [`config`]: a run's whole configuration, as plain data;
+//! - [`checkpoint`]: checkpoint folders, written atomically and verified on load;
+//! - [`run`]: starting or resuming a run, and what the command line may change;
+//! - [`train`]: the loop, the divergence guard, logs, plots and samples;
 //! - [`translate`]: applying a trained generator to images, folders and videos;
 //! - video I/O, optical flow and flicker metrics: the `cyclegan-video` crate;
 //! - [`cli`]: the `cyclegan` command line, a thin layer over the above.
 
+pub mod checkpoint;
 pub mod cli;
+pub mod config;
 pub mod demo;
+pub mod family;
+pub mod fsio;
 pub mod model;
+pub mod run;
 pub mod tensor_image;
 pub mod train;
 pub mod translate;

@@ -887,3 +887,64 @@ fn prepare_keeps_pictures_with_non_utf8_names() {
     // Either kept (the manifest records the name somehow) or skipped by name; not a crash.
     assert!(f.code == Some(0) || f.code == Some(3), "{}", f.describe());
 }
+
+/// On `--resume`, run-time settings are honoured and recorded; settings the checkpoint fixes
+/// are refused as usage errors (exit 2) naming the flag, without touching the run.
+#[test]
+fn resume_honours_lr_and_refuses_another_architecture() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    write_good(&data.join("trainA"), 2, 24, 4);
+    write_good(&data.join("trainB"), 2, 24, 5);
+    let run_dir = tmp.path().join("run");
+    run(
+        bin()
+            .arg("train")
+            .arg(&data)
+            .arg("--out")
+            .arg(&run_dir)
+            .args(tiny_network(4))
+            .args(["--max-iters", "1", "--quiet"]),
+        TIMEOUT,
+    )
+    .expect(0);
+    let before = snapshot(&run_dir);
+    let f = run(
+        bin()
+            .args(["train", "--resume"])
+            .arg(&run_dir)
+            .args(["--blocks", "3"]),
+        TIMEOUT,
+    );
+    f.expect(2);
+    assert!(f.stderr.contains("--blocks"), "{}", f.describe());
+    assert_eq!(
+        snapshot(&run_dir),
+        before,
+        "a refused resume changed the run"
+    );
+
+    run(
+        bin().args(["train", "--resume"]).arg(&run_dir).args([
+            "--lr",
+            "0.0001",
+            "--max-iters",
+            "2",
+            "--quiet",
+        ]),
+        TIMEOUT,
+    )
+    .expect(0);
+    let log = std::fs::read_to_string(run_dir.join("losses.jsonl")).unwrap();
+    let lrs: Vec<f64> = log
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["lr"]
+                .as_f64()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(lrs, [2e-4, 1e-4]);
+    let config = std::fs::read_to_string(run_dir.join("config.toml")).unwrap();
+    assert!(config.contains("--lr 0.0002 -> 0.0001"), "{config}");
+}

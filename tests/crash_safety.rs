@@ -13,9 +13,9 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::{Finished, Spawned, bin, run, tiny_network};
+use cyclegan::checkpoint;
 use cyclegan::model::weights::{HostTensor, read_safetensors};
-use cyclegan::train::checkpoint;
-use cyclegan::train::trainer::LossRecord;
+use cyclegan::train::log::LossRecord;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use sha2::{Digest, Sha256};
@@ -309,7 +309,7 @@ fn sweep(r: &Reference, run_dir: &Path, kills: usize, rng: &mut ChaCha8Rng, tall
     let l = losses(run_dir);
     assert_eq!(l.len(), r.losses.len());
     for (x, y) in l.iter().zip(&r.losses) {
-        assert_eq!((x.iter, x.losses, x.lr), (y.iter, y.losses, y.lr));
+        assert_eq!((x.iter, &x.losses, x.lr), (y.iter, &y.losses, y.lr));
     }
     // A partial checkpoint of an iteration that is never saved again (a Ctrl-C save cut short)
     // stays behind: see `stale_partial_checkpoints_are_removed_on_resume`.

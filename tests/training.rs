@@ -3,13 +3,50 @@
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use burn::prelude::*;
+use cyclegan::checkpoint;
+use cyclegan::config::TrainConfig;
 use cyclegan::model::weights::{HostTensor, read_safetensors};
 use cyclegan::model::{DiscriminatorConfig, GeneratorConfig};
-use cyclegan::train::trainer::LossRecord;
-use cyclegan::train::{Outcome, RunOptions, TrainConfig, checkpoint, train};
+use cyclegan::run::{Overrides, Run, UsageError};
+use cyclegan::train::fault::Fault;
+use cyclegan::train::log::LossRecord;
+use cyclegan::train::{Outcome, RunOptions, Summary};
+
+/// How a test runs `train`: fresh or resumed, with a stop flag and a fault.
+#[derive(Clone, Default)]
+struct Opts {
+    resume: bool,
+    stop: Arc<AtomicBool>,
+    fault: Option<Fault>,
+}
+
+/// Start the run in `dir` with `config`, or (with `resume`) continue it with `config`'s
+/// run-time settings given as command-line overrides.
+fn train(config: &TrainConfig, dir: &Path, o: &Opts) -> anyhow::Result<Summary> {
+    let device = Device::flex();
+    let mut run = if o.resume {
+        let overrides = Overrides {
+            max_iters: config.max_iters,
+            lr: Some(config.lr),
+            save_every_minutes: Some(config.save_every_minutes),
+            keep_last: Some(config.keep_last),
+            ..Overrides::default()
+        };
+        Run::resume(dir, &overrides, &device)?
+    } else {
+        Run::start(config.clone(), dir, &device)?
+    };
+    let opts = RunOptions {
+        progress: false,
+        stop: o.stop.clone(),
+        fault: o.fault,
+    };
+    cyclegan::train::train(&mut run, &opts)
+}
 
 fn tiny_config(data: &Path) -> TrainConfig {
     TrainConfig {
@@ -29,10 +66,8 @@ fn tiny_config(data: &Path) -> TrainConfig {
     }
 }
 
-fn quiet() -> RunOptions {
-    let mut o = RunOptions::new(Device::flex());
-    o.progress = false;
-    o
+fn quiet() -> Opts {
+    Opts::default()
 }
 
 fn networks(run: &Path) -> HashMap<String, HostTensor> {
@@ -101,7 +136,7 @@ fn resumed_run_equals_uninterrupted_run() {
     assert_eq!(a.len(), n as usize);
     assert_eq!(b.len(), n as usize);
     for (x, y) in a.iter().zip(&b) {
-        assert_eq!((x.iter, x.losses), (y.iter, y.losses));
+        assert_eq!((x.iter, &x.losses), (y.iter, &y.losses));
     }
     // keep_last 2: older checkpoints were pruned.
     assert!(checkpoint::list(&split).len() <= 2);
@@ -172,7 +207,7 @@ fn losses_fall_on_a_learnable_task() {
     let l = losses(&run);
     let mean = |r: &[LossRecord]| {
         r.iter()
-            .map(|x| x.losses.cycle_A + x.losses.cycle_B)
+            .map(|x| x.losses.get("cycle_A").unwrap() + x.losses.get("cycle_B").unwrap())
             .sum::<f32>()
             / r.len() as f32
     };
@@ -360,4 +395,68 @@ fn failed_save_stops_cleanly_and_keeps_the_previous_checkpoint() {
     )
     .unwrap();
     assert_eq!(s.global_iter, 9);
+}
+
+#[test]
+fn resume_honours_a_new_learning_rate_and_refuses_a_new_architecture() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    cyclegan::demo::write_dataset(&data, 20, 3, 0, 6).unwrap();
+    let config = TrainConfig {
+        max_iters: Some(3),
+        epochs: 5, // no decay in the iterations run
+        ..tiny_config(&data)
+    };
+    let run = tmp.path().join("run");
+    train(&config, &run, &quiet()).unwrap();
+
+    // Another architecture: refused as a usage error naming the flag, nothing changed.
+    let before = std::fs::read_to_string(run.join("config.toml")).unwrap();
+    let blocks = Overrides {
+        blocks: Some(3),
+        ..Overrides::default()
+    };
+    let err = Run::resume(&run, &blocks, &Device::flex()).err().unwrap();
+    assert!(err.is::<UsageError>(), "{err:#}");
+    assert!(err.to_string().contains("--blocks"), "{err}");
+    assert_eq!(
+        std::fs::read_to_string(run.join("config.toml")).unwrap(),
+        before
+    );
+
+    // A run-time setting: honoured, logged and recorded in config.toml.
+    let resume = Opts {
+        resume: true,
+        ..quiet()
+    };
+    let lower = TrainConfig {
+        lr: 5e-5,
+        max_iters: Some(5),
+        ..config.clone()
+    };
+    train(&lower, &run, &resume).unwrap();
+    let l = losses(&run);
+    assert_eq!(
+        l.iter().map(|r| r.lr).collect::<Vec<_>>(),
+        [2e-4, 2e-4, 2e-4, 5e-5, 5e-5]
+    );
+    let saved = std::fs::read_to_string(run.join("config.toml")).unwrap();
+    assert!(saved.contains("--lr 0.0002 -> 5e-5"), "{saved}");
+    assert_eq!(
+        TrainConfig::load(&run.join("config.toml")).unwrap().lr,
+        5e-5
+    );
+
+    // Other data: refused (the run would not continue on the same files).
+    let other = tmp.path().join("other");
+    cyclegan::demo::write_dataset(&other, 20, 4, 0, 7).unwrap();
+    let moved = Overrides {
+        data_dir: Some(other),
+        ..Overrides::default()
+    };
+    let err = Run::resume(&run, &moved, &Device::flex()).err().unwrap();
+    assert!(
+        err.is::<UsageError>() && err.to_string().contains("not the files"),
+        "{err}"
+    );
 }

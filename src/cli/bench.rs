@@ -20,12 +20,12 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 
+use crate::config::TrainConfig;
+use crate::family::cyclegan::{CycleGan, Discriminators, Generators};
 use crate::model::ops::{self, Padding};
 use crate::model::weights::init_normal;
 use crate::model::winograd::{self, Tile};
 use crate::model::{DiscriminatorConfig, GeneratorConfig, ResnetGenerator};
-use crate::train::TrainConfig;
-use crate::train::{CycleGan, Discriminators, Generators};
 
 /// What to measure.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

@@ -7,9 +7,12 @@ use std::time::Instant;
 use anyhow::{Context, Result, bail};
 
 use super::device::DeviceArg;
+use crate::config::TrainConfig;
+use crate::family::Direction;
 use crate::model::{DiscriminatorConfig, GeneratorConfig};
-use crate::train::{RunOptions, TrainConfig, train};
-use crate::translate::{Direction, Translator, folder_jobs, save_image};
+use crate::run::Run;
+use crate::train::{RunOptions, train};
+use crate::translate::{Translator, folder_jobs, save_image};
 
 /// Options of `cyclegan demo`.
 #[derive(clap::Args)]
@@ -69,7 +72,12 @@ pub fn run(args: DemoArgs) -> Result<ExitCode> {
         ..TrainConfig::default()
     };
     let device = args.device.device()?;
-    train(&config, &run_dir, &RunOptions::new(device.clone()))?;
+    let mut run = Run::start(config, &run_dir, &device)?;
+    let progress = RunOptions {
+        progress: true,
+        ..RunOptions::default()
+    };
+    train(&mut run, &progress)?;
 
     let out = args.out.join("translated");
     eprintln!(

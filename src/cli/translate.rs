@@ -4,11 +4,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Result, bail};
-use indicatif::{ProgressBar, ProgressStyle};
 
 use super::device::DeviceArg;
-use super::train::OnOff;
-use crate::translate::{Direction, Translator, folder_jobs, translate_file};
+use crate::family::Direction;
+use crate::run::OnOff;
+use crate::translate::{Translator, translate_file, translate_folder, video};
 
 /// Options of `cyclegan translate`.
 #[derive(clap::Args)]
@@ -72,93 +72,41 @@ pub fn run(args: TranslateArgs) -> Result<ExitCode> {
     }
     let translator = Translator::load(&args.model, args.direction, &device)?;
     if args.input.is_dir() {
-        let jobs = folder_jobs(&args.input, &args.output)?;
-        std::fs::create_dir_all(&args.output).map_err(|e| {
-            anyhow::anyhow!(
-                "{}: cannot create output folder: {e}",
-                args.output.display()
-            )
-        })?;
-        let bar = if args.quiet {
-            ProgressBar::hidden()
-        } else {
-            ProgressBar::new(jobs.len() as u64)
-        };
-        bar.set_style(
-            ProgressStyle::with_template("{bar:30} {pos}/{len} images  {per_sec}  ETA {eta}")
-                .unwrap(),
-        );
-        let mut failed = 0;
-        for (input, output) in &jobs {
-            if let Err(e) = translate_file(&translator, input, output) {
-                bar.suspend(|| eprintln!("warning: skipped: {e:#}"));
-                failed += 1;
-            }
-            bar.inc(1);
-        }
-        bar.finish_and_clear();
+        let report = translate_folder(&translator, &args.input, &args.output, args.quiet)?;
+        let total = report.translated + report.skipped.len();
         eprintln!(
-            "translated {} of {} images into {}",
-            jobs.len() - failed,
-            jobs.len(),
+            "translated {} of {total} images into {}",
+            report.translated,
             args.output.display()
         );
-        return Ok(if failed > 0 {
-            ExitCode::from(super::EXIT_FINDINGS)
-        } else {
+        return Ok(if report.skipped.is_empty() {
             ExitCode::SUCCESS
+        } else {
+            ExitCode::from(super::EXIT_FINDINGS)
         });
     }
     if cyclegan_video::is_video_path(&args.input) {
-        return translate_video(&translator, &args);
+        use cyclegan_video::{VideoTranslateOptions, flicker::TemporalParams};
+        let opts = VideoTranslateOptions {
+            size: args.size,
+            batch: args.batch.max(1),
+            side_by_side: args.side_by_side,
+            temporal: (args.temporal == OnOff::On).then(TemporalParams::default),
+            bitrate: args.bitrate,
+        };
+        let report =
+            video::translate_video(&translator, &args.input, &args.output, &opts, args.quiet)?;
+        eprintln!(
+            "wrote {} ({} frames, {}x{}, {:.2} s of video) in {:.1} s",
+            report.output.display(),
+            report.frames,
+            report.width,
+            report.height,
+            report.duration,
+            report.elapsed.as_secs_f64()
+        );
+        return Ok(ExitCode::SUCCESS);
     }
     translate_file(&translator, &args.input, &args.output)?;
-    Ok(ExitCode::SUCCESS)
-}
-
-fn translate_video(translator: &Translator, args: &TranslateArgs) -> Result<ExitCode> {
-    use cyclegan_video::{VideoTranslateOptions, flicker::TemporalParams};
-    let opts = VideoTranslateOptions {
-        size: args.size,
-        batch: args.batch.max(1),
-        side_by_side: args.side_by_side,
-        temporal: (args.temporal == OnOff::On).then(TemporalParams::default),
-        bitrate: args.bitrate,
-    };
-    let bar = if args.quiet {
-        ProgressBar::hidden()
-    } else {
-        ProgressBar::new(0)
-    };
-    bar.set_style(
-        ProgressStyle::with_template("{bar:30} {pos}/{len} frames  {per_sec}  ETA {eta}").unwrap(),
-    );
-    let translator = translator.clone();
-    let mut network = move |frames: &[image::RgbImage]| -> Result<Vec<image::RgbImage>, String> {
-        Ok(translator.translate(frames))
-    };
-    let mut progress = |done: usize, total: Option<usize>| {
-        if let Some(t) = total {
-            bar.set_length(t as u64);
-        }
-        bar.set_position(done as u64);
-    };
-    let report = cyclegan_video::translate_video(
-        &args.input,
-        &args.output,
-        &opts,
-        &mut network,
-        &mut progress,
-    )?;
-    bar.finish_and_clear();
-    eprintln!(
-        "wrote {} ({} frames, {}x{}, {:.2} s of video) in {:.1} s",
-        report.output.display(),
-        report.frames,
-        report.width,
-        report.height,
-        report.duration,
-        report.elapsed.as_secs_f64()
-    );
     Ok(ExitCode::SUCCESS)
 }

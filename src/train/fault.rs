@@ -1,7 +1,9 @@
-//! Faults injected on purpose (hidden `--inject-fault`), to prove that the divergence guard and
+//! Faults injected on purpose ([`super::RunOptions::fault`], tests only), to prove that the divergence guard and
 //! the checkpoints do their job. Each fires once, at the start of a given iteration.
 
 use std::str::FromStr;
+
+use burn::prelude::*;
 
 /// A fault and the (1-based) iteration it hits.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -20,6 +22,30 @@ impl Fault {
         match *self {
             Fault::Nan { iter } | Fault::LrSpike { iter, .. } | Fault::SaveFailure { iter } => iter,
         }
+    }
+}
+
+impl Fault {
+    /// Apply `fault` if it hits iteration `iter`: NaN input (`real_a`) or a learning-rate spike
+    /// (`lr`); returns true when the checkpoint after this iteration must fail to save. A fault
+    /// fires once, even if a rollback replays its iteration.
+    pub fn fire(
+        fault: &mut Option<Fault>,
+        iter: u64,
+        real_a: &mut Tensor<4>,
+        lr: &mut f64,
+    ) -> bool {
+        let Some(f) = *fault else { return false };
+        if f.iter() != iter {
+            return false;
+        }
+        *fault = None;
+        match f {
+            Fault::Nan { .. } => *real_a = real_a.clone().mul_scalar(f32::NAN),
+            Fault::LrSpike { factor, .. } => *lr *= factor,
+            Fault::SaveFailure { .. } => return true,
+        }
+        false
     }
 }
 

@@ -1,17 +1,13 @@
-//! Training: the configuration, one CycleGAN iteration, the schedule, image pools, checkpoints
-//! and the loop that ties them together.
+//! Training: the loop, the divergence guard (and its rollback), the loss log and plots, sample
+//! grids and the learning-rate schedule. Starting or resuming a run is [`crate::run`]'s job; one
+//! iteration is the model family's ([`crate::family`]).
 
-pub mod checkpoint;
-pub mod config;
-pub mod cyclegan;
 pub mod fault;
 pub mod guard;
+pub mod log;
 pub mod plots;
-pub mod pool;
 pub mod samples;
 pub mod schedule;
 pub mod trainer;
 
-pub use config::{GanMode, TrainConfig};
-pub use cyclegan::{CycleGan, Discriminators, Generators, Losses};
 pub use trainer::{Outcome, RunOptions, Summary, train};

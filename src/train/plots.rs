@@ -2,49 +2,58 @@
 
 use std::path::Path;
 
-use anyhow::{Context, Result, anyhow};
+use anyhow::{Result, anyhow};
 use plotters::prelude::*;
 
-use super::trainer::LossRecord;
+use super::log::{LossRecord, read_records};
+use crate::fsio::write_atomic;
 
 const WIDTH: u32 = 1000;
 const HEIGHT: u32 = 560;
 
-/// Read the loss log and draw G (GAN), cycle, identity, D_A and D_B against iterations.
+/// Read the loss log and draw each loss against iterations.
 pub fn plot_losses(log: &Path, out: &Path) -> Result<()> {
-    let text =
-        std::fs::read_to_string(log).with_context(|| format!("{}: cannot read", log.display()))?;
-    let records: Vec<LossRecord> = text
-        .lines()
-        .filter_map(|l| serde_json::from_str(l).ok())
-        .collect();
-    let png = render(&records)?;
-    super::checkpoint::write_atomic(out, &png)
+    if !log.exists() {
+        anyhow::bail!("{}: cannot read: no such file", log.display());
+    }
+    let png = render(&read_records(log))?;
+    write_atomic(out, &png)
 }
+
+/// Line colours (matplotlib's "tab10"), one per loss in log order.
+const PALETTE: [RGBColor; 10] = [
+    RGBColor(31, 119, 180),
+    RGBColor(255, 127, 14),
+    RGBColor(44, 160, 44),
+    RGBColor(214, 39, 40),
+    RGBColor(148, 103, 189),
+    RGBColor(140, 86, 75),
+    RGBColor(227, 119, 194),
+    RGBColor(127, 127, 127),
+    RGBColor(188, 189, 34),
+    RGBColor(23, 190, 207),
+];
 
 /// The curves as PNG bytes.
 pub fn render(records: &[LossRecord]) -> Result<Vec<u8>> {
     register_font();
-    // (legend, colour, value of a record)
-    type Series = (&'static str, RGBColor, fn(&LossRecord) -> f32);
-    let series: [Series; 5] = [
-        ("G (GAN, A+B)", RGBColor(31, 119, 180), |r| {
-            r.losses.G_A + r.losses.G_B
-        }),
-        ("cycle (A+B)", RGBColor(214, 39, 40), |r| {
-            r.losses.cycle_A + r.losses.cycle_B
-        }),
-        ("identity (A+B)", RGBColor(44, 160, 44), |r| {
-            r.losses.idt_A + r.losses.idt_B
-        }),
-        ("D_A", RGBColor(148, 103, 189), |r| r.losses.D_A),
-        ("D_B", RGBColor(255, 127, 14), |r| r.losses.D_B),
-    ];
+    let names: Vec<String> = records
+        .first()
+        .map(|r| r.losses.iter().map(|(n, ..)| n.to_string()).collect())
+        .unwrap_or_default();
+    let series: Vec<(&str, RGBColor)> = names
+        .iter()
+        .zip(PALETTE.iter().cycle())
+        .map(|(n, c)| (n.as_str(), *c))
+        .collect();
     let window = (records.len() / 50).max(1);
     let curves: Vec<Vec<(f64, f64)>> = series
         .iter()
-        .map(|(_, _, f)| {
-            let values: Vec<f64> = records.iter().map(|r| f64::from(f(r))).collect();
+        .map(|(name, _)| {
+            let values: Vec<f64> = records
+                .iter()
+                .map(|r| r.losses.get(name).map_or(f64::NAN, f64::from))
+                .collect();
             moving_average(&values, window)
                 .into_iter()
                 .zip(records)
@@ -79,7 +88,7 @@ pub fn render(records: &[LossRecord]) -> Result<Vec<u8>> {
             .label_style(("sans-serif", 14))
             .draw()
             .map_err(plot_err)?;
-        for ((name, color, _), points) in series.iter().zip(curves) {
+        for ((name, color), points) in series.iter().zip(curves) {
             let color = *color;
             chart
                 .draw_series(LineSeries::new(points, color.stroke_width(2)))
@@ -140,7 +149,7 @@ fn register_font() {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::train::Losses;
+    use crate::family::{Losses, Role};
 
     #[test]
     fn moving_average_smooths() {
@@ -157,22 +166,18 @@ mod tests {
                 iter: i,
                 epoch: 0,
                 lr: 2e-4,
-                losses: Losses {
-                    G_A: 1.0,
-                    G_B: 1.0,
-                    cycle_A: 10.0 / i as f32,
-                    cycle_B: 5.0,
-                    idt_A: 1.0,
-                    idt_B: 1.0,
-                    D_A: 0.3,
-                    D_B: 0.2,
-                },
+                losses: Losses::new()
+                    .with("G_A", Role::Adversarial, 1.0)
+                    .with("G_B", Role::Adversarial, 1.0)
+                    .with("cycle_A", Role::Generator, 5.0)
+                    .with("cycle_B", Role::Generator, 10.0 / i as f32)
+                    .with("D_A", Role::Discriminator, 0.3),
             })
             .collect();
         let png = render(&records).unwrap();
         let img = image::load_from_memory(&png).unwrap().to_rgb8();
         assert_eq!(img.dimensions(), (WIDTH, HEIGHT));
-        // The cycle curve's red is drawn somewhere.
+        // The fourth curve (cycle_B) is drawn in the palette's red.
         assert!(img.pixels().any(|p| p.0 == [214, 39, 40]));
     }
 }

@@ -5,24 +5,26 @@ use std::path::Path;
 use anyhow::{Context, Result};
 use image::{RgbImage, imageops};
 
-use super::cyclegan::Visuals;
+use crate::family::Visuals;
+use crate::fsio::write_atomic;
 use crate::tensor_image::tensor_to_images;
 
-/// Write a 3x2 grid: real A, fake B, rec A over real B, fake A, rec B (first image of the batch).
+/// Write the model's sample grid (first image of the batch), e.g. for CycleGAN real A, fake B,
+/// rec A over real B, fake A, rec B.
 pub fn write_grid(visuals: &Visuals, path: &Path) -> Result<()> {
     let tiles: Vec<RgbImage> = visuals
         .images
         .iter()
         .map(|t| tensor_to_images(t.clone().narrow(0, 0, 1)).remove(0))
         .collect();
-    let grid = grid(&tiles, 3, 4);
+    let grid = grid(&tiles, visuals.columns, 4);
     let mut bytes = Vec::new();
     grid.write_to(
         &mut std::io::Cursor::new(&mut bytes),
         image::ImageFormat::Png,
     )
     .with_context(|| format!("{}: cannot encode PNG", path.display()))?;
-    super::checkpoint::write_atomic(path, &bytes)
+    write_atomic(path, &bytes)
 }
 
 /// Tiles of one size in rows of `columns`, separated by `gap` white pixels.

@@ -1,41 +1,29 @@
-//! Applying a trained generator: loading it from a run, a checkpoint or a PyTorch file, and
-//! translating images of any size, folders of images and (see the video crate) whole clips.
+//! Applying a trained generator: one [`Translator`] for images of any size, folders of images
+//! ([`files`]) and whole videos ([`video`]); [`load`] finds the generator in a run folder, a
+//! checkpoint, or a PyTorch / safetensors file. Nothing here depends on training.
+
+pub mod files;
+pub mod load;
+pub mod video;
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use anyhow::{Context, Result, anyhow, bail};
+use anyhow::Result;
 use burn::prelude::*;
 use burn::tensor::ops::PadMode;
 use image::RgbImage;
 
-use crate::model::weights::{HostTensor, load_state_dict, read_pth, read_safetensors};
-use crate::model::{GeneratorConfig, ResnetGenerator};
+pub use files::{folder_jobs, save_image, translate_file, translate_folder};
+pub use load::{infer_generator_config, load_generator};
+
+use crate::family::{Direction, Generator};
 use crate::tensor_image::{images_to_tensor, tensor_to_images};
-use crate::train::checkpoint;
-
-/// Which generator to apply.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Direction {
-    /// Domain A to domain B (`G_A`).
-    A2b,
-    /// Domain B to domain A (`G_B`).
-    B2a,
-}
-
-impl Direction {
-    fn prefix(self) -> &'static str {
-        match self {
-            Direction::A2b => "G_A.",
-            Direction::B2a => "G_B.",
-        }
-    }
-}
 
 /// A generator ready to translate images (cheap to clone: weights are shared).
 #[derive(Clone)]
 pub struct Translator {
-    generator: ResnetGenerator,
+    generator: Generator,
     device: Device,
 }
 
@@ -52,7 +40,7 @@ impl Translator {
     }
 
     /// Wrap a generator already in memory.
-    pub fn new(generator: ResnetGenerator, device: &Device) -> Self {
+    pub fn new(generator: Generator, device: &Device) -> Self {
         Translator {
             generator,
             device: device.clone(),
@@ -104,123 +92,11 @@ fn pad_to_multiple(x: Tensor<4>, ph: usize, pw: usize) -> Tensor<4> {
     x.pad([(0, ph), (0, pw)], mode)
 }
 
-/// Read one direction's generator from any of the supported sources (see [`Translator::load`]).
-pub fn load_generator(
-    model: &Path,
-    direction: Direction,
-    device: &Device,
-) -> Result<ResnetGenerator> {
-    if !model.exists() {
-        bail!(
-            "{}: model not found; give a run folder, a checkpoint folder, or a .safetensors/.pth generator file",
-            model.display()
-        );
-    }
-    if model.is_dir() {
-        let loaded = if model.join("SHA256SUMS").exists() {
-            checkpoint::read(model)?
-        } else {
-            checkpoint::latest(model).ok_or_else(|| {
-                anyhow!("{}: no complete checkpoint in this folder (is it a run folder of `cyclegan train`?)", model.display())
-            })?
-        };
-        let gens = loaded.generators(device)?;
-        return Ok(match direction {
-            Direction::A2b => gens.g_a,
-            Direction::B2a => gens.g_b,
-        });
-    }
-    let ext = model
-        .extension()
-        .and_then(|e| e.to_str())
-        .unwrap_or("")
-        .to_ascii_lowercase();
-    let dict = match ext.as_str() {
-        "pth" | "pt" | "bin" => read_pth(model)?,
-        "safetensors" => {
-            let all = read_safetensors(model, "")?;
-            // Our networks file holds both generators under prefixes; a plain file holds one.
-            let prefixed: HashMap<String, HostTensor> = all
-                .iter()
-                .filter_map(|(k, v)| {
-                    k.strip_prefix(direction.prefix())
-                        .map(|k| (k.to_string(), v.clone()))
-                })
-                .collect();
-            if prefixed.is_empty() { all } else { prefixed }
-        }
-        _ => bail!(
-            "{}: unknown model file type; expected .safetensors or .pth",
-            model.display()
-        ),
-    };
-    let config = infer_generator_config(&dict)
-        .with_context(|| format!("{}: not a ResNet generator state dict", model.display()))?;
-    let mut g = ResnetGenerator::new(&config, device);
-    load_state_dict(&mut g, &dict, model, "generator")?;
-    Ok(g)
-}
-
-/// `ngf` from the first convolution, the block count from the residual keys.
-pub fn infer_generator_config(dict: &HashMap<String, HostTensor>) -> Result<GeneratorConfig> {
-    let first = dict
-        .get("model.1.weight")
-        .ok_or_else(|| anyhow!("no `model.1.weight`"))?;
-    let ngf = *first
-        .shape
-        .first()
-        .ok_or_else(|| anyhow!("`model.1.weight` has no shape"))?;
-    let blocks = dict
-        .keys()
-        .filter(|k| k.ends_with(".conv_block.1.weight"))
-        .count();
-    if blocks == 0 {
-        bail!("no residual blocks (`model.N.conv_block.1.weight`)");
-    }
-    Ok(GeneratorConfig { ngf, blocks })
-}
-
-/// Translate one image file to `output` (format from its extension), written atomically.
-pub fn translate_file(t: &Translator, input: &Path, output: &Path) -> Result<()> {
-    let img = cyclegan_data::imageio::decode_rgb(input)?;
-    let out = t.translate(std::slice::from_ref(&img)).remove(0);
-    save_image(&out, output)
-}
-
-/// Save an image atomically (temporary name, then rename), format from the extension.
-pub fn save_image(img: &RgbImage, path: &Path) -> Result<()> {
-    let format = image::ImageFormat::from_path(path).map_err(|_| {
-        anyhow!(
-            "{}: unknown image extension; use .png, .jpg, .webp or .bmp",
-            path.display()
-        )
-    })?;
-    let mut bytes = Vec::new();
-    img.write_to(&mut std::io::Cursor::new(&mut bytes), format)
-        .with_context(|| format!("{}: cannot encode", path.display()))?;
-    checkpoint::write_atomic(path, &bytes)
-}
-
-/// Images directly inside `dir`, and the output path each gets under `out_dir`.
-pub fn folder_jobs(dir: &Path, out_dir: &Path) -> Result<Vec<(PathBuf, PathBuf)>> {
-    let files = cyclegan_data::imageio::list_images(dir)
-        .with_context(|| format!("{}: cannot list", dir.display()))?;
-    if files.is_empty() {
-        bail!(
-            "{}: no images (jpg, jpeg, png, webp, bmp) in this folder",
-            dir.display()
-        );
-    }
-    Ok(files
-        .into_iter()
-        .map(|f| (f.clone(), out_dir.join(f.file_name().expect("file name"))))
-        .collect())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::weights::{init_normal, state_dict};
+    use crate::model::weights::{HostTensor, init_normal, state_dict};
+    use crate::model::{GeneratorConfig, ResnetGenerator};
     use rand::SeedableRng;
 
     fn tiny(device: &Device) -> ResnetGenerator {
@@ -232,7 +108,7 @@ mod tests {
     #[test]
     fn any_size_comes_back_the_same_size_and_batching_changes_nothing() {
         let device = Device::flex();
-        let t = Translator::new(tiny(&device), &device);
+        let t = Translator::new(Generator::Resnet(tiny(&device)), &device);
         let odd = RgbImage::from_fn(13, 7, |x, y| {
             image::Rgb([(x * 19) as u8, (y * 30) as u8, 128])
         });
@@ -264,7 +140,7 @@ mod tests {
         let img = RgbImage::from_fn(8, 8, |x, y| image::Rgb([(x * 30) as u8, (y * 30) as u8, 9]));
         assert_eq!(
             Translator::new(loaded, &device).translate(std::slice::from_ref(&img)),
-            Translator::new(g, &device).translate(&[img])
+            Translator::new(Generator::Resnet(g), &device).translate(&[img])
         );
     }
 }

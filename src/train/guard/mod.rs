@@ -8,11 +8,15 @@
 //! - discriminator collapse: a discriminator's loss pinned near zero over a whole window while
 //!   the generators' adversarial loss keeps rising.
 
+mod rollback;
+
 use std::collections::VecDeque;
 
 use serde::{Deserialize, Serialize};
 
-use super::cyclegan::Losses;
+pub use rollback::{Event, roll_back};
+
+use crate::family::{Losses, Role};
 
 /// Guard settings.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -89,8 +93,8 @@ impl Anomaly {
 pub struct Guard {
     config: GuardConfig,
     g_total: VecDeque<f32>,
-    d_a: VecDeque<f32>,
-    d_b: VecDeque<f32>,
+    /// Each discriminator's loss history, by loss name.
+    discs: Vec<(String, VecDeque<f32>)>,
     g_adv: VecDeque<f32>,
     streak: usize,
 }
@@ -114,28 +118,36 @@ impl Guard {
         if !self.config.enabled {
             return None;
         }
-        for (name, v) in l.named() {
+        for (name, _, v) in l.iter() {
             if !v.is_finite() {
                 return Some(Anomaly::NonFinite {
                     loss: name.to_string(),
                 });
             }
         }
-        let watched = [
-            ("G_total", l.generator_total()),
-            ("D_A", l.D_A),
-            ("D_B", l.D_B),
-        ];
+        let mut watched = vec![("G_total".to_string(), l.generator_total())];
+        for (name, role, v) in l.iter() {
+            if role == Role::Discriminator {
+                watched.push((name.to_string(), v));
+                if !self.discs.iter().any(|(n, _)| n == name) {
+                    self.discs.push((name.to_string(), VecDeque::new()));
+                }
+            }
+        }
         let mut worst = None;
         if self.g_total.len() >= self.config.window / 2 {
-            for ((name, v), hist) in watched.iter().zip([&self.g_total, &self.d_a, &self.d_b]) {
+            for (name, v) in &watched {
+                let hist = match self.discs.iter().find(|(n, _)| n == name) {
+                    Some((_, h)) => h,
+                    None => &self.g_total,
+                };
                 let (median, mad) = median_mad(hist);
                 // A floor on the spread: a nearly constant loss must not make noise look huge.
                 let threshold = (median + self.config.k * mad.max(0.02 * median.abs()).max(1e-4))
                     .max(self.config.ratio * median);
                 if *v > threshold {
                     worst = Some(Anomaly::Explosion {
-                        loss: name.to_string(),
+                        loss: name.clone(),
                         value: *v,
                         median,
                         threshold,
@@ -149,10 +161,14 @@ impl Guard {
             return (self.streak >= self.config.patience).then_some(a);
         }
         self.streak = 0;
-        push(&mut self.g_total, l.generator_total(), self.config.window);
-        push(&mut self.d_a, l.D_A, self.config.window);
-        push(&mut self.d_b, l.D_B, self.config.window);
-        push(&mut self.g_adv, l.G_A + l.G_B, 2 * self.config.window);
+        let window = self.config.window;
+        push(&mut self.g_total, l.generator_total(), window);
+        for (name, hist) in &mut self.discs {
+            if let Some(v) = l.get(name) {
+                push(hist, v, window);
+            }
+        }
+        push(&mut self.g_adv, l.total(Role::Adversarial), 2 * window);
         self.collapse()
     }
 
@@ -166,11 +182,11 @@ impl Guard {
             (v[..w].to_vec(), v[w..].to_vec())
         };
         let (g_before, g_now) = (median(&before), median(&now));
-        for (name, hist) in [("D_A", &self.d_a), ("D_B", &self.d_b)] {
+        for (name, hist) in &self.discs {
             let max = hist.iter().copied().fold(0.0, f32::max);
             if max < self.config.collapse_level && g_now > 1.5 * g_before {
                 return Some(Anomaly::Collapse {
-                    discriminator: name.into(),
+                    discriminator: name.clone(),
                     d_median: median_mad(hist).0,
                     g_before,
                     g_now,
@@ -212,16 +228,43 @@ mod tests {
             base * (1.0 + spread * (rng.random::<f32>() * 2.0 - 1.0))
         };
         let drift = 1.0 - (i as f32 / 20_000.0);
-        Losses {
-            G_A: n(rng, 0.5, 0.8),
-            G_B: n(rng, 0.5, 0.8),
-            cycle_A: n(rng, 2.0 * drift, 0.5),
-            cycle_B: n(rng, 2.0 * drift, 0.5),
-            idt_A: n(rng, 0.8 * drift, 0.5),
-            idt_B: n(rng, 0.8 * drift, 0.5),
-            D_A: n(rng, 0.2, 0.9),
-            D_B: n(rng, 0.2, 0.9),
-        }
+        cyclegan_losses([
+            n(rng, 0.5, 0.8),
+            n(rng, 0.5, 0.8),
+            n(rng, 2.0 * drift, 0.5),
+            n(rng, 2.0 * drift, 0.5),
+            n(rng, 0.8 * drift, 0.5),
+            n(rng, 0.8 * drift, 0.5),
+            n(rng, 0.2, 0.9),
+            n(rng, 0.2, 0.9),
+        ])
+    }
+
+    /// CycleGAN's eight losses (G_A, G_B, cycle_A, cycle_B, idt_A, idt_B, D_A, D_B).
+    fn cyclegan_losses(v: [f32; 8]) -> Losses {
+        use Role::*;
+        let roles = [
+            Adversarial,
+            Adversarial,
+            Generator,
+            Generator,
+            Generator,
+            Generator,
+            Discriminator,
+            Discriminator,
+        ];
+        crate::family::cyclegan::LOSS_NAMES
+            .iter()
+            .zip(roles)
+            .zip(v)
+            .fold(Losses::new(), |l, ((n, r), v)| l.with(n, r, v))
+    }
+
+    /// `l` with loss `name` set to `v`.
+    fn set(l: &Losses, name: &str, v: f32) -> Losses {
+        l.iter().fold(Losses::new(), |out, (n, r, old)| {
+            out.with(n, r, if n == name { v } else { old })
+        })
     }
 
     #[test]
@@ -232,7 +275,7 @@ mod tests {
             let mut l = healthy(&mut rng, i);
             // Occasional single-batch spikes, as hard batches give.
             if i % 997 == 0 {
-                l.G_A *= 8.0;
+                l = set(&l, "G_A", 8.0 * l.get("G_A").unwrap());
             }
             assert_eq!(g.observe(&l), None, "false alarm at {i}");
         }
@@ -246,9 +289,7 @@ mod tests {
             assert_eq!(g.observe(&healthy(&mut rng, i)), None);
         }
         // 2 -> 2000, as reported by users.
-        let mut boom = healthy(&mut rng, 500);
-        boom.G_A = 2000.0;
-        boom.D_B = 1500.0;
+        let boom = set(&set(&healthy(&mut rng, 500), "G_A", 2000.0), "D_B", 1500.0);
         assert_eq!(
             g.observe(&boom),
             None,
@@ -258,8 +299,7 @@ mod tests {
         assert!(matches!(g.observe(&boom), Some(Anomaly::Explosion { .. })));
 
         g.reset();
-        let mut nan = healthy(&mut rng, 0);
-        nan.cycle_B = f32::NAN;
+        let nan = set(&healthy(&mut rng, 0), "cycle_B", f32::NAN);
         assert_eq!(
             g.observe(&nan),
             Some(Anomaly::NonFinite {
@@ -273,9 +313,9 @@ mod tests {
         });
         let mut found = None;
         for i in 0..300 {
-            let mut l = healthy(&mut rng, i);
-            l.D_A = 1e-5;
-            l.G_A = 0.5 + i as f32 * 0.05; // generator loss climbing while D_A wins outright
+            let l = set(&healthy(&mut rng, i), "D_A", 1e-5);
+            // generator loss climbing while D_A wins outright
+            let l = set(&l, "G_A", 0.5 + i as f32 * 0.05);
             if let Some(a) = g.observe(&l) {
                 found = Some(a);
                 break;
@@ -293,10 +333,7 @@ mod tests {
             enabled: false,
             ..GuardConfig::default()
         });
-        let l = Losses {
-            G_A: f32::NAN,
-            ..Losses::default()
-        };
+        let l = set(&cyclegan_losses([0.0; 8]), "G_A", f32::NAN);
         assert_eq!(g.observe(&l), None);
     }
 }

@@ -7,8 +7,9 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::guard::GuardConfig;
+use crate::family::Family;
 use crate::model::{DiscriminatorConfig, GeneratorConfig};
+use crate::train::guard::GuardConfig;
 
 /// Adversarial loss.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
@@ -26,6 +27,9 @@ pub enum GanMode {
 pub struct TrainConfig {
     /// Dataset folder holding `trainA/` and `trainB/`.
     pub data_dir: PathBuf,
+    /// Model family (CycleGAN, ...).
+    #[serde(default)]
+    pub model: Family,
     /// Generator shape (`ngf`, residual blocks).
     pub generator: GeneratorConfig,
     /// Discriminator shape (`ndf`, layers).
@@ -82,6 +86,7 @@ impl Default for TrainConfig {
     fn default() -> Self {
         TrainConfig {
             data_dir: PathBuf::new(),
+            model: Family::Cyclegan,
             generator: GeneratorConfig::default(),
             discriminator: DiscriminatorConfig::default(),
             gan_mode: GanMode::Lsgan,
@@ -121,6 +126,28 @@ impl TrainConfig {
     /// The config as TOML text.
     pub fn to_toml(&self) -> String {
         toml::to_string_pretty(self).expect("config serialises")
+    }
+
+    /// Write `path` atomically: `history` as comment lines (what changed when), then the config.
+    pub fn save(&self, path: &Path, history: &[String]) -> anyhow::Result<()> {
+        let mut text = String::new();
+        for line in history {
+            text.push_str(&format!("# {line}\n"));
+        }
+        if !history.is_empty() {
+            text.push('\n');
+        }
+        text.push_str(&self.to_toml());
+        crate::fsio::write_atomic(path, text.as_bytes())
+    }
+
+    /// The history comment lines of a config file written by [`TrainConfig::save`].
+    pub fn history(path: &Path) -> Vec<String> {
+        std::fs::read_to_string(path)
+            .unwrap_or_default()
+            .lines()
+            .map_while(|l| l.strip_prefix("# ").map(str::to_string))
+            .collect()
     }
 
     /// Check values that would make training meaningless, naming the option.
@@ -167,6 +194,26 @@ impl TrainConfig {
             bail!("--workers must be at least 1");
         }
         Ok(())
+    }
+
+    /// `Ok` when a checkpoint written with `other` fits a run with this configuration
+    /// (same model family and networks), else why not.
+    pub fn same_architecture(&self, other: &TrainConfig) -> Result<(), String> {
+        if (self.model, self.generator, self.discriminator)
+            == (other.model, other.generator, other.discriminator)
+        {
+            Ok(())
+        } else {
+            Err(format!(
+                "written for {} with generator {:?} / discriminator {:?}, but this run is {} with {:?} / {:?}",
+                other.model.name(),
+                other.generator,
+                other.discriminator,
+                self.model.name(),
+                self.generator,
+                self.discriminator
+            ))
+        }
     }
 
     /// Total epochs in the schedule.

@@ -2,21 +2,22 @@
 //! on load.
 //!
 //! A checkpoint is a folder `RUN_DIR/checkpoints/iter-<global iteration>/` holding
-//! - `networks.safetensors`: `G_A.*`, `G_B.*`, `D_A.*`, `D_B.*` under the PyTorch reference's
-//!   keys (so `G_A.` stripped is a state dict PyTorch loads);
-//! - `optimizer_G.bpk`, `optimizer_D.bpk`: both Adams' moments and step counts (burnpack);
-//! - `pools.safetensors`: the two image pools;
-//! - `state.json`: position in the schedule and everything else that is not a tensor;
+//! - the model's files, as its family writes them ([`UnpairedModel::save`]); for CycleGAN
+//!   `networks.safetensors` (`G_A.*`, `G_B.*`, `D_A.*`, `D_B.*` under the PyTorch reference's
+//!   keys, so `G_A.` stripped is a state dict PyTorch loads), `optimizer_G.bpk` and
+//!   `optimizer_D.bpk` (both Adams' moments and step counts, burnpack) and `pools.safetensors`;
+//! - `state.json`: position in the schedule, the run's config, everything that is not a tensor;
 //! - `SHA256SUMS`: a checksum of each file above, verified on load.
+//!
+//! This module reads and writes them and knows nothing of training: `translate` uses it too.
 //!
 //! It is written under a temporary name, every file fsynced, then renamed into place, so a
 //! crash at any moment leaves either the whole new checkpoint or none of it, and never touches
 //! the previous one. Random draws are derived from the seed and the position, so the position
 //! is the whole random state.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::fs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, anyhow, bail};
@@ -24,21 +25,13 @@ use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::config::TrainConfig;
-use super::cyclegan::{CycleGan, Discriminators, Generators};
-use super::pool::ImagePool;
-use crate::model::weights::{
-    HostTensor, load_state_dict, safetensors_from_bytes, safetensors_to_bytes, state_dict,
-};
-use crate::model::{NamedConvs, PatchDiscriminator, ResnetGenerator};
+use crate::config::TrainConfig;
+use crate::family::{CheckpointFiles, Direction, Generator, UnpairedModel};
+use crate::fsio::{sync_dir, write_synced};
 
 /// Version of the checkpoint layout; bumped on incompatible changes.
 pub const FORMAT: u32 = 1;
 
-const NETWORKS: &str = "networks.safetensors";
-const OPT_G: &str = "optimizer_G.bpk";
-const OPT_D: &str = "optimizer_D.bpk";
-const POOLS: &str = "pools.safetensors";
 const STATE: &str = "state.json";
 const SUMS: &str = "SHA256SUMS";
 /// Marker the divergence guard leaves in a checkpoint it no longer trusts.
@@ -59,12 +52,20 @@ pub struct TrainingState {
     pub lr_scale: f64,
     /// Rollbacks made so far by the divergence guard.
     pub rollbacks: usize,
+    /// Digest of the training files' names and sizes (see [`crate::run::fingerprint`]); empty
+    /// in checkpoints written before it existed.
+    #[serde(default)]
+    pub data_fingerprint: String,
     /// The run's configuration when the checkpoint was written.
     pub config: TrainConfig,
 }
 
 /// Write a checkpoint of `model` at `state` into `dir/checkpoints/`; returns its folder.
-pub fn save(run_dir: &Path, model: &mut CycleGan, state: &TrainingState) -> Result<PathBuf> {
+pub fn save(
+    run_dir: &Path,
+    model: &mut dyn UnpairedModel,
+    state: &TrainingState,
+) -> Result<PathBuf> {
     let root = run_dir.join("checkpoints");
     fs::create_dir_all(&root)
         .with_context(|| format!("{}: cannot create checkpoint folder", root.display()))?;
@@ -78,7 +79,8 @@ pub fn save(run_dir: &Path, model: &mut CycleGan, state: &TrainingState) -> Resu
     }
     fs::create_dir(&tmp).with_context(|| format!("{}: cannot create", tmp.display()))?;
 
-    let files = encode(model, state)?;
+    let mut files = model.save()?;
+    files.push((STATE.into(), serde_json::to_vec_pretty(state)?));
     let mut sums = String::new();
     for (file, bytes) in &files {
         write_synced(&tmp.join(file), bytes)?;
@@ -103,66 +105,18 @@ pub fn save(run_dir: &Path, model: &mut CycleGan, state: &TrainingState) -> Resu
     Ok(final_dir)
 }
 
-fn encode(model: &mut CycleGan, state: &TrainingState) -> Result<Vec<(&'static str, Vec<u8>)>> {
-    let mut nets = BTreeMap::new();
-    let mut add = |prefix: &str, net: &mut dyn FnMut() -> BTreeMap<String, HostTensor>| {
-        for (k, v) in net() {
-            nets.insert(format!("{prefix}.{k}"), v);
-        }
-    };
-    add("G_A", &mut || state_dict(&mut model.gens.g_a));
-    add("G_B", &mut || state_dict(&mut model.gens.g_b));
-    add("D_A", &mut || state_dict(&mut model.discs.d_a));
-    add("D_B", &mut || state_dict(&mut model.discs.d_b));
-    let meta = HashMap::from([
-        ("format".to_string(), "cyclegan".to_string()),
-        (
-            "generator".to_string(),
-            serde_json::to_string(&state.config.generator)?,
-        ),
-        (
-            "discriminator".to_string(),
-            serde_json::to_string(&state.config.discriminator)?,
-        ),
-    ]);
-    let networks = safetensors_to_bytes(&nets, Some(meta))
-        .map_err(|e| anyhow!("serialising networks: {e}"))?;
-
-    let mut pools = BTreeMap::new();
-    for (name, pool) in [("pool_A", &model.pool_a), ("pool_B", &model.pool_b)] {
-        for (i, img) in pool.to_host().into_iter().enumerate() {
-            pools.insert(format!("{name}.{i:04}"), img);
-        }
-    }
-    let pools =
-        safetensors_to_bytes(&pools, None).map_err(|e| anyhow!("serialising pools: {e}"))?;
-    let opt_g = model
-        .opt_g
-        .into_bytes()
-        .map_err(|e| anyhow!("serialising the generators' optimizer: {e:?}"))?;
-    let opt_d = model
-        .opt_d
-        .into_bytes()
-        .map_err(|e| anyhow!("serialising the discriminators' optimizer: {e:?}"))?;
-    Ok(vec![
-        (NETWORKS, networks),
-        (OPT_G, opt_g.to_vec()),
-        (OPT_D, opt_d.to_vec()),
-        (POOLS, pools),
-        (STATE, serde_json::to_vec_pretty(state)?),
-    ])
-}
-
 /// A checkpoint read back and verified, not yet turned into networks.
 pub struct Loaded {
     /// The checkpoint's folder.
     pub dir: PathBuf,
     /// Its schedule position and config.
     pub state: TrainingState,
-    files: HashMap<&'static str, Vec<u8>>,
+    /// The model's files by name (`state.json` and the checksums aside), verified.
+    pub files: CheckpointFiles,
 }
 
-/// Read and verify one checkpoint folder: every file present and matching its checksum.
+/// Read and verify one checkpoint folder: every file its family needs present and matching its
+/// checksum.
 pub fn read(dir: &Path) -> Result<Loaded> {
     let sums_path = dir.join(SUMS);
     let sums = fs::read_to_string(&sums_path)
@@ -171,8 +125,7 @@ pub fn read(dir: &Path) -> Result<Loaded> {
         .lines()
         .filter_map(|l| l.split_once("  ").map(|(h, f)| (f, h)))
         .collect();
-    let mut files = HashMap::new();
-    for file in [NETWORKS, OPT_G, OPT_D, POOLS, STATE] {
+    let verified = |file: &str| -> Result<Vec<u8>> {
         let path = dir.join(file);
         let bytes = fs::read(&path)
             .with_context(|| format!("{}: missing or unreadable", path.display()))?;
@@ -182,9 +135,9 @@ pub fn read(dir: &Path) -> Result<Loaded> {
         if hex(&Sha256::digest(&bytes)) != *want {
             bail!("{}: checksum mismatch: the file is damaged", path.display());
         }
-        files.insert(file, bytes);
-    }
-    let state: TrainingState = serde_json::from_slice(&files[STATE])
+        Ok(bytes)
+    };
+    let state: TrainingState = serde_json::from_slice(&verified(STATE)?)
         .with_context(|| format!("{}: unreadable training state", dir.join(STATE).display()))?;
     if state.format != FORMAT {
         bail!(
@@ -192,6 +145,13 @@ pub fn read(dir: &Path) -> Result<Loaded> {
             dir.display(),
             state.format
         );
+    }
+    let mut files = CheckpointFiles {
+        dir: dir.to_path_buf(),
+        ..CheckpointFiles::default()
+    };
+    for &file in state.config.model.checkpoint_files() {
+        files.files.insert(file.to_string(), verified(file)?);
     }
     Ok(Loaded {
         dir: dir.to_path_buf(),
@@ -201,98 +161,18 @@ pub fn read(dir: &Path) -> Result<Loaded> {
 }
 
 impl Loaded {
-    /// Rebuild the networks, optimizers and pools on `device` for a run with `config`.
-    ///
-    /// The checkpoint's architecture must match `config`'s, else an error names both.
-    pub fn restore(&self, config: &TrainConfig, device: &Device) -> Result<CycleGan> {
-        let saved = &self.state.config;
-        if saved.generator != config.generator || saved.discriminator != config.discriminator {
-            bail!(
-                "{}: checkpoint is for generator {:?} / discriminator {:?}, but the run asks for {:?} / {:?}",
-                self.dir.display(),
-                saved.generator,
-                saved.discriminator,
-                config.generator,
-                config.discriminator
-            );
-        }
-        let path = self.dir.join(NETWORKS);
-        let sub = self.networks()?;
-        let load = |net: &mut dyn NamedConvsDyn, name: &str| -> Result<()> {
-            net.load(&sub(name), &path, name)
-        };
-        let mut g_a = ResnetGenerator::new(&config.generator, device);
-        let mut g_b = ResnetGenerator::new(&config.generator, device);
-        let mut d_a = PatchDiscriminator::new(&config.discriminator, device);
-        let mut d_b = PatchDiscriminator::new(&config.discriminator, device);
-        load(&mut g_a, "G_A")?;
-        load(&mut g_b, "G_B")?;
-        load(&mut d_a, "D_A")?;
-        load(&mut d_b, "D_B")?;
-        let mut gens = Generators { g_a, g_b };
-        let mut discs = Discriminators { d_a, d_b };
-        gens.assign_stable_ids();
-        discs.assign_stable_ids();
-        let mut model = CycleGan::from_networks(config, gens, discs);
-
-        use burn::tensor::Bytes;
-        model.opt_g = model
-            .opt_g
-            .from_bytes(Bytes::from_bytes_vec(self.files[OPT_G].clone()))
-            .map_err(|e| anyhow!("{}: {e:?}", self.dir.join(OPT_G).display()))?;
-        model.opt_d = model
-            .opt_d
-            .from_bytes(Bytes::from_bytes_vec(self.files[OPT_D].clone()))
-            .map_err(|e| anyhow!("{}: {e:?}", self.dir.join(OPT_D).display()))?;
-
-        let pools = safetensors_from_bytes(&self.files[POOLS], "")
-            .map_err(|e| anyhow!("{}: {e}", self.dir.join(POOLS).display()))?;
-        let pool = |name: &str| {
-            let mut keys: Vec<&String> = pools.keys().filter(|k| k.starts_with(name)).collect();
-            keys.sort();
-            keys.into_iter()
-                .map(|k| pools[k].clone())
-                .collect::<Vec<_>>()
-        };
-        model.pool_a = ImagePool::from_host(config.pool_size, &pool("pool_A."), device);
-        model.pool_b = ImagePool::from_host(config.pool_size, &pool("pool_B."), device);
-        Ok(model)
+    /// Rebuild the model (networks, optimizers and the rest) on `device` for a run with
+    /// `config`, which must have the checkpoint's architecture (see [`crate::run`]).
+    pub fn restore(&self, config: &TrainConfig, device: &Device) -> Result<Box<dyn UnpairedModel>> {
+        config.model.restore(config, &self.files, device)
     }
 
-    /// The networks file parsed once; the returned function gives one network's state dict
-    /// by name (`G_A`, ...).
-    fn networks(&self) -> Result<impl Fn(&str) -> HashMap<String, HostTensor>> {
-        let path = self.dir.join(NETWORKS);
-        let nets = safetensors_from_bytes(&self.files[NETWORKS], "")
-            .map_err(|e| anyhow!("{}: {e}", path.display()))?;
-        Ok(move |name: &str| {
-            let prefix = format!("{name}.");
-            nets.iter()
-                .filter_map(|(k, v)| k.strip_prefix(&prefix).map(|k| (k.to_string(), v.clone())))
-                .collect()
-        })
-    }
-
-    /// The generators' weights only (for translation), on `device`.
-    pub fn generators(&self, device: &Device) -> Result<Generators> {
+    /// The generator `translate` applies in `direction`, on `device`.
+    pub fn generator(&self, direction: Direction, device: &Device) -> Result<Generator> {
         let config = &self.state.config;
-        let path = self.dir.join(NETWORKS);
-        let sub = self.networks()?;
-        let mut g_a = ResnetGenerator::new(&config.generator, device);
-        let mut g_b = ResnetGenerator::new(&config.generator, device);
-        load_state_dict(&mut g_a, &sub("G_A"), &path, "G_A")?;
-        load_state_dict(&mut g_b, &sub("G_B"), &path, "G_B")?;
-        Ok(Generators { g_a, g_b })
-    }
-}
-
-/// Object-safe loading for the four networks.
-trait NamedConvsDyn {
-    fn load(&mut self, dict: &HashMap<String, HostTensor>, path: &Path, what: &str) -> Result<()>;
-}
-impl<T: NamedConvs> NamedConvsDyn for T {
-    fn load(&mut self, dict: &HashMap<String, HostTensor>, path: &Path, what: &str) -> Result<()> {
-        Ok(load_state_dict(self, dict, path, what)?)
+        config
+            .model
+            .generator(config, &self.files, direction, device)
     }
 }
 
@@ -401,33 +281,6 @@ pub fn clean_leftovers(run_dir: &Path) -> Result<()> {
         }
     }
     Ok(())
-}
-
-/// Write a file and flush it to disk before returning.
-pub fn write_synced(path: &Path, bytes: &[u8]) -> Result<()> {
-    let mut f =
-        fs::File::create(path).with_context(|| format!("{}: cannot create", path.display()))?;
-    f.write_all(bytes)
-        .with_context(|| format!("{}: write failed", path.display()))?;
-    f.sync_all()
-        .with_context(|| format!("{}: cannot flush to disk", path.display()))?;
-    Ok(())
-}
-
-/// Write a file atomically: to a temporary name in the same folder, fsync, rename.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
-    let tmp = path.with_file_name(format!(".{name}.tmp"));
-    write_synced(&tmp, bytes)?;
-    fs::rename(&tmp, path)
-        .with_context(|| format!("{}: cannot rename into place", path.display()))?;
-    Ok(())
-}
-
-fn sync_dir(dir: &Path) -> Result<()> {
-    fs::File::open(dir)
-        .and_then(|f| f.sync_all())
-        .with_context(|| format!("{}: cannot flush folder", dir.display()))
 }
 
 fn hex(bytes: &[u8]) -> String {

@@ -1,18 +1,39 @@
-//! One CycleGAN iteration, as in the paper and the reference implementation.
+//! CycleGAN (Zhu et al. 2017): one iteration as in the paper and the reference implementation,
+//! and what its checkpoints hold.
 //!
 //! Naming follows the reference: `G_A` maps A to B and `G_B` maps B to A; `D_A` judges domain B
 //! (the outputs of `G_A`) and `D_B` judges domain A.
 
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+
+use anyhow::{Result, anyhow, bail};
 use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
 use burn::prelude::*;
+use burn::tensor::Bytes;
 use burn::tensor::activation::softplus;
 use rand::Rng;
-use serde::{Deserialize, Serialize};
+use rand_chacha::ChaCha8Rng;
 
-use super::config::{GanMode, TrainConfig};
 use super::pool::ImagePool;
-use crate::model::weights::{assign_stable_ids, init_normal};
-use crate::model::{DiscriminatorConfig, GeneratorConfig, PatchDiscriminator, ResnetGenerator};
+use super::{
+    CheckpointFiles, Direction, Family, Generator, Losses, NETWORKS, Role, UnpairedModel, Visuals,
+    sub_dict,
+};
+use crate::config::{GanMode, TrainConfig};
+use crate::model::weights::{
+    HostTensor, assign_stable_ids, init_normal, load_state_dict, safetensors_from_bytes,
+    safetensors_to_bytes, state_dict,
+};
+use crate::model::{
+    DiscriminatorConfig, GeneratorConfig, NamedConvs, PatchDiscriminator, ResnetGenerator,
+};
+
+const OPT_G: &str = "optimizer_G.bpk";
+const OPT_D: &str = "optimizer_D.bpk";
+const POOLS: &str = "pools.safetensors";
+/// The files a CycleGAN checkpoint holds besides `state.json`.
+pub const CHECKPOINT_FILES: &[&str] = &[NETWORKS, OPT_G, OPT_D, POOLS];
 
 /// The two generators, optimised together by one Adam.
 #[derive(Module, Debug)]
@@ -70,61 +91,6 @@ impl Discriminators {
     }
 }
 
-/// The eight losses of one iteration, named as in the reference.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
-#[allow(non_snake_case)]
-pub struct Losses {
-    /// Adversarial loss of `G_A` (fool `D_A`).
-    pub G_A: f32,
-    /// Adversarial loss of `G_B` (fool `D_B`).
-    pub G_B: f32,
-    /// `lambda_A * |G_B(G_A(A)) - A|`.
-    pub cycle_A: f32,
-    /// `lambda_B * |G_A(G_B(B)) - B|`.
-    pub cycle_B: f32,
-    /// `lambda_B * lambda_identity * |G_A(B) - B|`.
-    pub idt_A: f32,
-    /// `lambda_A * lambda_identity * |G_B(A) - A|`.
-    pub idt_B: f32,
-    /// Loss of `D_A`.
-    pub D_A: f32,
-    /// Loss of `D_B`.
-    pub D_B: f32,
-}
-
-impl Losses {
-    /// The generators' total objective.
-    pub fn generator_total(&self) -> f32 {
-        self.G_A + self.G_B + self.cycle_A + self.cycle_B + self.idt_A + self.idt_B
-    }
-
-    /// Name and value of each loss, in a fixed order.
-    pub fn named(&self) -> [(&'static str, f32); 8] {
-        [
-            ("G_A", self.G_A),
-            ("G_B", self.G_B),
-            ("cycle_A", self.cycle_A),
-            ("cycle_B", self.cycle_B),
-            ("idt_A", self.idt_A),
-            ("idt_B", self.idt_B),
-            ("D_A", self.D_A),
-            ("D_B", self.D_B),
-        ]
-    }
-
-    /// True when every loss is a finite number.
-    pub fn all_finite(&self) -> bool {
-        self.named().iter().all(|(_, v)| v.is_finite())
-    }
-}
-
-/// The images of one iteration, for sample grids: real A, fake B, rec A, real B, fake A, rec B.
-#[derive(Debug, Clone)]
-pub struct Visuals {
-    /// `[real_A, fake_B, rec_A, real_B, fake_A, rec_B]`, each `[B, 3, H, W]` in [-1, 1], detached.
-    pub images: [Tensor<4>; 6],
-}
-
 /// Loss weights and kind.
 #[derive(Debug, Clone, Copy)]
 pub struct Objective {
@@ -165,6 +131,11 @@ impl Objective {
 fn l1(a: Tensor<4>, b: Tensor<4>) -> Tensor<1> {
     (a - b).abs().mean()
 }
+
+/// The eight losses of an iteration, named as in the reference, in `losses.jsonl` order.
+pub const LOSS_NAMES: [&str; 8] = [
+    "G_A", "G_B", "cycle_A", "cycle_B", "idt_A", "idt_B", "D_A", "D_B",
+];
 
 /// The four networks, their two optimizers and the two image pools: everything one iteration
 /// reads and changes.
@@ -296,18 +267,23 @@ impl CycleGan {
             .convert::<f32>()
             .try_into_vec::<f32>()
             .expect("f32 losses");
-        let losses = Losses {
-            G_A: v[0],
-            G_B: v[1],
-            cycle_A: v[2],
-            cycle_B: v[3],
-            idt_A: v[4],
-            idt_B: v[5],
-            D_A: v[6],
-            D_B: v[7],
-        };
+        let role = [
+            Role::Adversarial,
+            Role::Adversarial,
+            Role::Generator,
+            Role::Generator,
+            Role::Generator,
+            Role::Generator,
+            Role::Discriminator,
+            Role::Discriminator,
+        ];
+        let losses = LOSS_NAMES
+            .iter()
+            .zip(role)
+            .zip(v)
+            .fold(Losses::new(), |l, ((name, role), v)| l.with(name, role, v));
         let visuals = keep_visuals.then(|| Visuals {
-            images: [
+            images: vec![
                 real_a,
                 fake_b,
                 rec_a.detach(),
@@ -315,8 +291,155 @@ impl CycleGan {
                 fake_a,
                 rec_b.detach(),
             ],
+            columns: 3,
         });
         (losses, visuals)
+    }
+}
+
+impl UnpairedModel for CycleGan {
+    fn family(&self) -> Family {
+        Family::Cyclegan
+    }
+
+    fn step(
+        &mut self,
+        real_a: Tensor<4>,
+        real_b: Tensor<4>,
+        lr: f64,
+        rng: &mut ChaCha8Rng,
+        keep_visuals: bool,
+    ) -> (Losses, Option<Visuals>) {
+        CycleGan::step(self, real_a, real_b, lr, rng, keep_visuals)
+    }
+
+    fn save(&mut self) -> Result<Vec<(String, Vec<u8>)>> {
+        let mut nets = BTreeMap::new();
+        for (prefix, dict) in [
+            ("G_A", state_dict(&mut self.gens.g_a)),
+            ("G_B", state_dict(&mut self.gens.g_b)),
+            ("D_A", state_dict(&mut self.discs.d_a)),
+            ("D_B", state_dict(&mut self.discs.d_b)),
+        ] {
+            for (k, v) in dict {
+                nets.insert(format!("{prefix}.{k}"), v);
+            }
+        }
+        let meta = HashMap::from([
+            ("format".to_string(), "cyclegan".to_string()),
+            (
+                "generator".to_string(),
+                serde_json::to_string(&self.gens.g_a.config())?,
+            ),
+            (
+                "discriminator".to_string(),
+                serde_json::to_string(&self.discs.d_a.config())?,
+            ),
+        ]);
+        let networks = safetensors_to_bytes(&nets, Some(meta))
+            .map_err(|e| anyhow!("serialising networks: {e}"))?;
+        let mut pools = BTreeMap::new();
+        for (name, pool) in [("pool_A", &self.pool_a), ("pool_B", &self.pool_b)] {
+            for (i, img) in pool.to_host().into_iter().enumerate() {
+                pools.insert(format!("{name}.{i:04}"), img);
+            }
+        }
+        let pools =
+            safetensors_to_bytes(&pools, None).map_err(|e| anyhow!("serialising pools: {e}"))?;
+        let opt_g = self
+            .opt_g
+            .into_bytes()
+            .map_err(|e| anyhow!("serialising the generators' optimizer: {e:?}"))?;
+        let opt_d = self
+            .opt_d
+            .into_bytes()
+            .map_err(|e| anyhow!("serialising the discriminators' optimizer: {e:?}"))?;
+        Ok(vec![
+            (NETWORKS.into(), networks),
+            (OPT_G.into(), opt_g.to_vec()),
+            (OPT_D.into(), opt_d.to_vec()),
+            (POOLS.into(), pools),
+        ])
+    }
+}
+
+impl CycleGan {
+    /// Rebuild the networks, optimizers and pools a checkpoint's `files` hold, on `device`.
+    pub fn restore(config: &TrainConfig, files: &CheckpointFiles, device: &Device) -> Result<Self> {
+        let networks = files.networks()?;
+        let path = files.path(NETWORKS);
+        let load =
+            |net: &mut dyn LoadDyn, name: &str| net.load(&sub_dict(&networks, name), &path, name);
+        let mut g_a = ResnetGenerator::new(&config.generator, device);
+        let mut g_b = ResnetGenerator::new(&config.generator, device);
+        let mut d_a = PatchDiscriminator::new(&config.discriminator, device);
+        let mut d_b = PatchDiscriminator::new(&config.discriminator, device);
+        load(&mut g_a, "G_A")?;
+        load(&mut g_b, "G_B")?;
+        load(&mut d_a, "D_A")?;
+        load(&mut d_b, "D_B")?;
+        let mut gens = Generators { g_a, g_b };
+        let mut discs = Discriminators { d_a, d_b };
+        gens.assign_stable_ids();
+        discs.assign_stable_ids();
+        let mut model = CycleGan::from_networks(config, gens, discs);
+
+        let shown = |name: &str| files.path(name).display().to_string();
+        model.opt_g = model
+            .opt_g
+            .from_bytes(Bytes::from_bytes_vec(files.get(OPT_G)?.to_vec()))
+            .map_err(|e| anyhow!("{}: {e:?}", shown(OPT_G)))?;
+        model.opt_d = model
+            .opt_d
+            .from_bytes(Bytes::from_bytes_vec(files.get(OPT_D)?.to_vec()))
+            .map_err(|e| anyhow!("{}: {e:?}", shown(OPT_D)))?;
+        let pools = safetensors_from_bytes(files.get(POOLS)?, "")
+            .map_err(|e| anyhow!("{}: {e}", shown(POOLS)))?;
+        let pool = |name: &str| {
+            let mut keys: Vec<&String> = pools.keys().filter(|k| k.starts_with(name)).collect();
+            keys.sort();
+            keys.into_iter()
+                .map(|k| pools[k].clone())
+                .collect::<Vec<_>>()
+        };
+        model.pool_a = ImagePool::from_host(config.pool_size, &pool("pool_A."), device);
+        model.pool_b = ImagePool::from_host(config.pool_size, &pool("pool_B."), device);
+        Ok(model)
+    }
+}
+
+/// The generator of `direction` (`G_A` for a2b, `G_B` for b2a) from a checkpoint's networks.
+pub fn generator(
+    config: &TrainConfig,
+    files: &CheckpointFiles,
+    direction: Direction,
+    device: &Device,
+) -> Result<Generator> {
+    let networks = files.networks()?;
+    let name = match direction {
+        Direction::A2b => "G_A",
+        Direction::B2a => "G_B",
+    };
+    let mut g = ResnetGenerator::new(&config.generator, device);
+    load_state_dict(
+        &mut g,
+        &sub_dict(&networks, name),
+        &files.path(NETWORKS),
+        name,
+    )?;
+    Ok(Generator::Resnet(g))
+}
+
+/// Object-safe loading for the four networks.
+trait LoadDyn {
+    fn load(&mut self, dict: &HashMap<String, HostTensor>, path: &Path, what: &str) -> Result<()>;
+}
+impl<T: NamedConvs> LoadDyn for T {
+    fn load(&mut self, dict: &HashMap<String, HostTensor>, path: &Path, what: &str) -> Result<()> {
+        if dict.is_empty() {
+            bail!("{}: no `{what}.*` weights in it", path.display());
+        }
+        Ok(load_state_dict(self, dict, path, what)?)
     }
 }
 

@@ -1,0 +1,201 @@
+//! Model families: what an unpaired translation model is to the rest of the tool.
+//!
+//! A family (CycleGAN today; CUT and FastCUT next) owns its networks, its optimizers and
+//! whatever else one training step reads and changes. The training loop, checkpoints, the
+//! divergence guard, samples, logs and `translate` see it only through [`UnpairedModel`] and
+//! [`Family`]:
+//!
+//! - [`Family::init`] and [`Family::restore`] build a model for training, fresh or from a
+//!   checkpoint's files;
+//! - [`UnpairedModel::step`] runs one iteration and returns named [`Losses`];
+//! - [`UnpairedModel::save`] gives the files a checkpoint holds for it;
+//! - [`Family::generator`] gives the network `translate` applies in a direction.
+//!
+//! Adding a family means one file here and one arm in each `match` on [`Family`]; the loop does
+//! not change.
+
+pub mod cyclegan;
+mod losses;
+pub mod pool;
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+
+use anyhow::Result;
+use burn::prelude::*;
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+
+pub use cyclegan::CycleGan;
+pub use losses::{Losses, Role};
+
+use crate::config::TrainConfig;
+use crate::model::ResnetGenerator;
+use crate::model::weights::{HostTensor, safetensors_from_bytes};
+
+/// Which model family a run trains.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Family {
+    /// CycleGAN (Zhu et al. 2017): two generators, two discriminators, cycle consistency.
+    #[default]
+    Cyclegan,
+}
+
+impl Family {
+    /// The name used in `config.toml`, logs and messages.
+    pub fn name(self) -> &'static str {
+        match self {
+            Family::Cyclegan => "cyclegan",
+        }
+    }
+
+    /// A fresh model for `config`, its weights drawn from `rng`, on an autodiff `device`.
+    pub fn init(
+        self,
+        config: &TrainConfig,
+        device: &Device,
+        rng: &mut ChaCha8Rng,
+    ) -> Box<dyn UnpairedModel> {
+        match self {
+            Family::Cyclegan => Box::new(CycleGan::new(config, device, rng)),
+        }
+    }
+
+    /// The model a checkpoint's `files` (name to bytes) hold, for training with `config`.
+    pub fn restore(
+        self,
+        config: &TrainConfig,
+        files: &CheckpointFiles,
+        device: &Device,
+    ) -> Result<Box<dyn UnpairedModel>> {
+        Ok(match self {
+            Family::Cyclegan => Box::new(CycleGan::restore(config, files, device)?),
+        })
+    }
+
+    /// The generator `translate` applies in `direction`, from a checkpoint's networks.
+    pub fn generator(
+        self,
+        config: &TrainConfig,
+        files: &CheckpointFiles,
+        direction: Direction,
+        device: &Device,
+    ) -> Result<Generator> {
+        match self {
+            Family::Cyclegan => cyclegan::generator(config, files, direction, device),
+        }
+    }
+
+    /// The files a checkpoint of this family must hold besides `state.json`.
+    pub fn checkpoint_files(self) -> &'static [&'static str] {
+        match self {
+            Family::Cyclegan => cyclegan::CHECKPOINT_FILES,
+        }
+    }
+}
+
+/// The networks file of a checkpoint (every family has one): each network's state dict with
+/// the PyTorch reference's keys, prefixed by the network's name (`G_A.model.1.weight`).
+pub const NETWORKS: &str = "networks.safetensors";
+
+/// A checkpoint's files, read and verified by [`crate::checkpoint`].
+#[derive(Debug, Clone, Default)]
+pub struct CheckpointFiles {
+    /// The checkpoint folder (for messages).
+    pub dir: PathBuf,
+    /// Contents by file name.
+    pub files: BTreeMap<String, Vec<u8>>,
+}
+
+impl CheckpointFiles {
+    /// The path of file `name` in the checkpoint.
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.join(name)
+    }
+
+    /// The contents of file `name`, or an error naming it.
+    pub fn get(&self, name: &str) -> Result<&[u8]> {
+        self.files.get(name).map(Vec::as_slice).ok_or_else(|| {
+            anyhow::anyhow!("{}: missing from the checkpoint", self.path(name).display())
+        })
+    }
+
+    /// The networks file parsed: every network's weights under prefixed keys.
+    pub fn networks(&self) -> Result<BTreeMap<String, HostTensor>> {
+        let nets = safetensors_from_bytes(self.get(NETWORKS)?, "")
+            .map_err(|e| anyhow::anyhow!("{}: {e}", self.path(NETWORKS).display()))?;
+        Ok(nets.into_iter().collect())
+    }
+}
+
+/// One network's state dict (`G_A`, ...) out of a prefixed networks file.
+pub fn sub_dict(
+    networks: &BTreeMap<String, HostTensor>,
+    name: &str,
+) -> HashMap<String, HostTensor> {
+    let prefix = format!("{name}.");
+    networks
+        .iter()
+        .filter_map(|(k, v)| k.strip_prefix(&prefix).map(|k| (k.to_string(), v.clone())))
+        .collect()
+}
+
+/// Which way to translate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Direction {
+    /// Domain A to domain B.
+    A2b,
+    /// Domain B to domain A.
+    B2a,
+}
+
+/// A network that translates images: `[B, 3, H, W]` in [-1, 1] to the same shape.
+#[derive(Clone, Debug)]
+pub enum Generator {
+    /// The ResNet generator of CycleGAN.
+    Resnet(ResnetGenerator),
+}
+
+impl Generator {
+    /// Translate a batch.
+    pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        match self {
+            Generator::Resnet(g) => g.forward(x),
+        }
+    }
+}
+
+/// Images of one iteration for a sample grid, in rows of `columns`; each `[B, 3, H, W]` in
+/// [-1, 1], detached.
+#[derive(Debug, Clone)]
+pub struct Visuals {
+    /// The tiles, row by row.
+    pub images: Vec<Tensor<4>>,
+    /// Tiles per row.
+    pub columns: usize,
+}
+
+/// An unpaired image-to-image translation model being trained.
+pub trait UnpairedModel {
+    /// Its family.
+    fn family(&self) -> Family;
+
+    /// One training iteration on a batch of each domain (`[B, 3, H, W]` in [-1, 1] on the
+    /// model's autodiff device) at learning rate `lr`. `rng` drives every random choice of the
+    /// step (pools, patch positions), so a replayed iteration draws the same. Returns the
+    /// iteration's losses, and the images for a sample grid when `keep_visuals`.
+    fn step(
+        &mut self,
+        real_a: Tensor<4>,
+        real_b: Tensor<4>,
+        lr: f64,
+        rng: &mut ChaCha8Rng,
+        keep_visuals: bool,
+    ) -> (Losses, Option<Visuals>);
+
+    /// The files a checkpoint holds for the model (name to bytes): the networks under
+    /// `networks.safetensors` with the PyTorch reference's keys, prefixed by network name, and
+    /// the optimizers' and any other state.
+    fn save(&mut self) -> Result<Vec<(String, Vec<u8>)>>;
+}

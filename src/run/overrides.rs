@@ -1,0 +1,245 @@
+//! The settings a command line may give, as one typed set of overrides of a [`TrainConfig`].
+
+use std::path::PathBuf;
+
+use crate::config::{GanMode, TrainConfig};
+use crate::family::Family;
+
+/// A switch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum OnOff {
+    /// Enabled.
+    On,
+    /// Disabled.
+    Off,
+}
+
+/// A setting as the command line names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Setting {
+    /// The flag, e.g. `--lr`.
+    pub flag: &'static str,
+    /// True when a checkpoint fixes it: a resumed run cannot change it.
+    pub fixed: bool,
+}
+
+/// One setting changed by the overrides.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Change {
+    /// Which setting.
+    pub setting: Setting,
+    /// Its value before.
+    pub from: String,
+    /// Its value now.
+    pub to: String,
+}
+
+/// Settings given on the command line (absent ones keep the configuration's value). Defaults
+/// shown are the paper's.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct Overrides {
+    /// Model family [default: cyclegan].
+    #[arg(long, value_enum, help_heading = "Networks")]
+    pub model: Option<Family>,
+    /// Residual blocks in the generators [default: 9]; 6 suits 128 px.
+    #[arg(long, help_heading = "Networks")]
+    pub blocks: Option<usize>,
+    /// Generator filters in the first layer [default: 64].
+    #[arg(long, help_heading = "Networks")]
+    pub ngf: Option<usize>,
+    /// Discriminator filters in the first layer [default: 64].
+    #[arg(long, help_heading = "Networks")]
+    pub ndf: Option<usize>,
+    /// Discriminator stride-2 layers [default: 3, the 70x70 PatchGAN].
+    #[arg(long, help_heading = "Networks")]
+    pub d_layers: Option<usize>,
+
+    /// Adversarial loss [default: lsgan].
+    #[arg(long, value_enum, help_heading = "Losses")]
+    pub gan_mode: Option<GanMode>,
+    /// Weight of the A->B->A cycle loss [default: 10].
+    #[arg(long, help_heading = "Losses")]
+    pub lambda_a: Option<f32>,
+    /// Weight of the B->A->B cycle loss [default: 10].
+    #[arg(long, help_heading = "Losses")]
+    pub lambda_b: Option<f32>,
+    /// Identity loss weight, relative to the cycle weights [default: 0.5; 0 disables].
+    #[arg(long, help_heading = "Losses")]
+    pub lambda_identity: Option<f32>,
+    /// Past fakes kept for the discriminators [default: 50; 0 disables].
+    #[arg(long, help_heading = "Losses")]
+    pub pool_size: Option<usize>,
+
+    /// Adam learning rate [default: 0.0002]. Can change on --resume (resets the guard's
+    /// reductions).
+    #[arg(long, help_heading = "Optimisation")]
+    pub lr: Option<f64>,
+    /// Adam beta1 [default: 0.5].
+    #[arg(long, help_heading = "Optimisation")]
+    pub beta1: Option<f32>,
+    /// Epochs at the initial learning rate [default: 100]. Can change on --resume.
+    #[arg(long, help_heading = "Optimisation")]
+    pub epochs: Option<usize>,
+    /// Epochs of linear decay to zero afterwards [default: 100]. Can change on --resume.
+    #[arg(long, help_heading = "Optimisation")]
+    pub epochs_decay: Option<usize>,
+    /// Images per batch [default: 1].
+    #[arg(long, help_heading = "Optimisation")]
+    pub batch_size: Option<usize>,
+    /// Seed of every random choice [default: 0].
+    #[arg(long, help_heading = "Optimisation")]
+    pub seed: Option<u64>,
+
+    /// Resize images to this square size first [default: 286].
+    #[arg(long, help_heading = "Data")]
+    pub load_size: Option<u32>,
+    /// Then take random crops of this size, a multiple of 4 [default: 256].
+    #[arg(long, help_heading = "Data")]
+    pub crop_size: Option<u32>,
+    /// Do not flip images horizontally at random.
+    #[arg(long, help_heading = "Data")]
+    pub no_flip: bool,
+    /// Threads decoding images [default: 2].
+    #[arg(long, help_heading = "Data")]
+    pub workers: Option<usize>,
+
+    /// Minutes between checkpoints within an epoch [default: 10; 0: epoch ends only].
+    #[arg(long, help_heading = "Run")]
+    pub save_every_minutes: Option<f64>,
+    /// Checkpoints to keep [default: 3]; the newest good one is always kept.
+    #[arg(long, help_heading = "Run")]
+    pub keep_last: Option<usize>,
+    /// Also write a sample grid and redraw losses.png every N iterations [default: 0, epoch ends only].
+    #[arg(long, value_name = "N", help_heading = "Run")]
+    pub sample_every: Option<u64>,
+    /// Stop after this many iterations in total (smoke runs).
+    #[arg(long, help_heading = "Run")]
+    pub max_iters: Option<u64>,
+
+    /// Divergence guard: on NaN, exploding or collapsing losses, roll back to the last good
+    /// checkpoint and lower the learning rate [default: on].
+    #[arg(long, value_enum, help_heading = "Divergence guard")]
+    pub guard: Option<OnOff>,
+    /// Learning-rate multiplier at each rollback [default: 0.5].
+    #[arg(long, help_heading = "Divergence guard")]
+    pub guard_lr_factor: Option<f64>,
+    /// Rollbacks allowed before giving up [default: 3].
+    #[arg(long, help_heading = "Divergence guard")]
+    pub guard_max_rollbacks: Option<usize>,
+    /// Iterations of loss history the guard judges against [default: 200].
+    #[arg(long, help_heading = "Divergence guard")]
+    pub guard_window: Option<usize>,
+
+    /// Dataset folder (set from the command's DATA_DIR argument).
+    #[arg(skip)]
+    pub data_dir: Option<PathBuf>,
+}
+
+impl Overrides {
+    /// Apply the given settings to `config`; returns those whose value changed.
+    pub fn apply(&self, config: &mut TrainConfig) -> Vec<Change> {
+        let mut changes = Vec::new();
+        let c = config;
+        macro_rules! set {
+            ($flag:literal, $fixed:literal, $($field:ident).+ = $value:expr) => {
+                if let Some(v) = $value {
+                    if c.$($field).+ != v {
+                        changes.push(Change {
+                            setting: Setting { flag: $flag, fixed: $fixed },
+                            from: shown(format!("{:?}", c.$($field).+)),
+                            to: shown(format!("{:?}", v)),
+                        });
+                        c.$($field).+ = v;
+                    }
+                }
+            };
+        }
+        set!("--model", true, model = self.model);
+        set!("--blocks", true, generator.blocks = self.blocks);
+        set!("--ngf", true, generator.ngf = self.ngf);
+        set!("--ndf", true, discriminator.ndf = self.ndf);
+        set!("--d-layers", true, discriminator.layers = self.d_layers);
+        set!("--gan-mode", true, gan_mode = self.gan_mode);
+        set!("--lambda-a", true, lambda_a = self.lambda_a);
+        set!("--lambda-b", true, lambda_b = self.lambda_b);
+        set!(
+            "--lambda-identity",
+            true,
+            lambda_identity = self.lambda_identity
+        );
+        set!("--pool-size", true, pool_size = self.pool_size);
+        set!("--beta1", true, beta1 = self.beta1);
+        set!("--batch-size", true, batch_size = self.batch_size);
+        set!("--seed", true, seed = self.seed);
+        set!("--load-size", true, load_size = self.load_size);
+        set!("--crop-size", true, crop_size = self.crop_size);
+        set!("--no-flip", true, flip = self.no_flip.then_some(false));
+        set!("--lr", false, lr = self.lr);
+        set!("--epochs", false, epochs = self.epochs);
+        set!("--epochs-decay", false, epochs_decay = self.epochs_decay);
+        set!("--workers", false, workers = self.workers);
+        set!(
+            "--save-every-minutes",
+            false,
+            save_every_minutes = self.save_every_minutes
+        );
+        set!("--keep-last", false, keep_last = self.keep_last);
+        set!("--sample-every", false, sample_every = self.sample_every);
+        set!("--max-iters", false, max_iters = self.max_iters.map(Some));
+        set!(
+            "--guard",
+            false,
+            guard.enabled = self.guard.map(|g| g == OnOff::On)
+        );
+        set!(
+            "--guard-lr-factor",
+            false,
+            guard.lr_factor = self.guard_lr_factor
+        );
+        set!(
+            "--guard-max-rollbacks",
+            false,
+            guard.max_rollbacks = self.guard_max_rollbacks
+        );
+        set!("--guard-window", false, guard.window = self.guard_window);
+        set!("DATA_DIR", false, data_dir = self.data_dir.clone());
+        changes
+    }
+}
+
+/// A value as the user would write it: `Some(5)` as `5`, `None` as `none`.
+fn shown(debug: String) -> String {
+    match debug
+        .strip_prefix("Some(")
+        .and_then(|s| s.strip_suffix(')'))
+    {
+        Some(inner) => inner.to_string(),
+        None if debug == "None" => "none".into(),
+        None => debug,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_changed_values_are_reported_with_their_kind() {
+        let mut c = TrainConfig::default();
+        let o = Overrides {
+            lr: Some(1e-4),
+            blocks: Some(9), // the default: no change
+            ngf: Some(32),
+            ..Overrides::default()
+        };
+        let changes = o.apply(&mut c);
+        assert_eq!(c.lr, 1e-4);
+        assert_eq!(c.generator.ngf, 32);
+        let flags: Vec<(&str, bool)> = changes
+            .iter()
+            .map(|ch| (ch.setting.flag, ch.setting.fixed))
+            .collect();
+        assert_eq!(flags, [("--ngf", true), ("--lr", false)]);
+        assert_eq!(changes[1].from, "0.0002");
+    }
+}

@@ -1,0 +1,83 @@
+//! Finding a generator: in a run folder, a checkpoint, or a single network's weights file.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use anyhow::{Context, Result, anyhow, bail};
+use burn::prelude::*;
+
+use crate::checkpoint;
+use crate::family::{Direction, Generator};
+use crate::model::weights::{HostTensor, load_state_dict, read_pth, read_safetensors};
+use crate::model::{GeneratorConfig, ResnetGenerator};
+
+/// Read one direction's generator from any of the supported sources (see [`Translator::load`]).
+pub fn load_generator(model: &Path, direction: Direction, device: &Device) -> Result<Generator> {
+    if !model.exists() {
+        bail!(
+            "{}: model not found; give a run folder, a checkpoint folder, or a .safetensors/.pth generator file",
+            model.display()
+        );
+    }
+    if model.is_dir() {
+        let loaded = if model.join("SHA256SUMS").exists() {
+            checkpoint::read(model)?
+        } else {
+            checkpoint::latest(model).ok_or_else(|| {
+                anyhow!("{}: no complete checkpoint in this folder (is it a run folder of `cyclegan train`?)", model.display())
+            })?
+        };
+        return loaded.generator(direction, device);
+    }
+    let ext = model
+        .extension()
+        .and_then(|e| e.to_str())
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    let dict = match ext.as_str() {
+        "pth" | "pt" | "bin" => read_pth(model)?,
+        "safetensors" => {
+            let all = read_safetensors(model, "")?;
+            // Our networks file holds both generators under prefixes; a plain file holds one.
+            let prefixed: HashMap<String, HostTensor> = all
+                .iter()
+                .filter_map(|(k, v)| {
+                    k.strip_prefix(match direction {
+                        Direction::A2b => "G_A.",
+                        Direction::B2a => "G_B.",
+                    })
+                    .map(|k| (k.to_string(), v.clone()))
+                })
+                .collect();
+            if prefixed.is_empty() { all } else { prefixed }
+        }
+        _ => bail!(
+            "{}: unknown model file type; expected .safetensors or .pth",
+            model.display()
+        ),
+    };
+    let config = infer_generator_config(&dict)
+        .with_context(|| format!("{}: not a ResNet generator state dict", model.display()))?;
+    let mut g = ResnetGenerator::new(&config, device);
+    load_state_dict(&mut g, &dict, model, "generator")?;
+    Ok(Generator::Resnet(g))
+}
+
+/// `ngf` from the first convolution, the block count from the residual keys.
+pub fn infer_generator_config(dict: &HashMap<String, HostTensor>) -> Result<GeneratorConfig> {
+    let first = dict
+        .get("model.1.weight")
+        .ok_or_else(|| anyhow!("no `model.1.weight`"))?;
+    let ngf = *first
+        .shape
+        .first()
+        .ok_or_else(|| anyhow!("`model.1.weight` has no shape"))?;
+    let blocks = dict
+        .keys()
+        .filter(|k| k.ends_with(".conv_block.1.weight"))
+        .count();
+    if blocks == 0 {
+        bail!("no residual blocks (`model.N.conv_block.1.weight`)");
+    }
+    Ok(GeneratorConfig { ngf, blocks })
+}
