@@ -1,6 +1,8 @@
 //! End-to-end training behaviour on tiny generated data: losses fall, resume is exact, Ctrl-C
 //! saves, damaged checkpoints fall back.
 
+mod common;
+
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
@@ -51,10 +53,6 @@ fn train(config: &TrainConfig, dir: &Path, o: &Opts) -> anyhow::Result<Summary> 
 fn tiny_config(data: &Path) -> TrainConfig {
     TrainConfig {
         data_dir: data.to_path_buf(),
-        generator: GeneratorConfig { ngf: 4, blocks: 1 },
-        discriminator: DiscriminatorConfig { ndf: 4, layers: 2 },
-        load_size: 20,
-        crop_size: 16,
         pool_size: 3,
         epochs: 1,
         epochs_decay: 2,
@@ -62,7 +60,7 @@ fn tiny_config(data: &Path) -> TrainConfig {
         seed: 5,
         save_every_minutes: 0.0,
         keep_last: 2,
-        ..TrainConfig::default()
+        ..common::tiny(4)
     }
 }
 

@@ -1,5 +1,6 @@
-//! Helpers shared by `crash_safety.rs` and `bad_inputs.rs`: running the `cyclegan` binary with a
-//! timeout (and its peak memory), small generated pictures, and a corpus of hostile files.
+//! Helpers shared by the root crate's tests: running the `cyclegan` binary with a timeout (and
+//! its peak memory), the tiny network of training tests, small generated pictures, and a corpus
+//! of hostile files.
 
 #![allow(dead_code)]
 
@@ -12,6 +13,8 @@ use std::process::{Child, Command, Stdio};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use cyclegan::config::TrainConfig;
+use cyclegan::model::{DiscriminatorConfig, GeneratorConfig};
 use image::{DynamicImage, ImageFormat, RgbImage};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -178,29 +181,35 @@ impl Spawned {
     }
 }
 
-/// Run `cmd` to completion (at most `timeout`, else the test fails as a hang).
-/// `train` options for a network small enough to train in a test: `ngf` generator filters, one
-/// residual block, a 2-layer discriminator with 4 filters, 16x16 crops of 20x20 images.
-pub fn tiny_network(ngf: usize) -> Vec<String> {
-    let ngf = ngf.to_string();
-    [
-        "--ngf",
-        &ngf,
-        "--blocks",
-        "1",
-        "--ndf",
-        "4",
-        "--d-layers",
-        "2",
-        "--load-size",
-        "20",
-        "--crop-size",
-        "16",
-    ]
-    .map(String::from)
-    .to_vec()
+/// The tiny network every training test uses: `ngf` generator filters, one residual block, a
+/// 2-layer discriminator with 4 filters, 16x16 crops of images resized to 20x20.
+pub fn tiny(ngf: usize) -> TrainConfig {
+    TrainConfig {
+        generator: GeneratorConfig { ngf, blocks: 1 },
+        discriminator: DiscriminatorConfig { ndf: 4, layers: 2 },
+        load_size: 20,
+        crop_size: 16,
+        ..TrainConfig::default()
+    }
 }
 
+/// The same network as [`tiny`], as `cyclegan train` options.
+pub fn tiny_network(ngf: usize) -> Vec<String> {
+    let c = tiny(ngf);
+    [
+        ("--ngf", c.generator.ngf),
+        ("--blocks", c.generator.blocks),
+        ("--ndf", c.discriminator.ndf),
+        ("--d-layers", c.discriminator.layers),
+        ("--load-size", c.load_size as usize),
+        ("--crop-size", c.crop_size as usize),
+    ]
+    .iter()
+    .flat_map(|(flag, v)| [flag.to_string(), v.to_string()])
+    .collect()
+}
+
+/// Run `cmd` to completion (at most `timeout`, else the test fails as a hang).
 pub fn run(cmd: &mut Command, timeout: Duration) -> Finished {
     Spawned::start(cmd).wait(timeout)
 }
