@@ -6,8 +6,10 @@
 //! - [`train`]: one CycleGAN iteration, the schedule, checkpoints and the training loop;
 //! - [`translate`]: applying a trained generator to images, folders and videos;
 //! - video I/O, optical flow and flicker metrics: the `cyclegan-video` crate;
+//! - [`bench`]: throughput, memory and per-op measurements behind `cyclegan bench`;
 //! - [`cli`]: the `cyclegan` command line, a thin layer over the above.
 
+pub mod bench;
 pub mod cli;
 pub mod demo;
 pub mod model;
