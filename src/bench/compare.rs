@@ -37,8 +37,7 @@ pub fn compare_kernels<'a>(
         }
         done.push(*l);
         let time = |kernel: Kernel| time_kernel(settings, l, kernel, ad);
-        let winograd =
-            (l.kernel == 3 && l.stride == 1).then(|| time(Kernel::Winograd(Tile::Four)));
+        let winograd = (l.kernel == 3 && l.stride == 1).then(|| time(Kernel::Winograd(Tile::Four)));
         out.push(KernelTimes {
             layer: layer_label(l),
             burn: time(Kernel::Burn),
@@ -52,12 +51,15 @@ pub fn compare_kernels<'a>(
 /// Median seconds of forward + backward of layer `l` with `kernel`.
 fn time_kernel(settings: &Settings, l: &ConvLayer, kernel: Kernel, ad: &Device) -> f64 {
     let [h, w] = l.input;
-    let x: Tensor<4> = Tensor::random([1, l.in_channels, h, w], Distribution::Default, ad)
-        .require_grad();
+    let x: Tensor<4> =
+        Tensor::random([1, l.in_channels, h, w], Distribution::Default, ad).require_grad();
     let k = l.kernel;
-    let wt: Tensor<4> =
-        Tensor::random([l.out_channels, l.in_channels, k, k], Distribution::Default, ad)
-            .require_grad();
+    let wt: Tensor<4> = Tensor::random(
+        [l.out_channels, l.in_channels, k, k],
+        Distribution::Default,
+        ad,
+    )
+    .require_grad();
     let [oh, ow] = l.output;
     let g: Tensor<4> = Tensor::random([1, l.out_channels, oh, ow], Distribution::Default, ad);
     let (stride, padding): ([usize; 2], Padding) = ([l.stride; 2], l.padding);

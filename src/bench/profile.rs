@@ -182,8 +182,11 @@ fn time_conv(settings: &Settings, l: &ConvLayer, dev: &Device) -> [f64; 3] {
     };
     let time = |f: &mut dyn FnMut() -> Tensor<4>| op_time(settings, || run(f()));
     if l.transposed {
-        let wt: Tensor<4> =
-            Tensor::random([l.in_channels, l.out_channels, k, k], Distribution::Default, dev);
+        let wt: Tensor<4> = Tensor::random(
+            [l.in_channels, l.out_channels, k, k],
+            Distribution::Default,
+            dev,
+        );
         let extra = |i: usize, o: usize| o + 2 * pad - ((i - 1) * s + k);
         let opts =
             ConvTransposeOptions::new([s; 2], [pad; 2], [extra(h, oh), extra(w, ow)], [1, 1], 1);
@@ -193,22 +196,29 @@ fn time_conv(settings: &Settings, l: &ConvLayer, dev: &Device) -> [f64; 3] {
         // burn's conv_transpose2d weight gradient: a convolution of the swapped tensors.
         let wg = time(&mut || {
             let dopts = ConvOptions::new([1, 1], [pad; 2], [s; 2], 1);
-            conv2d(dy.clone().swap_dims(0, 1), x.clone().swap_dims(0, 1), None, dopts)
-                .swap_dims(0, 1)
+            conv2d(
+                dy.clone().swap_dims(0, 1),
+                x.clone().swap_dims(0, 1),
+                None,
+                dopts,
+            )
+            .swap_dims(0, 1)
         });
         [f, xg, wg]
     } else {
-        let wt: Tensor<4> =
-            Tensor::random([l.out_channels, l.in_channels, k, k], Distribution::Default, dev);
+        let wt: Tensor<4> = Tensor::random(
+            [l.out_channels, l.in_channels, k, k],
+            Distribution::Default,
+            dev,
+        );
         let opts = ConvOptions::new([s; 2], [pad; 2], [1, 1], 1);
         let extra = |i: usize, o: usize| (i + 2 * pad - k) - (o - 1) * s;
         let topts =
             ConvTransposeOptions::new([s; 2], [pad; 2], [extra(h, oh), extra(w, ow)], [1, 1], 1);
         let f = time(&mut || conv2d(x.clone(), wt.clone(), None, opts.clone()));
         let xg = time(&mut || conv_transpose2d(dy.clone(), wt.clone(), None, topts.clone()));
-        let wg = time(&mut || {
-            conv2d_weight_backward(x.clone(), wt.clone(), dy.clone(), opts.clone())
-        });
+        let wg =
+            time(&mut || conv2d_weight_backward(x.clone(), wt.clone(), dy.clone(), opts.clone()));
         [f, xg, wg]
     }
 }

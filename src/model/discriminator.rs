@@ -6,8 +6,8 @@ use burn::prelude::*;
 use burn::tensor::activation::leaky_relu;
 use serde::{Deserialize, Serialize};
 
-use super::generator::{conv2d, instance_norm};
 use super::conv::{ConvPolicy, Padding};
+use super::generator::{conv2d, instance_norm};
 use super::layers::ConvLayer;
 use super::{NamedConv, NamedConvs};
 

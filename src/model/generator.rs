@@ -128,7 +128,13 @@ impl ResnetGenerator {
 
     /// Every convolution a `[_, 3, h, w]` input goes through, in order.
     pub fn conv_layers(&self, h: usize, w: usize) -> Vec<ConvLayer> {
-        let mut layers = vec![ConvLayer::conv("G stem", &self.stem, EDGE_PADDING, [h, w], true)];
+        let mut layers = vec![ConvLayer::conv(
+            "G stem",
+            &self.stem,
+            EDGE_PADDING,
+            [h, w],
+            true,
+        )];
         for conv in &self.down {
             let input = layers[layers.len() - 1].output;
             layers.push(ConvLayer::conv("G down", conv, DOWN_PADDING, input, true));
@@ -144,7 +150,13 @@ impl ResnetGenerator {
             layers.push(ConvLayer::transposed("G up", conv, input, true));
         }
         let input = layers[layers.len() - 1].output;
-        layers.push(ConvLayer::conv("G head", &self.head, EDGE_PADDING, input, false));
+        layers.push(ConvLayer::conv(
+            "G head",
+            &self.head,
+            EDGE_PADDING,
+            input,
+            false,
+        ));
         layers
     }
 

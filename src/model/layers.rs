@@ -106,9 +106,7 @@ impl ConvLayer {
 mod tests {
     use burn::prelude::*;
 
-    use crate::model::{
-        DiscriminatorConfig, GeneratorConfig, PatchDiscriminator, ResnetGenerator,
-    };
+    use crate::model::{DiscriminatorConfig, GeneratorConfig, PatchDiscriminator, ResnetGenerator};
 
     /// Multiply-adds of the paper's networks at 256 px, layer by layer from the architecture
     /// (appendix 7.2): output pixels x in x out x k^2, per input pixel for transposed layers.

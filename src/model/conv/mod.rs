@@ -140,19 +140,28 @@ mod tests {
         let w4 = Kernel::Winograd(Tile::Four);
         // (in channels, kernel, stride, training kernel, inference kernel)
         let cases = [
-            (3, 7, 1, Kernel::Burn, Kernel::Burn),         // generator stem, RGB in
-            (64, 3, 2, Kernel::Gemm, Kernel::Burn),        // downsampling
-            (256, 3, 1, w4, w4),                           // residual blocks
-            (64, 7, 1, Kernel::Gemm, Kernel::Burn),        // generator head
-            (3, 4, 2, Kernel::Burn, Kernel::Burn),         // PatchGAN first layer
-            (256, 4, 1, Kernel::Gemm, Kernel::Burn),       // PatchGAN stride-1 layers
+            (3, 7, 1, Kernel::Burn, Kernel::Burn), // generator stem, RGB in
+            (64, 3, 2, Kernel::Gemm, Kernel::Burn), // downsampling
+            (256, 3, 1, w4, w4),                   // residual blocks
+            (64, 7, 1, Kernel::Gemm, Kernel::Burn), // generator head
+            (3, 4, 2, Kernel::Burn, Kernel::Burn), // PatchGAN first layer
+            (256, 4, 1, Kernel::Gemm, Kernel::Burn), // PatchGAN stride-1 layers
         ];
         for (c, k, s, train, infer) in cases {
             assert_eq!(cpu.kernel(c, [k, k], [s, s], true), train, "{c} {k} {s}");
             assert_eq!(cpu.kernel(c, [k, k], [s, s], false), infer, "{c} {k} {s}");
         }
-        assert_eq!(ConvPolicy::Gemm.kernel(256, [3, 3], [1, 1], true), Kernel::Gemm);
-        assert_eq!(ConvPolicy::Gemm.kernel(256, [3, 3], [1, 1], false), Kernel::Burn);
-        assert_eq!(ConvPolicy::Burn.kernel(256, [3, 3], [1, 1], true), Kernel::Burn);
+        assert_eq!(
+            ConvPolicy::Gemm.kernel(256, [3, 3], [1, 1], true),
+            Kernel::Gemm
+        );
+        assert_eq!(
+            ConvPolicy::Gemm.kernel(256, [3, 3], [1, 1], false),
+            Kernel::Burn
+        );
+        assert_eq!(
+            ConvPolicy::Burn.kernel(256, [3, 3], [1, 1], true),
+            Kernel::Burn
+        );
     }
 }

@@ -69,9 +69,7 @@ mod tests {
     #[test]
     fn reflection_mirrors_without_repeating_the_edge() {
         // Axis 0 1 2 3 padded by 2: 2 1 | 0 1 2 3 | 2 1.
-        let got: Vec<_> = (-2..6)
-            .map(|i| Padding::Reflect(2).source(i, 4))
-            .collect();
+        let got: Vec<_> = (-2..6).map(|i| Padding::Reflect(2).source(i, 4)).collect();
         let want = [2, 1, 0, 1, 2, 3, 2, 1].map(Some);
         assert_eq!(got, want);
     }
