@@ -6,8 +6,9 @@
 #   scripts/bench_vs_pytorch.sh [ROUNDS] [WORKLOADS...]
 #   ROUNDS defaults to 3; WORKLOADS default to: train128 train256 infer256 infer480p
 #   Environment: THREADS (2), ITERS (5), WARMUP (2), CYCLEGAN (the binary),
-#                REFERENCE (folder of torch_reference.py), and any variable for our binary,
-#                e.g. CYCLEGAN_BURN_CONV=1 to time burn's own convolution.
+#                REFERENCE (folder of torch_reference.py), CONV (auto): our convolution kernels,
+#                `cyclegan bench --conv` (auto|burn|gemm|winograd|winograd2), e.g. CONV=burn to
+#                time burn's own convolution.
 set -euo pipefail
 
 rounds=${1:-3}
@@ -17,13 +18,15 @@ workloads=("$@")
 threads=${THREADS:-2}
 iters=${ITERS:-5}
 warmup=${WARMUP:-2}
+conv=${CONV:-auto}
 here=$(cd "$(dirname "$0")" && pwd)
 bin=${CYCLEGAN:-${CARGO_TARGET_DIR:-$here/../target}/release/cyclegan}
 reference=${REFERENCE:-/work/shared/reference}
 [ -x "$bin" ] || { echo "no binary at $bin (cargo build --release, or set CYCLEGAN)" >&2; exit 1; }
 
 ours() {
-    "$bin" bench --json --workload "$1" --threads "$threads" --iters "$iters" --warmup "$warmup" |
+    "$bin" bench --json --workload "$1" --threads "$threads" --iters "$iters" --warmup "$warmup" \
+        --conv "$conv" |
         python3 -c 'import json,sys; r=json.load(sys.stdin); print(r["median_s"], r["peak_rss_mib"])'
 }
 
@@ -43,7 +46,7 @@ torch() {
     echo "$out" | python3 -c 'import json,sys; print(json.load(sys.stdin)["iter_s_median"])'
 }
 
-echo "# $(date -u +%FT%TZ) threads=$threads iters=$iters warmup=$warmup rounds=$rounds load=$(cut -d' ' -f1-3 /proc/loadavg)"
+echo "# $(date -u +%FT%TZ) threads=$threads iters=$iters warmup=$warmup conv=$conv rounds=$rounds load=$(cut -d' ' -f1-3 /proc/loadavg)"
 printf '%-10s %5s %10s %10s %8s %9s\n' workload round ours_s torch_s ratio ours_MiB
 for w in "${workloads[@]}"; do
     ratios=()

@@ -11,8 +11,10 @@
 //! - [`train`]: the loop, the divergence guard, logs, plots and samples;
 //! - [`translate`]: applying a trained generator to images, folders and videos;
 //! - video I/O, optical flow and flicker metrics: the `cyclegan-video` crate;
+//! - [`bench`]: throughput, memory and per-op measurements behind `cyclegan bench`;
 //! - [`cli`]: the `cyclegan` command line, a thin layer over the above.
 
+pub mod bench;
 pub mod checkpoint;
 pub mod cli;
 pub mod config;

@@ -1,10 +1,9 @@
-//! `model::ops::conv2d_gemm`, `model::winograd::conv3x3` (and `conv2d_raw`, which picks one of
-//! them or burn's) against burn's own convolution: outputs and gradients.
+//! `model::conv::conv2d_gemm`, `model::conv::conv3x3` (and `ConvPolicy::conv2d_raw`, which picks
+//! one of them or burn's) against burn's own convolution: outputs and gradients.
 
 use burn::prelude::*;
 use burn::tensor::Distribution;
-use cyclegan::model::ops::{Padding, burn_conv2d, conv2d_gemm, conv2d_raw};
-use cyclegan::model::winograd::{Tile, conv3x3};
+use cyclegan::model::conv::{ConvPolicy, Padding, Tile, burn_conv2d, conv2d_gemm, conv3x3};
 
 /// A convolution under test: input, weight, bias, stride, padding.
 type Conv = dyn Fn(Tensor<4>, Tensor<4>, Option<Tensor<1>>, [usize; 2], Padding) -> Tensor<4>;
@@ -130,7 +129,7 @@ fn the_chooser_matches_too() {
             let w: Tensor<4> = Tensor::random([16, 8, k, k], Distribution::Default, &device);
             let p = Padding::Reflect(k / 2);
             let y0 = burn_conv2d(x.clone(), w.clone(), None, [1, 1], p);
-            let y1 = conv2d_raw(x, w, None, [1, 1], p);
+            let y1 = ConvPolicy::for_device(&device).conv2d_raw(x, w, None, [1, 1], p);
             assert!(max_abs_diff(y0, y1) < 1e-4);
         }
     }

@@ -6,9 +6,13 @@ use burn::prelude::*;
 use burn::tensor::activation::leaky_relu;
 use serde::{Deserialize, Serialize};
 
+use super::conv::{ConvPolicy, Padding};
 use super::generator::{conv2d, instance_norm};
-use super::ops::{self, Padding};
+use super::layers::ConvLayer;
 use super::{NamedConv, NamedConvs};
+
+/// Every layer's padding.
+const PADDING: Padding = Padding::Zeros(1);
 
 /// Shape of a [`PatchDiscriminator`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -34,10 +38,14 @@ pub struct PatchDiscriminator {
     convs: Vec<Conv2d>,
     /// Norms of `convs[1..convs.len()-1]`.
     norms: Vec<InstanceNorm>,
+    /// Which convolution kernels run (not a parameter; chosen for the device at construction).
+    #[module(skip)]
+    kernels: ConvPolicy,
 }
 
 impl PatchDiscriminator {
-    /// A discriminator with zero weights; use [`crate::model::weights::init_normal`] to initialise it.
+    /// A discriminator with zero weights, convolving with [`ConvPolicy::for_device`]`(device)`;
+    /// use [`crate::model::weights::init_normal`] to initialise it.
     pub fn new(config: &DiscriminatorConfig, device: &Device) -> Self {
         let ndf = config.ndf;
         // Filters double per layer, capped at 8 * ndf.
@@ -52,7 +60,41 @@ impl PatchDiscriminator {
         convs.push(conv2d(width(config.layers - 1), last, 4, 1, 1, device));
         norms.push(instance_norm(last, device));
         convs.push(conv2d(last, 1, 4, 1, 1, device));
-        PatchDiscriminator { convs, norms }
+        PatchDiscriminator {
+            convs,
+            norms,
+            kernels: ConvPolicy::for_device(device),
+        }
+    }
+
+    /// The convolution kernels this discriminator uses.
+    pub fn conv_policy(&self) -> ConvPolicy {
+        self.kernels
+    }
+
+    /// Use other convolution kernels (benchmarks; results agree up to float rounding).
+    pub fn set_conv_policy(&mut self, kernels: ConvPolicy) {
+        self.kernels = kernels;
+    }
+
+    /// Every convolution a `[_, 3, h, w]` input goes through, in order.
+    pub fn conv_layers(&self, h: usize, w: usize) -> Vec<ConvLayer> {
+        let last = self.convs.len() - 1;
+        let mut input = [h, w];
+        let mut layers = Vec::with_capacity(self.convs.len());
+        for (i, conv) in self.convs.iter().enumerate() {
+            let role = match i {
+                0 => "D first",
+                _ if i == last => "D out",
+                _ if conv.stride[0] == 1 => "D stride 1",
+                _ => "D down",
+            };
+            let norm = i != 0 && i != last;
+            let layer = ConvLayer::conv(role, conv, PADDING, input, norm);
+            input = layer.output;
+            layers.push(layer);
+        }
+        layers
     }
 
     /// The configuration this discriminator was built with.
@@ -68,7 +110,7 @@ impl PatchDiscriminator {
     /// real-vs-fake logits, one per patch.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         let last = self.convs.len() - 1;
-        let conv = |i: usize, x| ops::conv2d(&self.convs[i], x, Padding::Zeros(1));
+        let conv = |i: usize, x| self.kernels.conv2d(&self.convs[i], x, PADDING);
         let mut x = leaky_relu(conv(0, x), 0.2);
         for (i, norm) in (1..last).zip(&self.norms) {
             x = leaky_relu(norm.forward(conv(i, x)), 0.2);

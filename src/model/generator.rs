@@ -6,8 +6,16 @@ use burn::prelude::*;
 use burn::tensor::activation::{relu, tanh};
 use serde::{Deserialize, Serialize};
 
-use super::ops::{self, Padding};
+use super::conv::{ConvPolicy, Padding};
+use super::layers::ConvLayer;
 use super::{NamedConv, NamedConvs};
+
+/// Padding of the 7x7 first and last layers (`c7s1-k`).
+const EDGE_PADDING: Padding = Padding::Reflect(3);
+/// Padding of the stride-2 downsampling layers (`dk`).
+const DOWN_PADDING: Padding = Padding::Zeros(1);
+/// Padding of the residual blocks' 3x3 layers.
+const BLOCK_PADDING: Padding = Padding::Reflect(1);
 
 /// Shape of a [`ResnetGenerator`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -39,9 +47,9 @@ impl ReflectConvNorm {
         }
     }
 
-    fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+    fn forward(&self, x: Tensor<4>, kernels: ConvPolicy) -> Tensor<4> {
         self.norm
-            .forward(ops::conv2d(&self.conv, x, Padding::Reflect(1)))
+            .forward(kernels.conv2d(&self.conv, x, BLOCK_PADDING))
     }
 }
 
@@ -53,8 +61,10 @@ struct ResnetBlock {
 }
 
 impl ResnetBlock {
-    fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let y = self.second.forward(relu(self.first.forward(x.clone())));
+    fn forward(&self, x: Tensor<4>, kernels: ConvPolicy) -> Tensor<4> {
+        let y = self
+            .second
+            .forward(relu(self.first.forward(x.clone(), kernels)), kernels);
         x + y
     }
 }
@@ -77,10 +87,14 @@ pub struct ResnetGenerator {
     up_norms: Vec<InstanceNorm>,
     /// `c7s1-3`: reflection pad 3, 7x7 convolution to RGB, tanh.
     head: Conv2d,
+    /// Which convolution kernels run (not a parameter; chosen for the device at construction).
+    #[module(skip)]
+    kernels: ConvPolicy,
 }
 
 impl ResnetGenerator {
-    /// A generator with zero weights; use [`crate::model::weights::init_normal`] to initialise it.
+    /// A generator with zero weights, convolving with [`ConvPolicy::for_device`]`(device)`; use
+    /// [`crate::model::weights::init_normal`] to initialise it.
     pub fn new(config: &GeneratorConfig, device: &Device) -> Self {
         let ngf = config.ngf;
         let (c1, c2, c4) = (ngf, ngf * 2, ngf * 4);
@@ -98,7 +112,52 @@ impl ResnetGenerator {
             up: vec![up_conv(c4, c2, device), up_conv(c2, c1, device)],
             up_norms: vec![norm(c2, device), norm(c1, device)],
             head: conv(c1, 3, 7, 1, 0, device),
+            kernels: ConvPolicy::for_device(device),
         }
+    }
+
+    /// The convolution kernels this generator uses.
+    pub fn conv_policy(&self) -> ConvPolicy {
+        self.kernels
+    }
+
+    /// Use other convolution kernels (benchmarks; results agree up to float rounding).
+    pub fn set_conv_policy(&mut self, kernels: ConvPolicy) {
+        self.kernels = kernels;
+    }
+
+    /// Every convolution a `[_, 3, h, w]` input goes through, in order.
+    pub fn conv_layers(&self, h: usize, w: usize) -> Vec<ConvLayer> {
+        let mut layers = vec![ConvLayer::conv(
+            "G stem",
+            &self.stem,
+            EDGE_PADDING,
+            [h, w],
+            true,
+        )];
+        for conv in &self.down {
+            let input = layers[layers.len() - 1].output;
+            layers.push(ConvLayer::conv("G down", conv, DOWN_PADDING, input, true));
+        }
+        for block in &self.blocks {
+            for conv in [&block.first.conv, &block.second.conv] {
+                let input = layers[layers.len() - 1].output;
+                layers.push(ConvLayer::conv("G block", conv, BLOCK_PADDING, input, true));
+            }
+        }
+        for conv in &self.up {
+            let input = layers[layers.len() - 1].output;
+            layers.push(ConvLayer::transposed("G up", conv, input, true));
+        }
+        let input = layers[layers.len() - 1].output;
+        layers.push(ConvLayer::conv(
+            "G head",
+            &self.head,
+            EDGE_PADDING,
+            input,
+            false,
+        ));
+        layers
     }
 
     /// The configuration this generator was built with.
@@ -112,18 +171,19 @@ impl ResnetGenerator {
 
     /// Translate a batch of images `[batch, 3, H, W]` in [-1, 1]; H and W must be multiples of 4.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let x = ops::conv2d(&self.stem, x, Padding::Reflect(3));
+        let kernels = self.kernels;
+        let x = kernels.conv2d(&self.stem, x, EDGE_PADDING);
         let mut x = relu(self.stem_norm.forward(x));
         for (conv, norm) in self.down.iter().zip(&self.down_norms) {
-            x = relu(norm.forward(ops::conv2d(conv, x, Padding::Zeros(1))));
+            x = relu(norm.forward(kernels.conv2d(conv, x, DOWN_PADDING)));
         }
         for block in &self.blocks {
-            x = block.forward(x);
+            x = block.forward(x, kernels);
         }
         for (conv, norm) in self.up.iter().zip(&self.up_norms) {
             x = relu(norm.forward(conv.forward(x)));
         }
-        tanh(ops::conv2d(&self.head, x, Padding::Reflect(3)))
+        tanh(kernels.conv2d(&self.head, x, EDGE_PADDING))
     }
 }
 

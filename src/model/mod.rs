@@ -6,12 +6,15 @@
 //! Both use instance norm without affine parameters, and their parameters are named exactly as in
 //! the PyTorch reference's state dicts, so `.pth` files published for it load directly and our
 //! safetensors files load into PyTorch.
+//!
+//! Which convolution kernels they run is a per-device choice, [`conv::ConvPolicy`]; their
+//! convolutions are listed as data by their `conv_layers` methods ([`layers::ConvLayer`]).
 
+pub mod conv;
 mod discriminator;
 mod generator;
-pub mod ops;
+pub mod layers;
 pub mod weights;
-pub mod winograd;
 
 pub use discriminator::{DiscriminatorConfig, PatchDiscriminator};
 pub use generator::{GeneratorConfig, ResnetGenerator};

@@ -18,7 +18,7 @@
 //! (`vec(B^T d B) = (B^T ⊗ B^T) vec(d)`), each one small dense product.
 //!
 //! Reflection and zero padding are folded into the tile gather's indices, as in
-//! [`super::ops::conv2d_gemm`]. Results equal the direct convolution up to float rounding. The
+//! [`super::gemm::conv2d_gemm`]. Results equal the direct convolution up to float rounding. The
 //! matrices come from the interpolation points ([`toom_cook`]); which points matters for m = 4:
 //! Lavin & Gray's 0, ±1, ±2 gave 3x the error of 0, ±1, 1/2, -2 on a 256-channel layer, enough to
 //! move the second training iteration's losses 3.5e-3 away from PyTorch's (tolerance 1e-3); with
@@ -31,7 +31,7 @@
 use burn::prelude::*;
 use burn::tensor::TensorData;
 
-use super::ops::{Padding, with_zero_row};
+use super::padding::{Padding, with_zero_row};
 
 /// Output tile side of the Winograd transform: F(2x2, 3x3) or F(4x4, 3x3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -159,20 +159,8 @@ pub fn conv3x3(
         "winograd: input has {c} channels, weight expects {ci}"
     );
     assert_eq!([kh, kw], [3, 3], "winograd: kernel must be 3x3");
-    let p = match padding {
-        Padding::Zeros(p) => p,
-        Padding::Reflect(p) => {
-            assert!(
-                p < h && p < w,
-                "reflection padding {p} needs an input larger than {p}"
-            );
-            p
-        }
-    };
-    assert!(
-        h + 2 * p >= 3 && w + 2 * p >= 3,
-        "winograd: kernel larger than input"
-    );
+    padding.check(h, w, [3, 3], "winograd");
+    let p = padding.amount();
     let (m, a) = (tile.m(), tile.a());
     let (ho, wo) = (h + 2 * p - 2, w + 2 * p - 2);
     let (th, tw) = (ho.div_ceil(m), wo.div_ceil(m));
@@ -238,26 +226,14 @@ fn tile_rows(
     tw: usize,
 ) -> Vec<i64> {
     let (m, a) = (tile.m(), tile.a());
-    let (p, reflect) = match padding {
-        Padding::Zeros(p) => (p, false),
-        Padding::Reflect(p) => (p, true),
-    };
+    let p = padding.amount();
     let zero = (b * h * w) as i64;
-    // Padded coordinate q -> input coordinate, mirrored about the edge pixel as PyTorch's
-    // ReflectionPad2d, or None for a zero.
-    let place = |q: usize, n: usize| -> Option<i64> {
+    // Padded coordinate q -> input coordinate, or None for a zero (padding or overhang).
+    let place = |q: usize, n: usize| -> Option<usize> {
         if q >= n + 2 * p {
             return None;
         }
-        let i = q as i64 - p as i64;
-        let n = n as i64;
-        if (0..n).contains(&i) {
-            Some(i)
-        } else if reflect {
-            Some(if i < 0 { -i } else { 2 * (n - 1) - i })
-        } else {
-            None
-        }
+        padding.source(q as i64 - p as i64, n)
     };
     let mut src = Vec::with_capacity(a * a * b * th * tw);
     for i in 0..a {
@@ -269,7 +245,7 @@ fn tile_rows(
                     for tx in 0..tw {
                         let ix = place(tx * m + j, w);
                         src.push(match (iy, ix) {
-                            (Some(iy), Some(ix)) => base + iy * w as i64 + ix,
+                            (Some(iy), Some(ix)) => base + (iy * w + ix) as i64,
                             _ => zero,
                         });
                     }

@@ -1,0 +1,141 @@
+//! One workload timed in this process: a training iteration, generator inference, or the data
+//! loader.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::{Result, bail};
+use burn::prelude::*;
+use burn::tensor::Distribution;
+use cyclegan_data::loader::{Loader, LoaderConfig, UnpairedDataset};
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+
+use super::flop::{forward_flop, iteration_flop};
+use super::timing::{median, min, peak_rss_mib, time_runs};
+use super::{Report, Settings, Workload};
+use crate::config::TrainConfig;
+use crate::family::CycleGan;
+use crate::model::weights::init_normal;
+use crate::model::{DiscriminatorConfig, GeneratorConfig, ResnetGenerator};
+
+/// Time `workload` (any but `All` and `Ops`, which are not single timings).
+pub fn measure(workload: Workload, settings: &Settings) -> Result<Report> {
+    match workload {
+        Workload::Train128 => train(settings, 128, 6),
+        Workload::Train256 => train(settings, 256, 9),
+        Workload::Infer256 => infer(settings, 256, 256),
+        Workload::Infer480p => infer(settings, 480, 854),
+        Workload::Data => data(settings),
+        Workload::All | Workload::Ops => bail!("`{}` is not a single timing", workload.name()),
+    }
+}
+
+fn report(workload: Workload, settings: &Settings, times: &[f64], gflop: Option<f64>) -> Report {
+    let m = median(times);
+    Report {
+        workload: workload.name().into(),
+        threads: settings.threads,
+        iters: times.len(),
+        median_s: m,
+        min_s: min(times),
+        images_per_s: None,
+        gflop,
+        gflop_per_s: gflop.map(|g| g / m),
+        peak_rss_mib: peak_rss_mib(),
+    }
+}
+
+/// A random image `[1, 3, h, w]` in [-1, 1].
+pub fn random_image(h: usize, w: usize, device: &Device) -> Tensor<4> {
+    Tensor::random([1, 3, h, w], Distribution::Uniform(-1.0, 1.0), device)
+}
+
+fn train(settings: &Settings, size: usize, blocks: usize) -> Result<Report> {
+    let device = Device::flex().autodiff();
+    let config = TrainConfig {
+        generator: GeneratorConfig { ngf: 64, blocks },
+        discriminator: DiscriminatorConfig::default(),
+        // As in the PyTorch reference's bench: a pool returns its query for the first 50 anyway.
+        pool_size: 0,
+        ..TrainConfig::default()
+    };
+    let mut rng = ChaCha8Rng::seed_from_u64(0);
+    let mut model = CycleGan::new(&config, &device, &mut rng);
+    if let Some(policy) = settings.conv.policy() {
+        model.gens.g_a.set_conv_policy(policy);
+        model.gens.g_b.set_conv_policy(policy);
+        model.discs.d_a.set_conv_policy(policy);
+        model.discs.d_b.set_conv_policy(policy);
+    }
+    let flop = iteration_flop(&model.gens.g_a, &model.discs.d_a, size);
+    let (a, b) = (
+        random_image(size, size, &device),
+        random_image(size, size, &device),
+    );
+    let times = time_runs(settings.warmup, settings.iters, || {
+        let (losses, _) = model.step(a.clone(), b.clone(), config.lr, &mut rng, false);
+        assert!(losses.all_finite(), "non-finite loss in the benchmark");
+    });
+    let workload = if size == 128 {
+        Workload::Train128
+    } else {
+        Workload::Train256
+    };
+    Ok(report(workload, settings, &times, Some(flop / 1e9)))
+}
+
+fn infer(settings: &Settings, h: usize, w: usize) -> Result<Report> {
+    let device = Device::flex();
+    let config = GeneratorConfig { ngf: 64, blocks: 9 };
+    let mut g = ResnetGenerator::new(&config, &device);
+    init_normal(&mut g, &mut ChaCha8Rng::seed_from_u64(0));
+    if let Some(policy) = settings.conv.policy() {
+        g.set_conv_policy(policy);
+    }
+    // The translator pads each side to a multiple of 4.
+    let (hp, wp) = (h.div_ceil(4) * 4, w.div_ceil(4) * 4);
+    let flop = forward_flop(&g.conv_layers(hp, wp));
+    let x = random_image(hp, wp, &device);
+    let times = time_runs(settings.warmup, settings.iters, || {
+        let y = g.forward(x.clone());
+        // Read the result back, as translation does.
+        let _ = y.into_data();
+    });
+    let workload = if w == 256 {
+        Workload::Infer256
+    } else {
+        Workload::Infer480p
+    };
+    Ok(report(workload, settings, &times, Some(flop / 1e9)))
+}
+
+fn data(settings: &Settings) -> Result<Report> {
+    let dataset = Arc::new(UnpairedDataset::from_dirs(&settings.data, &settings.data)?);
+    let config = LoaderConfig {
+        load_size: 286,
+        crop_size: 256,
+        flip: true,
+        batch_size: 1,
+        workers: settings.threads,
+        seed: 0,
+    };
+    let loader = Loader::start(dataset, config, 0, 0);
+    for _ in 0..settings.warmup {
+        loader.next_batch()?;
+    }
+    let batches = 20 * settings.iters.max(1);
+    let mut times = Vec::with_capacity(batches);
+    let start = Instant::now();
+    for _ in 0..batches {
+        let t = Instant::now();
+        loader.next_batch()?;
+        times.push(t.elapsed().as_secs_f64());
+    }
+    let total = start.elapsed().as_secs_f64();
+    let mut r = report(Workload::Data, settings, &times, None);
+    // Each batch holds one image of each domain.
+    r.images_per_s = Some(2.0 * batches as f64 / total);
+    r.median_s = total / batches as f64;
+    Ok(r)
+}

@@ -1,0 +1,167 @@
+//! Convolutions: which kernel runs each layer, and the kernels.
+//!
+//! burn's CPU (Flex) backend convolves by im2col + GEMM, whose backward is slow at batch 1
+//! (BENCHMARKS.md). On that backend the networks' convolutions run on our own kernels, written
+//! in tensor ops so autodiff differentiates them:
+//!
+//! - [`winograd`]: 3x3 stride-1 layers (the residual blocks, 80% of the arithmetic) by
+//!   Winograd F(4x4, 3x3), in training and inference;
+//! - [`gemm`]: the other layers in training, as one gather and one large matrix product;
+//! - [`native`]: burn's own convolution everywhere else (inputs of at most
+//!   [`MIN_GATHER_CHANNELS`] channels, non-3x3 layers at inference), and for every layer on GPU
+//!   backends, whose convolutions are not the Flex ones these kernels were measured against.
+//!
+//! The choice is a [`ConvPolicy`] value: [`ConvPolicy::for_device`] picks it for a device, the
+//! networks hold it (set when they are built, changeable with `set_conv_policy`), and
+//! [`ConvPolicy::kernel`] applies it to one layer's shape. `cyclegan bench --conv` overrides it
+//! to time the other paths.
+
+pub mod gemm;
+pub mod native;
+mod padding;
+pub mod winograd;
+
+pub use gemm::conv2d_gemm;
+pub use native::burn_conv2d;
+pub use padding::Padding;
+pub use winograd::{Tile, conv3x3};
+
+use burn::nn::conv::Conv2d;
+use burn::prelude::*;
+
+/// Which convolution kernels a network uses: chosen once per device, applied per layer shape.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConvPolicy {
+    /// burn's own convolution for every layer: GPU backends, and the benchmarks' baseline.
+    Burn,
+    /// Tuned for burn's CPU backend, without Winograd: gather + GEMM for training's layers of
+    /// more than [`MIN_GATHER_CHANNELS`] input channels, burn's convolution for the rest.
+    Gemm,
+    /// [`ConvPolicy::Gemm`], with 3x3 stride-1 layers of more than [`MIN_GATHER_CHANNELS`]
+    /// input channels by Winograd with this tile, in training and inference. The CPU default
+    /// uses [`Tile::Four`].
+    Winograd(Tile),
+}
+
+/// The kernel that runs one convolution call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kernel {
+    /// [`burn_conv2d`].
+    Burn,
+    /// [`conv2d_gemm`].
+    Gemm,
+    /// [`conv3x3`] with this tile.
+    Winograd(Tile),
+}
+
+/// Inputs with at most this many channels go to burn's convolution under every policy: rows of
+/// 1-4 floats are too short to gather efficiently.
+pub const MIN_GATHER_CHANNELS: usize = 4;
+
+impl ConvPolicy {
+    /// The policy for networks running on `device` (with or without autodiff): Winograd F(4x4)
+    /// plus gather + GEMM on burn's CPU backend (what measured fastest there, BENCHMARKS.md),
+    /// burn's convolution on every other backend.
+    pub fn for_device(device: &Device) -> Self {
+        let plain = device.clone().without_autodiff();
+        if matches!(plain.as_dispatch(), burn::backend::DispatchDevice::Flex(_)) {
+            ConvPolicy::Winograd(Tile::Four)
+        } else {
+            ConvPolicy::Burn
+        }
+    }
+
+    /// The kernel for a convolution with `in_channels` inputs, a `kernel` and `stride`, in
+    /// training (`autodiff`) or at inference.
+    pub fn kernel(
+        self,
+        in_channels: usize,
+        kernel: [usize; 2],
+        stride: [usize; 2],
+        autodiff: bool,
+    ) -> Kernel {
+        if self == ConvPolicy::Burn || in_channels <= MIN_GATHER_CHANNELS {
+            return Kernel::Burn;
+        }
+        if let ConvPolicy::Winograd(tile) = self
+            && kernel == [3, 3]
+            && stride == [1, 1]
+        {
+            return Kernel::Winograd(tile);
+        }
+        if autodiff { Kernel::Gemm } else { Kernel::Burn }
+    }
+
+    /// Apply `conv`'s weight, bias and stride to `x` `[B, Cin, H, W]` padded by `padding` (the
+    /// layer's own padding setting is ignored), giving `[B, Cout, Ho, Wo]`. Dilation and groups
+    /// must be 1.
+    pub fn conv2d(self, conv: &Conv2d, x: Tensor<4>, padding: Padding) -> Tensor<4> {
+        assert_eq!(conv.groups, 1, "conv2d: groups must be 1");
+        assert_eq!(conv.dilation, [1, 1], "conv2d: dilation must be 1");
+        let weight = conv.weight.val();
+        let bias = conv.bias.as_ref().map(|b| b.val());
+        self.conv2d_raw(x, weight, bias, conv.stride, padding)
+    }
+
+    /// [`ConvPolicy::conv2d`] on bare tensors: `weight` `[Cout, Cin, kh, kw]`, `bias` `[Cout]`.
+    pub fn conv2d_raw(
+        self,
+        x: Tensor<4>,
+        weight: Tensor<4>,
+        bias: Option<Tensor<1>>,
+        stride: [usize; 2],
+        padding: Padding,
+    ) -> Tensor<4> {
+        let [_, c, _, _] = x.dims();
+        let [_, _, kh, kw] = weight.dims();
+        match self.kernel(c, [kh, kw], stride, x.device().is_autodiff()) {
+            Kernel::Burn => burn_conv2d(x, weight, bias, stride, padding),
+            Kernel::Gemm => conv2d_gemm(x, weight, bias, stride, padding),
+            Kernel::Winograd(tile) => conv3x3(x, weight, bias, padding, tile),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_cpu_gets_winograd_and_gpus_get_burn() {
+        let cpu = ConvPolicy::Winograd(Tile::Four);
+        assert_eq!(ConvPolicy::for_device(&Device::flex()), cpu);
+        assert_eq!(ConvPolicy::for_device(&Device::flex().autodiff()), cpu);
+    }
+
+    /// The CPU choices of every CycleGAN layer shape, in training and at inference.
+    #[test]
+    fn cpu_kernels_per_layer() {
+        let cpu = ConvPolicy::Winograd(Tile::Four);
+        let w4 = Kernel::Winograd(Tile::Four);
+        // (in channels, kernel, stride, training kernel, inference kernel)
+        let cases = [
+            (3, 7, 1, Kernel::Burn, Kernel::Burn), // generator stem, RGB in
+            (64, 3, 2, Kernel::Gemm, Kernel::Burn), // downsampling
+            (256, 3, 1, w4, w4),                   // residual blocks
+            (64, 7, 1, Kernel::Gemm, Kernel::Burn), // generator head
+            (3, 4, 2, Kernel::Burn, Kernel::Burn), // PatchGAN first layer
+            (256, 4, 1, Kernel::Gemm, Kernel::Burn), // PatchGAN stride-1 layers
+        ];
+        for (c, k, s, train, infer) in cases {
+            assert_eq!(cpu.kernel(c, [k, k], [s, s], true), train, "{c} {k} {s}");
+            assert_eq!(cpu.kernel(c, [k, k], [s, s], false), infer, "{c} {k} {s}");
+        }
+        assert_eq!(
+            ConvPolicy::Gemm.kernel(256, [3, 3], [1, 1], true),
+            Kernel::Gemm
+        );
+        assert_eq!(
+            ConvPolicy::Gemm.kernel(256, [3, 3], [1, 1], false),
+            Kernel::Burn
+        );
+        assert_eq!(
+            ConvPolicy::Burn.kernel(256, [3, 3], [1, 1], true),
+            Kernel::Burn
+        );
+    }
+}
