@@ -150,7 +150,8 @@ impl TrainConfig {
             .collect()
     }
 
-    /// Check values that would make training meaningless, naming the option.
+    /// Check values that would make training meaningless, naming the option (the command line
+    /// reports these as usage errors, exit status 2).
     pub fn validate(&self) -> anyhow::Result<()> {
         use anyhow::bail;
         if self.crop_size == 0 || !self.crop_size.is_multiple_of(4) {
@@ -193,6 +194,30 @@ impl TrainConfig {
         if self.workers == 0 {
             bail!("--workers must be at least 1");
         }
+        for (flag, v) in [
+            ("--lambda-a", self.lambda_a),
+            ("--lambda-b", self.lambda_b),
+            ("--lambda-identity", self.lambda_identity),
+        ] {
+            if !(v >= 0.0 && v.is_finite()) {
+                bail!("{flag} {v} must be a number >= 0 (a loss weight)");
+            }
+        }
+        for (flag, v) in [("--beta1", self.beta1), ("--beta2", self.beta2)] {
+            if !(0.0..1.0).contains(&v) {
+                bail!("{flag} {v} must be in [0, 1) (Adam's moment decay)");
+            }
+        }
+        if !(self.save_every_minutes >= 0.0 && self.save_every_minutes.is_finite()) {
+            bail!("--save-every-minutes must be a number >= 0 (0: epoch ends only)");
+        }
+        let g = &self.guard;
+        if !(g.lr_factor > 0.0 && g.lr_factor <= 1.0) {
+            bail!("--guard-lr-factor {} must be in (0, 1]", g.lr_factor);
+        }
+        if g.window < 2 {
+            bail!("--guard-window must be at least 2 iterations");
+        }
         Ok(())
     }
 
@@ -219,5 +244,30 @@ impl TrainConfig {
     /// Total epochs in the schedule.
     pub fn total_epochs(&self) -> usize {
         self.epochs + self.epochs_decay
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nonsense_values_are_refused_naming_the_option() {
+        assert!(TrainConfig::default().validate().is_ok());
+        let cases: [(&str, fn(&mut TrainConfig)); 7] = [
+            ("--lambda-a", |c| c.lambda_a = -1.0),
+            ("--lambda-identity", |c| c.lambda_identity = f32::NAN),
+            ("--beta1", |c| c.beta1 = 1.0),
+            ("--crop-size", |c| c.crop_size = 30),
+            ("--lr", |c| c.lr = 0.0),
+            ("--save-every-minutes", |c| c.save_every_minutes = -2.0),
+            ("--guard-lr-factor", |c| c.guard.lr_factor = 1.5),
+        ];
+        for (flag, spoil) in cases {
+            let mut c = TrainConfig::default();
+            spoil(&mut c);
+            let err = c.validate().unwrap_err().to_string();
+            assert!(err.contains(flag), "{flag}: {err}");
+        }
     }
 }

@@ -546,6 +546,9 @@ fn exit_statuses_match_the_readme() {
         &["doctor"],
         &["train", "--out", "x", "--resume", "y"],
         &["train", "--max-iters", "many"],
+        // Nonsense values are usage errors too, named before any file is touched.
+        &["train", "no-data", "--out", "no-run", "--lambda-a=-1"],
+        &["train", "no-data", "--out", "no-run", "--crop-size", "30"],
     ] {
         let f = run(bin().args(args), TIMEOUT);
         f.expect(2);
