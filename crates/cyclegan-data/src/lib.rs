@@ -1,5 +1,6 @@
 //! Datasets for cyclegan.
 //!
+//! - [`atomic`]: write a file atomically (temporary name, fsync, rename), for the whole project;
 //! - [`imageio`]: decode any supported image file to 8-bit RGB, with clear reasons when it fails;
 //! - [`loader`]: the unpaired training loader (`trainA`/`trainB`, resize + random crop + flip,
 //!   decoded on worker threads).
@@ -14,6 +15,7 @@
 //! - [`doctor`]: audit an existing dataset (duplicates, leaks, unreadable files);
 //! - [`report`]: the Markdown and terminal reports; [`progress`]: progress bars.
 
+pub mod atomic;
 pub mod imageio;
 pub mod loader;
 

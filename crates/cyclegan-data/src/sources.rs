@@ -10,7 +10,7 @@ use image::AnimationDecoder;
 use serde::Serialize;
 
 use crate::hash::PHash;
-use crate::imageio::{EXTRA_INPUT_EXTENSIONS, IMAGE_EXTENSIONS};
+use crate::imageio::IMAGE_EXTENSIONS;
 
 /// What a source file is read as.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -69,8 +69,8 @@ pub enum SourceError {
 /// as unsupported (not silently ignored like a stray text file).
 const OTHER_MEDIA: &[&str] = &[
     "heic", "heif", "avif", "jxl", "jp2", "raw", "cr2", "cr3", "nef", "arw", "dng", "orf", "rw2",
-    "psd", "svg", "ico", "tga", "exr", "hdr", "pnm", "ppm", "pgm", "pbm", "qoi", "avi", "mkv",
-    "webm", "wmv", "flv", "mpg", "mpeg", "ts", "m2ts", "mts", "3gp", "ogv",
+    "psd", "svg", "ico", "tga", "exr", "hdr", "pnm", "pgm", "pbm", "qoi", "avi", "mkv", "webm",
+    "wmv", "flv", "mpg", "mpeg", "ts", "m2ts", "mts", "3gp", "ogv",
 ];
 
 fn extension(path: &Path) -> String {
@@ -108,7 +108,7 @@ fn classify(path: &Path) -> Result<SourceKind, String> {
     if ext == "png" && is_apng(path) {
         return Ok(SourceKind::Video);
     }
-    if IMAGE_EXTENSIONS.contains(&ext.as_str()) || EXTRA_INPUT_EXTENSIONS.contains(&ext.as_str()) {
+    if IMAGE_EXTENSIONS.contains(&ext.as_str()) {
         return Ok(SourceKind::Image);
     }
     if cyclegan_video::is_video_path(path) {
