@@ -7,7 +7,17 @@
 
 use std::path::{Path, PathBuf};
 
-use super::is_image_path;
+/// File extensions (lower case) treated as images: the reference implementation's (`.jpg`,
+/// `.jpeg`, `.png`, `.ppm`, `.bmp`, `.tif`, `.tiff`) and WebP.
+pub const IMAGE_EXTENSIONS: &[&str] = &["jpg", "jpeg", "png", "webp", "bmp", "tif", "tiff", "ppm"];
+
+/// True when the path's extension is one of [`IMAGE_EXTENSIONS`].
+pub fn is_image_path(path: &Path) -> bool {
+    path.extension()
+        .and_then(|e| e.to_str())
+        .map(|e| IMAGE_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
+        .unwrap_or(false)
+}
 
 /// An image file found under a folder.
 #[derive(Debug, Clone, PartialEq, Eq)]

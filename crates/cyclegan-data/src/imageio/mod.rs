@@ -26,11 +26,9 @@ use std::path::{Path, PathBuf};
 use image::{DynamicImage, ImageDecoder, ImageReader, RgbImage};
 
 pub use color::{ColorMode, color_mode, to_rgb, to_rgb_on};
-pub use listing::{FolderScan, FoundImage, find_images, list_images, scan_folder};
-
-/// File extensions (lower case) treated as images: the reference implementation's (`.jpg`,
-/// `.jpeg`, `.png`, `.ppm`, `.bmp`, `.tif`, `.tiff`) and WebP.
-pub const IMAGE_EXTENSIONS: &[&str] = &["jpg", "jpeg", "png", "webp", "bmp", "tif", "tiff", "ppm"];
+pub use listing::{
+    FolderScan, FoundImage, IMAGE_EXTENSIONS, find_images, is_image_path, list_images, scan_folder,
+};
 
 /// Largest width or height we agree to decode; larger headers are refused before allocating.
 pub const MAX_SIDE: u32 = 16_384;
@@ -136,14 +134,6 @@ impl Decoded {
             Some(d) => Err(d.into_error(path)),
         }
     }
-}
-
-/// True when the path's extension is one of [`IMAGE_EXTENSIONS`].
-pub fn is_image_path(path: &Path) -> bool {
-    path.extension()
-        .and_then(|e| e.to_str())
-        .map(|e| IMAGE_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
-        .unwrap_or(false)
 }
 
 /// Run a decoder, turning a panic inside it (a bug in a codec crate, triggered by a damaged

@@ -5,8 +5,9 @@
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
+use super::error::{PrepareError, io_err};
 use super::options::{Domain, OutputFormat};
-use super::records::{ManifestEntry, PrepareError, io_err};
+use super::records::ManifestEntry;
 use super::split::DomainSplit;
 use super::staged::StagedPicture;
 use crate::atomic::write_atomic;

@@ -16,12 +16,13 @@
 //!    everything into place by renaming;
 //! 5. `run`: [`prepare`], which ties the steps together.
 //!
-//! What `prepare` returns and writes (its error, the manifest line, the report) is in
-//! [`records`].
+//! What `prepare` returns and writes (the manifest line, the report) is in [`records`]; why it
+//! stops, in [`error`].
 //!
 //! Nothing the user had is deleted: an existing layout is only replaced with `overwrite`, and
 //! then moved aside into `DATA_DIR/.replaced-<time>/`.
 
+pub mod error;
 mod install;
 pub mod options;
 mod read;
@@ -35,9 +36,10 @@ mod video;
 #[cfg(test)]
 mod tests;
 
+pub use error::PrepareError;
 pub use options::{CropBars, Domain, NonRgb, OutputFormat, PrepareOptions};
 pub use records::{
-    CrossPair, DomainReport, DuplicateGroup, DuplicateMember, ManifestEntry, PrepareError,
-    PrepareReport, VideoSummary,
+    CrossPair, DomainReport, DuplicateGroup, DuplicateMember, ManifestEntry, PrepareReport,
+    VideoSummary,
 };
 pub use run::prepare;

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
-use super::records::PrepareError;
+use super::error::PrepareError;
 use crate::bars::BarParams;
 use crate::imageio;
 use crate::resize::ResizeMode;

@@ -5,8 +5,9 @@ use std::path::Path;
 
 use rayon::prelude::*;
 
+use super::error::{PrepareError, io_err};
 use super::options::{Domain, PrepareOptions};
-use super::records::{PrepareError, VideoSummary, io_err};
+use super::records::VideoSummary;
 use super::staged::{ReadJob, ReadOut, StagedPicture, Stager};
 use super::still::read_image;
 use super::video::read_video;

@@ -1,8 +1,8 @@
-//! What `prepare` returns and writes: its error, one line of `manifest.jsonl`, and the report
-//! (per domain, per video, duplicates, pictures found in both domains).
+//! What `prepare` returns and writes: one line of `manifest.jsonl`, and the report (per domain,
+//! per video, duplicates, pictures found in both domains).
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use serde::Serialize;
 
@@ -11,44 +11,7 @@ use crate::bars::CropBox;
 use crate::hash::{ContentHash, PHash};
 use crate::imageio::ColorMode;
 use crate::report::SizeHistogram;
-use crate::sources::{self, Skip};
-
-/// Why `prepare` stopped without a dataset.
-#[derive(Debug, thiserror::Error)]
-pub enum PrepareError {
-    /// An option is out of range.
-    #[error("{0}")]
-    Option(String),
-    /// A source cannot be used.
-    #[error(transparent)]
-    Source(#[from] sources::SourceError),
-    /// The output folder is not empty and `--overwrite` was not given.
-    #[error(
-        "{0}: the output folder is not empty; choose a new folder, or pass --overwrite to replace its dataset (the old trainA/trainB/testA/testB, manifest.jsonl and report.md are moved into {0}/.replaced-<time>/, nothing is deleted)"
-    )]
-    OutNotEmpty(PathBuf),
-    /// A domain ended up with no picture.
-    #[error("domain {domain} has no usable picture{details}; nothing was written")]
-    EmptyDomain { domain: String, details: String },
-    /// Writing the output failed.
-    #[error("{path}: {source}")]
-    Io {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    /// Writing `manifest.jsonl` or `report.md` failed (the old one, if any, is intact).
-    #[error(transparent)]
-    Write(#[from] crate::atomic::WriteError),
-}
-
-/// Map an I/O error on `path` to [`PrepareError::Io`].
-pub(super) fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> PrepareError + '_ {
-    move |source| PrepareError::Io {
-        path: path.to_path_buf(),
-        source,
-    }
-}
+use crate::sources::Skip;
 
 /// One line of `manifest.jsonl`: one output picture and where it came from.
 #[derive(Debug, Clone, Serialize)]

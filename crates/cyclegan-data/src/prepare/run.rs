@@ -4,10 +4,11 @@
 use std::path::Path;
 use std::time::Instant;
 
+use super::error::{PrepareError, io_err};
 use super::install::{install, place_pictures, replaced_dir_if_needed, write_records};
 use super::options::{self, Domain, PrepareOptions};
 use super::read::{ReadAll, read_all};
-use super::records::{PrepareError, PrepareReport, io_err};
+use super::records::PrepareReport;
 use super::split::{DomainSplit, cross_domain, dedup_and_split};
 use crate::sources::{self, Skip};
 

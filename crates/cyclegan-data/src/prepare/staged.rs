@@ -6,8 +6,9 @@ use std::path::{Path, PathBuf};
 
 use image::RgbImage;
 
+use super::error::{PrepareError, io_err};
 use super::options::{Domain, OutputFormat, PrepareOptions};
-use super::records::{PrepareError, VideoSummary, io_err};
+use super::records::VideoSummary;
 use crate::bars::{self, CropBox};
 use crate::dedup::Fingerprint;
 use crate::hash;

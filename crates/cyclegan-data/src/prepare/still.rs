@@ -1,7 +1,7 @@
 //! Reading one still image: decode, convert or drop non-RGB colours, crop bars if asked, stage.
 
+use super::error::PrepareError;
 use super::options::{CropBars, NonRgb};
-use super::records::PrepareError;
 use super::staged::{Origin, ReadJob, ReadOut, Stager, reason};
 use crate::bars;
 use crate::imageio;

@@ -4,8 +4,9 @@
 
 use image::RgbImage;
 
+use super::error::PrepareError;
 use super::options::CropBars;
-use super::records::{PrepareError, VideoSummary};
+use super::records::VideoSummary;
 use super::staged::{FrameAt, Origin, ReadJob, ReadOut, Stager, reason};
 use crate::bars;
 use crate::hash;
