@@ -390,6 +390,8 @@ mod tests {
             "a.PNG",
             "sub/c.webp",
             "sub/deeper/d.bmp",
+            "sub/deeper/e.tiff",
+            "f.ppm",
             "notes.txt",
             "sub/e.heic",
             ".hidden.jpg",
@@ -421,9 +423,11 @@ mod tests {
                 ("a.PNG".into(), Image),
                 ("b.jpg".into(), Image),
                 ("clip.mp4".into(), Video),
+                ("f.ppm".into(), Image),
                 ("sub/anim.png".into(), Video),
                 ("sub/c.webp".into(), Image),
                 ("sub/deeper/d.bmp".into(), Image),
+                ("sub/deeper/e.tiff".into(), Image),
             ]
         );
         assert_eq!(found.unsupported.len(), 1);

@@ -96,6 +96,8 @@ fn images_and_an_animation_make_the_training_layout() {
     std::fs::write(a.join("empty.jpg"), b"").unwrap();
     let jpg = encode(picture(64, 64, 70), image::ImageFormat::Jpeg);
     std::fs::write(a.join("truncated.jpg"), &jpg[..jpg.len() / 2]).unwrap();
+    let png = encode(picture(64, 64, 71), image::ImageFormat::Png);
+    std::fs::write(a.join("nested/cut.png"), &png[..png.len() - 12]).unwrap();
     std::fs::write(a.join("text.png"), b"this is not a picture").unwrap();
     std::fs::write(a.join("photo.heic"), b"whatever").unwrap();
     std::fs::write(a.join("README.txt"), b"notes").unwrap();
@@ -159,7 +161,7 @@ fn images_and_an_animation_make_the_training_layout() {
             )
         })
         .collect();
-    assert_eq!(skipped.len(), 4, "{skipped:?}");
+    assert_eq!(skipped.len(), 5, "{skipped:?}");
     let why = |n: &str| {
         skipped
             .iter()
@@ -169,6 +171,7 @@ fn images_and_an_animation_make_the_training_layout() {
     };
     assert!(why("empty.jpg").contains("empty"), "{skipped:?}");
     assert!(why("truncated.jpg").contains("truncated"), "{skipped:?}");
+    assert!(why("cut.png").contains("partial image"), "{skipped:?}");
     assert!(
         why("text.png").contains("not a supported image"),
         "{skipped:?}"
