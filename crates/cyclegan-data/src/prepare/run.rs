@@ -99,11 +99,10 @@ fn build_in(
         cross_domain,
         elapsed_s: 0.0,
     };
-    if opts.strict && !report.skipped.is_empty() {
-        report.elapsed_s = start.elapsed().as_secs_f64();
-        return Ok(report);
-    }
     report.elapsed_s = start.elapsed().as_secs_f64();
+    if opts.strict && !report.skipped.is_empty() {
+        return Ok(report); // nothing installed: the caller tells the user why
+    }
     report.installed = true;
     report.replaced = replaced_dir_if_needed(&opts.out);
     write_records(
