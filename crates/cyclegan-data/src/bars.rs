@@ -269,7 +269,7 @@ pub fn crop(img: &RgbImage, b: CropBox) -> RgbImage {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::hash::tests::picture;
+    use cyclegan_testkit::picture;
     use image::Rgb;
 
     /// xorshift noise in `-amp..=amp`.

@@ -1,7 +1,7 @@
 //! `doctor`: audit a dataset in the standard layout (`trainA/ trainB/ testA/ testB/`) without
-//! changing it: counts, sizes and colour modes, unreadable files, exact and near duplicates in
-//! each folder, test pictures that duplicate train pictures (leaks), and pictures found in both
-//! domains.
+//! changing it: counts, sizes and colour modes, unreadable and truncated files, exact and near
+//! duplicates in each folder, test pictures that duplicate train pictures (leaks), and pictures
+//! found in both domains. Each layout folder is read recursively, as the trainer reads it.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -77,17 +77,20 @@ pub struct FolderReport {
     pub name: String,
     /// False when the folder does not exist.
     pub present: bool,
-    /// Files with an image extension.
+    /// Files with an image extension (subfolders included).
     pub images: usize,
-    /// Of those, the ones that decode.
+    /// Of those, the ones that decode whole.
     pub readable: usize,
     /// Picture sizes.
     pub sizes: SizeHistogram,
     /// Pictures per colour mode.
     pub modes: BTreeMap<String, usize>,
-    /// Files that do not decode, with the reason.
+    /// Files the trainer cannot use, with the reason: they do not decode, or they end early.
     pub unreadable: Vec<Skip>,
-    /// Other files (not images; the trainer ignores them).
+    /// Of the unreadable files, those that end early (cut off in transfer or while being
+    /// written): part of the picture, or all of it, is missing. Copying them again may help.
+    pub truncated: Vec<String>,
+    /// Other entries (not images; the trainer ignores them).
     pub other_files: Vec<String>,
     /// Groups of pixel-identical pictures.
     pub exact_groups: Vec<Vec<String>>,
@@ -113,9 +116,14 @@ pub struct DoctorReport {
 }
 
 impl DoctorReport {
-    /// Files that did not decode, in all folders.
+    /// Files the trainer cannot use (truncated included), in all folders.
     pub fn unreadable(&self) -> usize {
         self.folders.iter().map(|f| f.unreadable.len()).sum()
+    }
+
+    /// Files that end early, in all folders (counted in [`DoctorReport::unreadable`] too).
+    pub fn truncated(&self) -> usize {
+        self.folders.iter().map(|f| f.truncated.len()).sum()
     }
 
     /// True when the dataset has leaks (train/test or across domains) or unreadable files.
@@ -124,10 +132,26 @@ impl DoctorReport {
     }
 }
 
+/// One picture that decoded whole.
+struct Picture {
+    print: Fingerprint,
+    size: [u32; 2],
+    mode: imageio::ColorMode,
+}
+
+/// What checking one file found.
+enum Outcome {
+    Whole(Picture),
+    /// Decoded, but the file ends early; the reason.
+    Truncated(String),
+    /// Did not decode; the reason.
+    Unreadable(String),
+}
+
 struct Checked {
     folder: usize,
     rel: String,
-    result: Result<(Fingerprint, [u32; 2], imageio::ColorMode), String>,
+    outcome: Outcome,
 }
 
 /// Audit a dataset folder; never writes anything.
@@ -145,27 +169,15 @@ pub fn doctor(opts: &DoctorOptions) -> Result<DoctorReport, DoctorError> {
         let present = path.is_dir();
         let mut other_files = Vec::new();
         if present {
-            let mut entries: Vec<PathBuf> = std::fs::read_dir(&path)
-                .map_err(|source| DoctorError::Io {
-                    path: path.clone(),
-                    source,
-                })?
-                .filter_map(|e| e.ok().map(|e| e.path()))
-                .collect();
-            entries.sort();
-            for p in entries {
-                let rel = format!(
-                    "{name}/{}",
-                    p.file_name()
-                        .map(|n| n.to_string_lossy().into_owned())
-                        .unwrap_or_default()
-                );
-                if p.is_file() && imageio::is_image_path(&p) {
-                    files.push((fi, p, rel));
-                } else {
-                    other_files.push(rel);
-                }
+            let scan = imageio::scan_folder(&path).map_err(|source| DoctorError::Io {
+                path: path.clone(),
+                source,
+            })?;
+            let shown = |rel: &Path| format!("{name}/{}", rel.to_string_lossy());
+            for f in scan.images {
+                files.push((fi, f.path, shown(&f.relative)));
             }
+            other_files.extend(scan.others.iter().map(|rel| shown(rel)));
         }
         folders.push(FolderReport {
             name: name.to_string(),
@@ -175,6 +187,7 @@ pub fn doctor(opts: &DoctorOptions) -> Result<DoctorReport, DoctorError> {
             sizes: SizeHistogram::default(),
             modes: BTreeMap::new(),
             unreadable: Vec::new(),
+            truncated: Vec::new(),
             other_files,
             exact_groups: Vec::new(),
             near_pairs: Vec::new(),
@@ -188,30 +201,12 @@ pub fn doctor(opts: &DoctorOptions) -> Result<DoctorReport, DoctorError> {
     let checked: Vec<Checked> = files
         .par_iter()
         .map(|(fi, path, rel)| {
-            let result = imageio::decode_with_mode(path)
-                .map(|(img, mode)| {
-                    let size = [img.width(), img.height()];
-                    let rgb = imageio::to_rgb_on(img, [255; 3]);
-                    (
-                        Fingerprint {
-                            content: hash::content_hash(&rgb),
-                            phash: hash::phash(&rgb),
-                        },
-                        size,
-                        mode,
-                    )
-                })
-                .map_err(|e| {
-                    let s = e.to_string();
-                    s.strip_prefix(&format!("{}: ", path.display()))
-                        .map(str::to_string)
-                        .unwrap_or(s)
-                });
+            let outcome = check(path);
             pb.inc(1);
             Checked {
                 folder: *fi,
                 rel: rel.clone(),
-                result,
+                outcome,
             }
         })
         .collect();
@@ -222,14 +217,21 @@ pub fn doctor(opts: &DoctorOptions) -> Result<DoctorReport, DoctorError> {
     for c in checked {
         let f = &mut folders[c.folder];
         f.images += 1;
-        match c.result {
-            Ok((print, size, mode)) => {
+        match c.outcome {
+            Outcome::Whole(p) => {
                 f.readable += 1;
-                f.sizes.add(size[0], size[1]);
-                *f.modes.entry(mode.name().to_string()).or_insert(0) += 1;
-                good[c.folder].push((c.rel, print));
+                f.sizes.add(p.size[0], p.size[1]);
+                *f.modes.entry(p.mode.name().to_string()).or_insert(0) += 1;
+                good[c.folder].push((c.rel, p.print));
             }
-            Err(reason) => f.unreadable.push(Skip {
+            Outcome::Truncated(reason) => {
+                f.truncated.push(c.rel.clone());
+                f.unreadable.push(Skip {
+                    path: PathBuf::from(c.rel),
+                    reason,
+                });
+            }
+            Outcome::Unreadable(reason) => f.unreadable.push(Skip {
                 path: PathBuf::from(c.rel),
                 reason,
             }),
@@ -283,6 +285,37 @@ pub fn doctor(opts: &DoctorOptions) -> Result<DoctorReport, DoctorError> {
     })
 }
 
+/// Decode one file and fingerprint it; a partial picture is not fingerprinted (its missing part
+/// would make false duplicates).
+fn check(path: &Path) -> Outcome {
+    let without_path = |e: &dyn std::fmt::Display| {
+        let s = e.to_string();
+        s.strip_prefix(&format!("{}: ", path.display()))
+            .map(str::to_string)
+            .unwrap_or(s)
+    };
+    match imageio::decode_checked(path) {
+        Ok(imageio::Decoded {
+            damage: Some(damage),
+            ..
+        }) => Outcome::Truncated(without_path(&damage.into_error(path))),
+        Ok(d) => {
+            let size = [d.image.width(), d.image.height()];
+            let rgb = imageio::to_rgb_on(d.image, [255; 3]);
+            Outcome::Whole(Picture {
+                print: Fingerprint {
+                    content: hash::content_hash(&rgb),
+                    phash: hash::phash(&rgb),
+                },
+                size,
+                mode: d.mode,
+            })
+        }
+        Err(e @ imageio::DecodeError::Truncated { .. }) => Outcome::Truncated(without_path(&e)),
+        Err(e) => Outcome::Unreadable(without_path(&e)),
+    }
+}
+
 /// Convenience for tests and tools: audit `dir` with the default options.
 pub fn doctor_dir(dir: &Path) -> Result<DoctorReport, DoctorError> {
     doctor(&DoctorOptions {
@@ -294,21 +327,10 @@ pub fn doctor_dir(dir: &Path) -> Result<DoctorReport, DoctorError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::hash::tests::picture;
+    use cyclegan_testkit::{encode, picture};
 
-    fn blocks(seed: u32) -> image::RgbImage {
-        let mut s = seed.wrapping_mul(2654435761) | 1;
-        let cells: Vec<[u8; 3]> = (0..16)
-            .map(|_| {
-                s ^= s << 13;
-                s ^= s >> 17;
-                s ^= s << 5;
-                [s as u8, (s >> 8) as u8, (s >> 16) as u8]
-            })
-            .collect();
-        image::RgbImage::from_fn(48, 48, |x, y| {
-            image::Rgb(cells[((y / 12) * 4 + x / 12) as usize])
-        })
+    fn blocks(seed: u64) -> image::RgbImage {
+        picture(48, 48, seed)
     }
 
     #[test]
@@ -329,7 +351,7 @@ mod tests {
         blocks(2).save(d.join("testA/leak.jpg")).unwrap();
         // Exact copy inside trainB, and a grey picture.
         blocks(101).save(d.join("trainB/copy.png")).unwrap();
-        image::DynamicImage::ImageRgb8(picture(48, 48, 1))
+        image::DynamicImage::ImageRgb8(picture(48, 48, 1000))
             .to_luma8()
             .save(d.join("trainB/grey.png"))
             .unwrap();
@@ -391,6 +413,64 @@ mod tests {
         // Machine-readable output keeps every pair.
         let json = serde_json::to_value(&r).unwrap();
         assert_eq!(json["leaks"][0]["b"], "testA/leak.jpg");
+    }
+
+    #[test]
+    fn subfolders_are_read_and_truncated_files_listed() {
+        let t = tempfile::tempdir().unwrap();
+        let d = t.path();
+        std::fs::create_dir_all(d.join("trainA/summer/2024")).unwrap();
+        std::fs::create_dir_all(d.join("trainB")).unwrap();
+        blocks(1).save(d.join("trainA/a.png")).unwrap();
+        let tif = encode(blocks(2), image::ImageFormat::Tiff);
+        std::fs::write(d.join("trainA/summer/b.tif"), tif).unwrap();
+        let ppm = encode(blocks(3), image::ImageFormat::Pnm);
+        std::fs::write(d.join("trainA/summer/2024/c.ppm"), ppm).unwrap();
+        // A copy of a.png deep down: found as a duplicate across subfolders.
+        blocks(1)
+            .save(d.join("trainA/summer/2024/copy.png"))
+            .unwrap();
+        std::fs::write(d.join("trainA/summer/notes.txt"), b"hi").unwrap();
+        blocks(4).save(d.join("trainB/x.png")).unwrap();
+        let jpg = encode(blocks(5), image::ImageFormat::Jpeg);
+        std::fs::write(d.join("trainB/cut.jpg"), &jpg[..jpg.len() / 2]).unwrap();
+        let png = encode(blocks(6), image::ImageFormat::Png);
+        std::fs::write(d.join("trainB/cut.png"), &png[..png.len() / 2]).unwrap();
+
+        let r = doctor_dir(d).unwrap();
+        let f = |n: &str| r.folders.iter().find(|f| f.name == n).unwrap();
+        assert_eq!((f("trainA").images, f("trainA").readable), (4, 4));
+        assert_eq!(f("trainA").modes.get("RGB 8-bit"), Some(&4));
+        assert_eq!(
+            f("trainA").exact_groups,
+            vec![vec![
+                "trainA/a.png".to_string(),
+                "trainA/summer/2024/copy.png".to_string()
+            ]]
+        );
+        assert_eq!(f("trainA").other_files, vec!["trainA/summer/notes.txt"]);
+        assert_eq!((f("trainB").images, f("trainB").readable), (3, 1));
+        assert_eq!(
+            f("trainB").truncated,
+            vec!["trainB/cut.jpg", "trainB/cut.png"]
+        );
+        assert_eq!(f("trainB").unreadable.len(), 2);
+        assert!(
+            f("trainB")
+                .unreadable
+                .iter()
+                .all(|u| u.reason.contains("partial image") && u.reason.contains("ends early")),
+            "{:?}",
+            f("trainB").unreadable
+        );
+        assert_eq!(r.truncated(), 2);
+        assert!(r.has_problems());
+        let text = crate::report::doctor_text(&r);
+        assert!(
+            text.contains("trainB: truncated files") && text.contains("  trainB/cut.png"),
+            "{text}"
+        );
+        assert!(text.contains("(2 truncated)"), "{text}");
     }
 
     #[test]

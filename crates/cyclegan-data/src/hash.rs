@@ -192,25 +192,10 @@ pub fn phash(img: &RgbImage) -> PHash {
 }
 
 #[cfg(test)]
-pub(crate) mod tests {
+mod tests {
     use super::*;
+    use cyclegan_testkit::picture;
     use image::{Rgb, imageops};
-
-    /// A deterministic textured test picture; `seed` changes its content.
-    pub(crate) fn picture(w: u32, h: u32, seed: u32) -> RgbImage {
-        let s = seed as f32;
-        RgbImage::from_fn(w, h, |x, y| {
-            let (fx, fy) = (x as f32 / w as f32, y as f32 / h as f32);
-            let a = ((fx * (3.0 + s) + fy * 2.0 + s).sin() * 0.5 + 0.5) * 200.0;
-            let b = ((fy * (5.0 + 0.7 * s) - fx + 0.3 * s).cos() * 0.5 + 0.5) * 200.0;
-            let blob = if ((fx - 0.3 - 0.05 * s).powi(2) + (fy - 0.6).powi(2)) < 0.04 {
-                55.0
-            } else {
-                0.0
-            };
-            Rgb([(a + blob) as u8, b as u8, ((a + b) / 2.0) as u8])
-        })
-    }
 
     fn noisy(img: &RgbImage, amp: i32, seed: u32) -> RgbImage {
         let mut state = seed.wrapping_mul(2654435761).wrapping_add(1);

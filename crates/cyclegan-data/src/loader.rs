@@ -53,7 +53,9 @@ pub enum LoaderError {
         source: std::io::Error,
     },
     /// The folder has no image files.
-    #[error("{0}: no images (jpg, jpeg, png, webp, bmp) in this folder")]
+    #[error(
+        "{0}: no images (jpg, jpeg, png, webp, bmp, tif, tiff, ppm) in this folder or its subfolders"
+    )]
     Empty(PathBuf),
     /// Fewer images than a batch.
     #[error("{path}: {count} images, fewer than --batch-size {batch}")]
@@ -70,7 +72,7 @@ pub enum LoaderError {
 /// The two image lists of an unpaired dataset.
 #[derive(Debug, Clone)]
 pub struct UnpairedDataset {
-    /// Images of domain A, sorted by path.
+    /// Images of domain A, sorted by path inside the folder.
     pub a: Vec<PathBuf>,
     /// Images of domain B, sorted by path.
     pub b: Vec<PathBuf>,
@@ -78,21 +80,25 @@ pub struct UnpairedDataset {
 }
 
 impl UnpairedDataset {
-    /// List `DATA_DIR/trainA` and `DATA_DIR/trainB`.
+    /// List `DATA_DIR/trainA` and `DATA_DIR/trainB` (subfolders included).
     pub fn open(data_dir: &Path) -> Result<Self, LoaderError> {
         Self::from_dirs(&data_dir.join("trainA"), &data_dir.join("trainB"))
     }
 
-    /// List two folders of images.
+    /// List two folders of images, recursively (hidden files and links to folders skipped).
     pub fn from_dirs(a: &Path, b: &Path) -> Result<Self, LoaderError> {
         let list = |dir: &Path| -> Result<Vec<PathBuf>, LoaderError> {
             if !dir.is_dir() {
                 return Err(LoaderError::Missing(dir.to_path_buf()));
             }
-            let files = imageio::list_images(dir).map_err(|source| LoaderError::Unreadable {
-                path: dir.to_path_buf(),
-                source,
-            })?;
+            let files: Vec<PathBuf> = imageio::find_images(dir)
+                .map_err(|source| LoaderError::Unreadable {
+                    path: dir.to_path_buf(),
+                    source,
+                })?
+                .into_iter()
+                .map(|f| f.path)
+                .collect();
             if files.is_empty() {
                 return Err(LoaderError::Empty(dir.to_path_buf()));
             }
@@ -146,7 +152,8 @@ pub struct Batch {
     pub b: ImageBatch,
 }
 
-/// Files that could not be decoded and were replaced by the next good file of their domain.
+/// Files that could not be decoded, or decoded only partly (truncated), and were replaced by the
+/// next good file of their domain.
 #[derive(Debug, Default, Clone)]
 pub struct SkipLog {
     entries: Vec<(PathBuf, String)>,
@@ -319,7 +326,8 @@ fn make_batch(
     })
 }
 
-/// Decode file `start` of a domain; if it is unreadable, log it and take the next one.
+/// Decode file `start` of a domain; if it is unreadable or partial (a truncated file would
+/// teach the networks its grey fill), log it and take the next one.
 fn decode_or_next(
     dataset: &UnpairedDataset,
     domain: usize,
@@ -329,8 +337,9 @@ fn decode_or_next(
     let files = dataset.files(domain);
     for step in 0..files.len() {
         let path = &files[(start + step) % files.len()];
-        match imageio::decode_rgb(path) {
-            Ok(img) => return Ok((path.clone(), img)),
+        match imageio::decode_rgb_checked(path) {
+            Ok((img, None)) => return Ok((path.clone(), img)),
+            Ok((_, Some(damage))) => note_skip(skips, path, &damage.into_error(path)),
             Err(e) => note_skip(skips, path, &e),
         }
     }
@@ -375,17 +384,13 @@ pub fn push_chw(img: &RgbImage, out: &mut Vec<f32>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use cyclegan_testkit::{encode, picture, write_pictures};
     use image::Rgb;
 
-    fn write_set(dir: &Path, name: &str, n: usize, base: u8) -> PathBuf {
+    /// `n` pictures of 40x40 in `dir/name`; returns the folder.
+    fn write_set(dir: &Path, name: &str, n: usize, seed: u64) -> PathBuf {
         let d = dir.join(name);
-        std::fs::create_dir_all(&d).unwrap();
-        for i in 0..n {
-            let img = RgbImage::from_fn(40, 40, |x, y| {
-                Rgb([base, (x * 6) as u8, (y * 6 + i as u32 * 20) as u8])
-            });
-            img.save(d.join(format!("{i:03}.png"))).unwrap();
-        }
+        write_pictures(&d, "p", n, 40, seed);
         d
     }
 
@@ -414,8 +419,8 @@ mod tests {
     #[test]
     fn epoch_covers_the_larger_domain_and_is_reproducible() {
         let tmp = tempfile::tempdir().unwrap();
-        write_set(tmp.path(), "trainA", 3, 10);
-        write_set(tmp.path(), "trainB", 5, 200);
+        write_set(tmp.path(), "trainA", 3, 1);
+        write_set(tmp.path(), "trainB", 5, 2);
         let ds = Arc::new(UnpairedDataset::open(tmp.path()).unwrap());
         assert_eq!(ds.iterations_per_epoch(1), 5);
         let run = |epoch, index| {
@@ -431,11 +436,12 @@ mod tests {
         b.dedup();
         assert_eq!(b.len(), 5);
         assert_eq!((first[5].epoch, first[5].index), (1, 0));
-        // Values in [-1, 1], the right shape, domain A's red channel near its base value.
+        // Values in [-1, 1], the right shape, each domain's images from its own folder.
         let a = &first[0].a;
         assert_eq!(a.data.len(), 3 * 32 * 32);
         assert!(a.data.iter().all(|v| (-1.0..=1.0).contains(v)));
-        assert!((a.data[0] - (10.0 / 127.5 - 1.0)).abs() < 0.05);
+        assert!(first.iter().all(|x| ds.a.contains(&x.a.paths[0])));
+        assert!(first.iter().all(|x| ds.b.contains(&x.b.paths[0])));
         // Starting mid-way gives exactly the batches of the uninterrupted order.
         let resumed = run(0, 3);
         for (x, y) in first[3..].iter().zip(&resumed) {
@@ -460,8 +466,8 @@ mod tests {
     #[test]
     fn unreadable_files_are_skipped_and_logged() {
         let tmp = tempfile::tempdir().unwrap();
-        let a = write_set(tmp.path(), "trainA", 2, 10);
-        write_set(tmp.path(), "trainB", 2, 200);
+        let a = write_set(tmp.path(), "trainA", 2, 1);
+        write_set(tmp.path(), "trainB", 2, 2);
         std::fs::write(a.join("broken.jpg"), b"not a jpeg").unwrap();
         std::fs::write(a.join("empty.png"), b"").unwrap();
         let ds = Arc::new(UnpairedDataset::open(tmp.path()).unwrap());
@@ -473,6 +479,91 @@ mod tests {
         }
         let skips = loader.skips();
         assert_eq!(skips.entries().len(), 2, "{:?}", skips.entries());
+    }
+
+    #[test]
+    fn pixels_become_channel_first_floats_in_minus_one_to_one() {
+        let img = RgbImage::from_fn(2, 1, |x, _| {
+            if x == 0 {
+                Rgb([0, 255, 51])
+            } else {
+                Rgb([255, 0, 102])
+            }
+        });
+        let mut out = Vec::new();
+        push_chw(&img, &mut out);
+        let want = [-1.0, 1.0, 1.0, -1.0, -0.6, -0.2];
+        assert!(
+            out.iter().zip(want).all(|(a, b)| (a - b).abs() < 1e-6),
+            "{out:?}"
+        );
+    }
+
+    #[test]
+    fn images_in_subfolders_are_found_in_every_supported_format() {
+        let tmp = tempfile::tempdir().unwrap();
+        let a = write_set(tmp.path(), "trainA", 1, 1);
+        std::fs::create_dir_all(a.join("night/2024")).unwrap();
+        for (name, fmt) in [
+            ("night/x.tif", image::ImageFormat::Tiff),
+            ("night/2024/y.ppm", image::ImageFormat::Pnm),
+            ("night/2024/z.TIFF", image::ImageFormat::Tiff),
+        ] {
+            std::fs::write(a.join(name), encode(picture(40, 40, 9), fmt)).unwrap();
+        }
+        write_set(tmp.path(), "trainB", 2, 2);
+        let ds = Arc::new(UnpairedDataset::open(tmp.path()).unwrap());
+        let rel: Vec<PathBuf> =
+            ds.a.iter()
+                .map(|p| p.strip_prefix(&a).unwrap().to_path_buf())
+                .collect();
+        let want = [
+            "night/2024/y.ppm",
+            "night/2024/z.TIFF",
+            "night/x.tif",
+            "p_00.png",
+        ];
+        assert_eq!(rel, want.map(PathBuf::from));
+        // All of them decode: an epoch of 4 batches uses each A file once, none skipped.
+        let loader = Loader::start(ds.clone(), config(), 0, 0);
+        let mut seen: Vec<PathBuf> = (0..4)
+            .map(|_| loader.next_batch().unwrap().a.paths[0].clone())
+            .collect();
+        seen.sort();
+        assert_eq!(seen, ds.a);
+        assert!(loader.skips().entries().is_empty());
+    }
+
+    #[test]
+    fn truncated_images_are_skipped_with_a_listed_warning() {
+        let tmp = tempfile::tempdir().unwrap();
+        let a = write_set(tmp.path(), "trainA", 2, 1);
+        write_set(tmp.path(), "trainB", 2, 2);
+        let jpg = encode(picture(40, 40, 5), image::ImageFormat::Jpeg);
+        std::fs::write(a.join("cut.jpg"), &jpg[..jpg.len() / 2]).unwrap();
+        let png = encode(picture(40, 40, 6), image::ImageFormat::Png);
+        std::fs::write(a.join("cut.png"), &png[..png.len() / 2]).unwrap();
+        let ds = Arc::new(UnpairedDataset::open(tmp.path()).unwrap());
+        assert_eq!(ds.a.len(), 4);
+        let loader = Loader::start(ds, config(), 0, 0);
+        for _ in 0..8 {
+            let b = loader.next_batch().unwrap();
+            assert!(!b.a.paths[0].to_string_lossy().contains("cut"));
+        }
+        let skips = loader.skips();
+        let mut names: Vec<String> = skips
+            .entries()
+            .iter()
+            .map(|(p, why)| {
+                assert!(
+                    why.contains("partial image") && why.contains("ends early"),
+                    "{why}"
+                );
+                p.file_name().unwrap().to_string_lossy().into_owned()
+            })
+            .collect();
+        names.sort();
+        assert_eq!(names, ["cut.jpg", "cut.png"]);
     }
 
     #[test]

@@ -371,6 +371,16 @@ pub fn doctor_text(r: &DoctorReport) -> String {
                 let _ = writeln!(s, "  {}: {}", k.path.display(), k.reason);
             }
         }
+        if !f.truncated.is_empty() {
+            let _ = writeln!(
+                s,
+                "\n{}: truncated files (they end early, part of the picture is missing; copy them again):",
+                f.name
+            );
+            for t in &f.truncated {
+                let _ = writeln!(s, "  {t}");
+            }
+        }
         if !f.exact_groups.is_empty() {
             let _ = writeln!(s, "\n{}: exact duplicate groups:", f.name);
             for g in &f.exact_groups {
@@ -398,10 +408,11 @@ pub fn doctor_text(r: &DoctorReport) -> String {
     }
     let verdict = if r.has_problems() {
         format!(
-            "PROBLEMS: {} leak(s), {} across domains, {} unreadable file(s)",
+            "PROBLEMS: {} leak(s), {} across domains, {} unreadable file(s) ({} truncated)",
             r.leaks.len(),
             r.cross_domain.len(),
-            r.unreadable()
+            r.unreadable(),
+            r.truncated()
         )
     } else {
         "OK: no leaks, no unreadable files".to_string()

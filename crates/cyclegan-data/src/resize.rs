@@ -73,7 +73,7 @@ pub fn fit(img: &RgbImage, size: u32, mode: ResizeMode, pad: [u8; 3]) -> RgbImag
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::hash::tests::picture;
+    use cyclegan_testkit::picture;
 
     #[test]
     fn every_mode_gives_the_square_size() {

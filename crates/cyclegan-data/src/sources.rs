@@ -10,7 +10,7 @@ use image::AnimationDecoder;
 use serde::Serialize;
 
 use crate::hash::PHash;
-use crate::imageio::{EXTRA_INPUT_EXTENSIONS, IMAGE_EXTENSIONS};
+use crate::imageio::IMAGE_EXTENSIONS;
 
 /// What a source file is read as.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -69,8 +69,8 @@ pub enum SourceError {
 /// as unsupported (not silently ignored like a stray text file).
 const OTHER_MEDIA: &[&str] = &[
     "heic", "heif", "avif", "jxl", "jp2", "raw", "cr2", "cr3", "nef", "arw", "dng", "orf", "rw2",
-    "psd", "svg", "ico", "tga", "exr", "hdr", "pnm", "ppm", "pgm", "pbm", "qoi", "avi", "mkv",
-    "webm", "wmv", "flv", "mpg", "mpeg", "ts", "m2ts", "mts", "3gp", "ogv",
+    "psd", "svg", "ico", "tga", "exr", "hdr", "pnm", "pgm", "pbm", "qoi", "avi", "mkv", "webm",
+    "wmv", "flv", "mpg", "mpeg", "ts", "m2ts", "mts", "3gp", "ogv",
 ];
 
 fn extension(path: &Path) -> String {
@@ -108,7 +108,7 @@ fn classify(path: &Path) -> Result<SourceKind, String> {
     if ext == "png" && is_apng(path) {
         return Ok(SourceKind::Video);
     }
-    if IMAGE_EXTENSIONS.contains(&ext.as_str()) || EXTRA_INPUT_EXTENSIONS.contains(&ext.as_str()) {
+    if IMAGE_EXTENSIONS.contains(&ext.as_str()) {
         return Ok(SourceKind::Image);
     }
     if cyclegan_video::is_video_path(path) {
@@ -324,47 +324,9 @@ pub fn open_animation(path: &Path) -> Result<Frames, VideoError> {
 }
 
 #[cfg(test)]
-pub(crate) mod tests {
+mod tests {
     use super::*;
-    use image::{Delay, Rgba, RgbaImage};
-
-    /// Frames whose colour encodes their index (red = 10 * index).
-    pub(crate) fn coloured(i: usize, w: u32, h: u32) -> RgbaImage {
-        RgbaImage::from_fn(w, h, |x, y| {
-            Rgba([
-                (10 * i) as u8,
-                ((x * 5 + y * 3 + 7 * i as u32) % 256) as u8,
-                60,
-                255,
-            ])
-        })
-    }
-
-    /// An animated GIF with the given per-frame delays (milliseconds, multiples of 10).
-    pub(crate) fn write_gif(path: &Path, delays_ms: &[u32], frame: impl Fn(usize) -> RgbaImage) {
-        let file = std::fs::File::create(path).unwrap();
-        let mut enc = image::codecs::gif::GifEncoder::new(file);
-        let frames = delays_ms.iter().enumerate().map(|(i, &d)| {
-            image::Frame::from_parts(frame(i), 0, 0, Delay::from_numer_denom_ms(d, 1))
-        });
-        enc.encode_frames(frames).unwrap();
-    }
-
-    /// An APNG with the given per-frame delays (milliseconds).
-    pub(crate) fn write_apng(path: &Path, delays_ms: &[u16], frame: impl Fn(usize) -> RgbaImage) {
-        let first = frame(0);
-        let file = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
-        let mut enc = png::Encoder::new(file, first.width(), first.height());
-        enc.set_color(png::ColorType::Rgba);
-        enc.set_depth(png::BitDepth::Eight);
-        enc.set_animated(delays_ms.len() as u32, 0).unwrap();
-        let mut w = enc.write_header().unwrap();
-        for (i, &d) in delays_ms.iter().enumerate() {
-            w.set_frame_delay(d, 1000).unwrap();
-            w.write_image_data(frame(i).as_raw()).unwrap();
-        }
-        w.finish().unwrap();
-    }
+    use cyclegan_testkit::{picture, write_video};
 
     #[test]
     fn fps_sampling_picks_by_time_not_index() {
@@ -398,7 +360,7 @@ pub(crate) mod tests {
     fn gif_and_apng_frames_come_with_their_times() {
         let dir = tempfile::tempdir().unwrap();
         let gif = dir.path().join("a.gif");
-        write_gif(&gif, &[100, 200, 300, 100], |i| coloured(i, 16, 12));
+        write_video(&gif, &[0.0, 0.1, 0.3, 0.6], |i| picture(16, 12, i as u64));
         let times: Vec<f64> = open_animation(&gif)
             .unwrap()
             .map(|f| f.unwrap().time)
@@ -408,14 +370,14 @@ pub(crate) mod tests {
             assert!((t - want).abs() < 1e-9, "{times:?}");
         }
         let apng = dir.path().join("b.png");
-        write_apng(&apng, &[250, 250, 500], |i| coloured(i, 16, 12));
+        write_video(&apng, &[0.0, 0.25, 0.5], |i| picture(16, 12, i as u64));
         assert!(is_apng(&apng));
         let frames: Vec<Frame> = open_video(&apng).unwrap().map(|f| f.unwrap()).collect();
         assert_eq!(
             frames.iter().map(|f| f.time).collect::<Vec<_>>(),
             vec![0.0, 0.25, 0.5]
         );
-        assert_eq!(frames[2].image.get_pixel(0, 0)[0], 20);
+        assert_eq!(frames[2].image, picture(16, 12, 2)); // APNG is lossless
     }
 
     #[test]
@@ -428,6 +390,8 @@ pub(crate) mod tests {
             "a.PNG",
             "sub/c.webp",
             "sub/deeper/d.bmp",
+            "sub/deeper/e.tiff",
+            "f.ppm",
             "notes.txt",
             "sub/e.heic",
             ".hidden.jpg",
@@ -436,7 +400,7 @@ pub(crate) mod tests {
             std::fs::write(d.join(f), b"x").unwrap();
         }
         let anim = d.join("sub/anim.png");
-        write_apng(&anim, &[100, 100], |i| coloured(i, 4, 4));
+        write_video(&anim, &[0.0, 0.1], |i| picture(4, 4, i as u64));
         let found = collect(&[d.to_path_buf()]).unwrap();
         let names: Vec<(String, SourceKind)> = found
             .files
@@ -459,9 +423,11 @@ pub(crate) mod tests {
                 ("a.PNG".into(), Image),
                 ("b.jpg".into(), Image),
                 ("clip.mp4".into(), Video),
+                ("f.ppm".into(), Image),
                 ("sub/anim.png".into(), Video),
                 ("sub/c.webp".into(), Image),
                 ("sub/deeper/d.bmp".into(), Image),
+                ("sub/deeper/e.tiff".into(), Image),
             ]
         );
         assert_eq!(found.unsupported.len(), 1);
