@@ -138,7 +138,7 @@ impl TrainConfig {
             text.push('\n');
         }
         text.push_str(&self.to_toml());
-        crate::fsio::write_atomic(path, text.as_bytes())
+        Ok(cyclegan_data::atomic::write_atomic(path, text.as_bytes())?)
     }
 
     /// The history comment lines of a config file written by [`TrainConfig::save`].

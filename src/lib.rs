@@ -20,7 +20,6 @@ pub mod cli;
 pub mod config;
 pub mod demo;
 pub mod family;
-pub mod fsio;
 pub mod model;
 pub mod run;
 pub mod tensor_image;

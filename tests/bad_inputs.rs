@@ -951,3 +951,50 @@ fn resume_honours_lr_and_refuses_another_architecture() {
     let config = std::fs::read_to_string(run_dir.join("config.toml")).unwrap();
     assert!(config.contains("--lr 0.0002 -> 0.0001"), "{config}");
 }
+
+/// A folder tree is translated into the same tree; a truncated image is translated with a
+/// warning naming it and exit 3, or refused with `--strict`.
+#[test]
+fn translate_mirrors_subfolders_and_reports_truncated_images() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model = tiny_model(tmp.path());
+    let input = tmp.path().join("in");
+    write_good(&input.join("sub/deeper"), 1, 20, 8);
+    let whole = common::encode(
+        &DynamicImage::ImageRgb8(common::picture(24, 24, 9)),
+        ImageFormat::Jpeg,
+    );
+    std::fs::write(input.join("cut.jpg"), &whole[..whole.len() * 2 / 3]).unwrap();
+    let out = tmp.path().join("out");
+    let f = run(
+        bin()
+            .args(["translate", "--quiet", "--model"])
+            .arg(&model)
+            .arg(&input)
+            .arg(&out),
+        TIMEOUT,
+    );
+    f.expect(3);
+    assert!(
+        f.stderr.contains("cut.jpg") && f.stderr.contains("truncated"),
+        "{}",
+        f.describe()
+    );
+    assert!(out.join("cut.jpg").exists());
+    let nested = std::fs::read_dir(out.join("sub/deeper")).unwrap().count();
+    assert_eq!(
+        nested, 1,
+        "the subfolder's image is written under the same path"
+    );
+
+    let f = run(
+        bin()
+            .args(["translate", "--quiet", "--strict", "--model"])
+            .arg(&model)
+            .arg(input.join("cut.jpg"))
+            .arg(tmp.path().join("strict.jpg")),
+        TIMEOUT,
+    );
+    f.expect(1);
+    assert!(f.stderr.contains("cut.jpg") && !tmp.path().join("strict.jpg").exists());
+}

@@ -27,7 +27,7 @@ use sha2::{Digest, Sha256};
 
 use crate::config::TrainConfig;
 use crate::family::{CheckpointFiles, Direction, Generator, UnpairedModel};
-use crate::fsio::{sync_dir, write_synced};
+use cyclegan_data::atomic::{sync_dir, write_synced};
 
 /// Version of the checkpoint layout; bumped on incompatible changes.
 pub const FORMAT: u32 = 1;
@@ -204,7 +204,10 @@ pub fn iteration_of(dir: &Path) -> Option<u64> {
 
 /// Mark a checkpoint as untrustworthy (it is kept for inspection, never resumed from).
 pub fn flag(dir: &Path, reason: &str) -> Result<()> {
-    write_synced(&dir.join(FLAGGED), format!("{reason}\n").as_bytes())
+    Ok(write_synced(
+        &dir.join(FLAGGED),
+        format!("{reason}\n").as_bytes(),
+    )?)
 }
 
 /// True when the divergence guard has marked this checkpoint as untrustworthy.

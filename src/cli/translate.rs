@@ -34,7 +34,7 @@ pub struct TranslateArgs {
     /// a2b applies G_A (A to B), b2a applies G_B. Ignored for single-generator files.
     #[arg(long, value_enum, default_value_t = Direction::A2b)]
     direction: Direction,
-    /// An image file, a folder of images, or a video (.mp4, .gif, .apng; with the `ffmpeg`
+    /// An image file, a folder of images (subfolders too: the output mirrors the tree), or a video (.mp4, .gif, .apng; with the `ffmpeg`
     /// feature also .mkv, .webm, .avi, ...).
     input: PathBuf,
     /// The output image or video (format from its extension), or folder.
@@ -59,6 +59,9 @@ pub struct TranslateArgs {
     /// Compute device.
     #[arg(long, value_enum, default_value_t = DeviceArg::Cpu)]
     device: DeviceArg,
+    /// Refuse damaged (partial) images instead of translating the part present.
+    #[arg(long)]
+    strict: bool,
     /// No progress bar.
     #[arg(long, short)]
     quiet: bool,
@@ -72,14 +75,24 @@ pub fn run(args: TranslateArgs) -> Result<ExitCode> {
     }
     let translator = Translator::load(&args.model, args.direction, &device)?;
     if args.input.is_dir() {
-        let report = translate_folder(&translator, &args.input, &args.output, args.quiet)?;
+        let report = translate_folder(
+            &translator,
+            &args.input,
+            &args.output,
+            args.strict,
+            args.quiet,
+        )?;
         let total = report.translated + report.skipped.len();
         eprintln!(
-            "translated {} of {total} images into {}",
+            "translated {} of {total} images into {}{}",
             report.translated,
-            args.output.display()
+            args.output.display(),
+            match report.partial.len() {
+                0 => String::new(),
+                n => format!(" ({n} from damaged files)"),
+            }
         );
-        return Ok(if report.skipped.is_empty() {
+        return Ok(if report.skipped.is_empty() && report.partial.is_empty() {
             ExitCode::SUCCESS
         } else {
             ExitCode::from(super::EXIT_FINDINGS)
@@ -107,6 +120,11 @@ pub fn run(args: TranslateArgs) -> Result<ExitCode> {
         );
         return Ok(ExitCode::SUCCESS);
     }
-    translate_file(&translator, &args.input, &args.output)?;
-    Ok(ExitCode::SUCCESS)
+    match translate_file(&translator, &args.input, &args.output, args.strict)? {
+        Some(warning) => {
+            eprintln!("warning: {warning}");
+            Ok(ExitCode::from(super::EXIT_FINDINGS))
+        }
+        None => Ok(ExitCode::SUCCESS),
+    }
 }

@@ -8,7 +8,7 @@ use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
 use crate::family::Losses;
-use crate::fsio::write_atomic;
+use cyclegan_data::atomic::write_atomic;
 
 /// One line of `losses.jsonl`.
 #[derive(Debug, Clone, Serialize, Deserialize)]

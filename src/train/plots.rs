@@ -6,7 +6,7 @@ use anyhow::{Result, anyhow};
 use plotters::prelude::*;
 
 use super::log::{LossRecord, read_records};
-use crate::fsio::write_atomic;
+use cyclegan_data::atomic::write_atomic;
 
 const WIDTH: u32 = 1000;
 const HEIGHT: u32 = 560;
@@ -17,7 +17,7 @@ pub fn plot_losses(log: &Path, out: &Path) -> Result<()> {
         anyhow::bail!("{}: cannot read: no such file", log.display());
     }
     let png = render(&read_records(log))?;
-    write_atomic(out, &png)
+    Ok(write_atomic(out, &png)?)
 }
 
 /// Line colours (matplotlib's "tab10"), one per loss in log order.

@@ -6,8 +6,8 @@ use anyhow::{Context, Result};
 use image::{RgbImage, imageops};
 
 use crate::family::Visuals;
-use crate::fsio::write_atomic;
 use crate::tensor_image::tensor_to_images;
+use cyclegan_data::atomic::write_atomic;
 
 /// Write the model's sample grid (first image of the batch), e.g. for CycleGAN real A, fake B,
 /// rec A over real B, fake A, rec B.
@@ -24,7 +24,7 @@ pub fn write_grid(visuals: &Visuals, path: &Path) -> Result<()> {
         image::ImageFormat::Png,
     )
     .with_context(|| format!("{}: cannot encode PNG", path.display()))?;
-    write_atomic(path, &bytes)
+    Ok(write_atomic(path, &bytes)?)
 }
 
 /// Tiles of one size in rows of `columns`, separated by `gap` white pixels.

@@ -6,13 +6,30 @@ use anyhow::{Context, Result, anyhow, bail};
 use image::RgbImage;
 
 use super::Translator;
-use crate::fsio::write_atomic;
+use cyclegan_data::atomic::write_atomic;
 
 /// Translate one image file to `output` (format from its extension), written atomically.
-pub fn translate_file(t: &Translator, input: &Path, output: &Path) -> Result<()> {
-    let img = cyclegan_data::imageio::decode_rgb(input)?;
+///
+/// A partial input (a file cut short) is translated from the part present and reported as
+/// `Ok(Some(warning))`, or refused when `strict`.
+pub fn translate_file(
+    t: &Translator,
+    input: &Path,
+    output: &Path,
+    strict: bool,
+) -> Result<Option<String>> {
+    let (img, damage) = cyclegan_data::imageio::decode_rgb_checked(input)?;
+    let warning = match damage {
+        Some(d) if strict => return Err(d.into_error(input).into()),
+        Some(d) => Some(format!(
+            "{} (translated from the part present; --strict refuses such files)",
+            d.into_error(input)
+        )),
+        None => None,
+    };
     let out = t.translate(std::slice::from_ref(&img)).remove(0);
-    save_image(&out, output)
+    save_image(&out, output)?;
+    Ok(warning)
 }
 
 /// Save an image atomically (temporary name, then rename), format from the extension.
@@ -26,22 +43,24 @@ pub fn save_image(img: &RgbImage, path: &Path) -> Result<()> {
     let mut bytes = Vec::new();
     img.write_to(&mut std::io::Cursor::new(&mut bytes), format)
         .with_context(|| format!("{}: cannot encode", path.display()))?;
-    write_atomic(path, &bytes)
+    Ok(write_atomic(path, &bytes)?)
 }
 
-/// Images directly inside `dir`, and the output path each gets under `out_dir`.
+/// Images in `dir` and its subfolders, and the output path each gets under `out_dir` (the same
+/// relative path: the output tree mirrors the input tree).
 pub fn folder_jobs(dir: &Path, out_dir: &Path) -> Result<Vec<(PathBuf, PathBuf)>> {
-    let files = cyclegan_data::imageio::list_images(dir)
+    let files = cyclegan_data::imageio::find_images(dir)
         .with_context(|| format!("{}: cannot list", dir.display()))?;
     if files.is_empty() {
         bail!(
-            "{}: no images (jpg, jpeg, png, webp, bmp) in this folder",
-            dir.display()
+            "{}: no images ({}) in this folder or its subfolders",
+            dir.display(),
+            cyclegan_data::imageio::IMAGE_EXTENSIONS.join(", ")
         );
     }
     Ok(files
         .into_iter()
-        .map(|f| (f.clone(), out_dir.join(f.file_name().expect("file name"))))
+        .map(|f| (f.path, out_dir.join(f.relative)))
         .collect())
 }
 
@@ -52,14 +71,18 @@ pub struct FolderReport {
     pub translated: usize,
     /// Images skipped, with the reason (named by file).
     pub skipped: Vec<String>,
+    /// Images translated from a damaged (partial) file, with a warning naming it.
+    pub partial: Vec<String>,
 }
 
-/// Translate every image of `dir` into `out_dir` (same file names), with a progress bar unless
-/// `quiet`. An image that fails is skipped with a warning; the others are still written.
+/// Translate every image of `dir` (subfolders included) into `out_dir` (same relative paths),
+/// with a progress bar unless `quiet`. An image that fails is skipped with a warning; the others
+/// are still written. Partial images are translated with a warning, or skipped when `strict`.
 pub fn translate_folder(
     t: &Translator,
     dir: &Path,
     out_dir: &Path,
+    strict: bool,
     quiet: bool,
 ) -> Result<FolderReport> {
     use indicatif::{ProgressBar, ProgressStyle};
@@ -78,8 +101,18 @@ pub fn translate_folder(
     }
     let mut report = FolderReport::default();
     for (input, output) in &jobs {
-        match translate_file(t, input, output) {
-            Ok(()) => report.translated += 1,
+        if let Some(parent) = output.parent() {
+            std::fs::create_dir_all(parent)
+                .with_context(|| format!("{}: cannot create output folder", parent.display()))?;
+        }
+        match translate_file(t, input, output, strict) {
+            Ok(warning) => {
+                report.translated += 1;
+                if let Some(w) = warning {
+                    bar.suspend(|| eprintln!("warning: {w}"));
+                    report.partial.push(w);
+                }
+            }
             Err(e) => {
                 bar.suspend(|| eprintln!("warning: skipped: {e:#}"));
                 report.skipped.push(format!("{e:#}"));

@@ -172,10 +172,23 @@ fn panic_safe<T>(
 
 /// Decode a file, reporting a partial picture as [`Damage`] instead of hiding it.
 pub fn decode_checked(path: &Path) -> Result<Decoded, DecodeError> {
-    let bytes = std::fs::read(path).map_err(|source| DecodeError::Io {
+    let io = |source| DecodeError::Io {
         path: path.to_path_buf(),
         source,
-    })?;
+    };
+    // Never open a FIFO or device: `read` would block on it.
+    let meta = std::fs::metadata(path).map_err(io)?;
+    if !meta.is_file() {
+        return Err(io(std::io::Error::other(
+            "not a regular file (a folder, FIFO or device)",
+        )));
+    }
+    if meta.len() == 0 {
+        return Err(DecodeError::Empty {
+            path: path.to_path_buf(),
+        });
+    }
+    let bytes = std::fs::read(path).map_err(io)?;
     decode_bytes_checked(path, &bytes)
 }
 
