@@ -18,8 +18,13 @@
 //! .nut (for odd sizes, which H.264 in 4:2:0 cannot hold: VP9 in .mkv, Sorenson H.263 in .flv,
 //! MPEG-4 Part 2 elsewhere), libvpx-vp9 (then libvpx VP8, libaom AV1) for .webm, MPEG-4 Part 2
 //! for .avi (whose fixed frame rate is `fps_hint`). It also copies
-//! audio: [`CreateOptions::audio_from`], which [`translate_video`] sets to its input so that a
-//! translated clip keeps its sound. Without the feature, audio is dropped.
+//! audio from any file into any container that holds it. Without the feature, the audio of an
+//! MP4/MOV is copied into MP4/MOV output ([`CreateOptions::audio_from`], which
+//! [`translate_video`] sets to its input so that a translated clip keeps its sound).
+//!
+//! Readers turn frames upright (a phone clip's display matrix, `orient`), refuse with its name
+//! H.264 the built-in decoder cannot read (`sps`), and conceal a damaged frame in the middle of
+//! an MP4 by repeating the one before it ([`FrameSource::damaged`]).
 //!
 //! Frames are streamed: a [`FrameSource`] decodes one frame at a time and a [`FrameSink`] keeps
 //! at most one frame pending, so memory does not grow with the clip's length.
@@ -38,6 +43,8 @@ mod ffmpeg;
 pub mod flicker;
 pub mod flow;
 mod h264;
+// With the `ffmpeg` feature FFmpeg copies the audio (any source), so only the probe is used.
+#[cfg_attr(feature = "ffmpeg", allow(dead_code))]
 mod mp4audio;
 mod mp4demux;
 mod orient;
@@ -203,12 +210,14 @@ pub struct CreateOptions {
     /// re-encoding), placed relative to that file's first video frame as the frames are. Default
     /// `None`: no audio.
     ///
-    /// Needs the `ffmpeg` feature; without it this is ignored and videos are written without
-    /// sound. Where the output container cannot hold an audio codec (GIF, APNG; AAC in WebM;
-    /// PCM in MP4, ...) that track is left out with a warning on stderr (naming the source of
-    /// the audio) and the video is written all the same. MP4/MOV output is written to a hidden
-    /// file next to the output first, then remuxed with the audio at [`FrameSink::finish`];
-    /// FFmpeg's containers get the audio packets as the video is encoded.
+    /// Without the `ffmpeg` feature: from an MP4/MOV into MP4/MOV output only (the samples are
+    /// appended to the finished file, see `mp4audio`); other sources or outputs get no sound.
+    /// With it: from any file FFmpeg reads. Where the output container cannot hold an audio
+    /// codec (GIF, APNG; AAC in WebM; PCM in MP4, ...) that track is left out with a warning on
+    /// stderr (naming the source of the audio) and the video is written all the same. Through
+    /// FFmpeg, MP4/MOV output is written to a hidden file next to the output first, then remuxed
+    /// with the audio at [`FrameSink::finish`]; FFmpeg's containers get the audio packets as
+    /// the video is encoded.
     pub audio_from: Option<PathBuf>,
 }
 
@@ -287,8 +296,9 @@ pub fn is_video_path(path: &Path) -> bool {
 }
 
 /// True when the file is a video, whether or not this build reads it: its extension names a
-/// video container (.mp4, .mov, .gif-less: .mkv, .webm, .avi, ...), or, without a known
-/// extension, its first bytes are those of a video container. Callers route such files to
+/// video container (.mp4, .mov, .gif, .apng, and also .mkv, .webm, .avi, ... without the
+/// `ffmpeg` feature), or its first bytes are those of MP4 or of a container only FFmpeg reads
+/// (a still .png or .gif is left to the image decoders). Callers route such files to
 /// [`open`], whose error then says what the build lacks, rather than to an image decoder.
 pub fn looks_like_video(path: &Path) -> bool {
     if is_video_path(path) || OTHER_VIDEO_EXTENSIONS.contains(&extension_lower(path).as_str()) {

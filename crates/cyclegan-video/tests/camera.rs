@@ -153,6 +153,7 @@ fn audio_of_a_clip_without_sound_or_to_gif_is_no_problem() {
 }
 
 /// The message of opening `name`, which must fail.
+#[cfg(not(feature = "ffmpeg"))]
 fn open_error(name: &str) -> VideoError {
     match open(&data(name)).and_then(|mut s| s.next().transpose()) {
         Ok(_) => panic!("{name} opened"),
