@@ -202,7 +202,7 @@ mod tests {
         }
         fn bytes(mut self) -> Vec<u8> {
             self.0.push(true); // rbsp stop bit
-            while self.0.len() % 8 != 0 {
+            while !self.0.len().is_multiple_of(8) {
                 self.0.push(false);
             }
             self.0

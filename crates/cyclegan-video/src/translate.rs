@@ -290,12 +290,16 @@ pub fn translate_video(
 fn too_damaged(input: &Path, damaged: &[DamagedFrame], limit: usize) -> VideoError {
     let first: Vec<String> = damaged.iter().take(5).map(ToString::to_string).collect();
     let more = if damaged.len() > 5 { ", ..." } else { "" };
+    let allowed = match limit {
+        0 => "no damaged frame may be concealed".to_string(),
+        1 => "only 1 damaged frame may be concealed".to_string(),
+        n => format!("only {n} damaged frames may be concealed"),
+    };
     VideoError::corrupt(
         input,
         format!(
-            "{} frames do not decode (damaged data at {}{more}), more than the {limit} that may \
-             be concealed (raise the limit with --max-damaged-frames)",
-            damaged.len(),
+            "damaged data at {}{more} (frames that do not decode): {allowed}; raise the limit \
+             with --max-damaged-frames",
             first.join(", ")
         ),
     )

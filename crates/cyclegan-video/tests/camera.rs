@@ -8,7 +8,7 @@ mod fixtures;
 use std::path::Path;
 
 use cyclegan_video::{
-    Frame, VideoError, VideoTranslateOptions, audio_tracks, looks_like_video, open, translate_video,
+    Frame, VideoTranslateOptions, audio_tracks, looks_like_video, translate_video,
 };
 use fixtures::{data, ffprobe, read_all};
 
@@ -44,7 +44,9 @@ fn plain() -> VideoTranslateOptions {
 fn rotated_clips_are_read_upright() {
     let (info0, upright) = read_all(&data("rotate0.mp4"));
     assert_eq!((info0.width, info0.height), (64, 48));
-    let turns: [(&str, fn(&image::RgbImage) -> image::RgbImage); 3] = [
+    // Each clip, and how the upright picture is the stored one turned.
+    type Turn = fn(&image::RgbImage) -> image::RgbImage;
+    let turns: [(&str, Turn); 3] = [
         ("rotate90.mp4", image::imageops::rotate270),
         ("rotate180.mp4", image::imageops::rotate180),
         ("rotate270.mp4", image::imageops::rotate90),
@@ -154,7 +156,8 @@ fn audio_of_a_clip_without_sound_or_to_gif_is_no_problem() {
 
 /// The message of opening `name`, which must fail.
 #[cfg(not(feature = "ffmpeg"))]
-fn open_error(name: &str) -> VideoError {
+fn open_error(name: &str) -> cyclegan_video::VideoError {
+    use cyclegan_video::open;
     match open(&data(name)).and_then(|mut s| s.next().transpose()) {
         Ok(_) => panic!("{name} opened"),
         Err(e) => e,
@@ -171,7 +174,10 @@ fn unsupported_h264_is_named_with_the_feature() {
     ] {
         let e = open_error(name);
         let msg = e.to_string();
-        assert!(matches!(e, VideoError::Unsupported { .. }), "{name}: {msg}");
+        assert!(
+            matches!(e, cyclegan_video::VideoError::Unsupported { .. }),
+            "{name}: {msg}"
+        );
         for w in words {
             assert!(msg.contains(w), "{name}: {msg}");
         }
@@ -254,7 +260,7 @@ fn other_containers_get_a_video_message() {
     let renamed = dir.path().join("clip.video");
     std::fs::copy(&webm, &renamed).unwrap();
     assert!(looks_like_video(&renamed));
-    let msg = open(&renamed).err().unwrap().to_string();
+    let msg = cyclegan_video::open(&renamed).err().unwrap().to_string();
     assert!(
         msg.contains("Matroska/WebM") && msg.contains("ffmpeg"),
         "{msg}"
