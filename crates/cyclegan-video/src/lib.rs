@@ -279,6 +279,12 @@ const OTHER_VIDEO_EXTENSIONS: &[&str] = &[
     "ogv", "3gp", "3g2", "mxf", "nut", "y4m",
 ];
 
+/// Picture extensions: [`looks_like_video`] leaves such files to the image decoders.
+const STILL_IMAGE_EXTENSIONS: &[&str] = &[
+    "jpg", "jpeg", "png", "webp", "bmp", "tif", "tiff", "tga", "ppm", "pgm", "pbm", "pnm", "ico",
+    "avif", "heic", "heif", "qoi", "exr", "hdr", "dds", "ff",
+];
+
 fn extension_lower(path: &Path) -> String {
     path.extension()
         .and_then(|e| e.to_str())
@@ -297,12 +303,17 @@ pub fn is_video_path(path: &Path) -> bool {
 
 /// True when the file is a video, whether or not this build reads it: its extension names a
 /// video container (.mp4, .mov, .gif, .apng, and also .mkv, .webm, .avi, ... without the
-/// `ffmpeg` feature), or its first bytes are those of MP4 or of a container only FFmpeg reads
-/// (a still .png or .gif is left to the image decoders). Callers route such files to
+/// `ffmpeg` feature), or, unless it is named as a picture (.jpg, .png, ...), its first bytes are
+/// those of MP4 or of a container only FFmpeg reads. Callers route such files to
 /// [`open`], whose error then says what the build lacks, rather than to an image decoder.
 pub fn looks_like_video(path: &Path) -> bool {
-    if is_video_path(path) || OTHER_VIDEO_EXTENSIONS.contains(&extension_lower(path).as_str()) {
+    let ext = extension_lower(path);
+    if is_video_path(path) || OTHER_VIDEO_EXTENSIONS.contains(&ext.as_str()) {
         return true;
+    }
+    // A file named as a picture is the image decoders' to judge.
+    if STILL_IMAGE_EXTENSIONS.contains(&ext.as_str()) {
+        return false;
     }
     let mut head = [0u8; 16];
     let n = std::fs::File::open(path)

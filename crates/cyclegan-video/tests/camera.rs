@@ -271,4 +271,11 @@ fn other_containers_get_a_video_message() {
 fn pictures_do_not_look_like_videos() {
     assert!(!looks_like_video(&data("bframes_frame10.png")));
     assert!(looks_like_video(&data("bframes.mp4")));
+    // Content decides only where the name says nothing: an MP4 named .jpg stays a picture.
+    let dir = tempfile::tempdir().unwrap();
+    for (name, video) in [("clip.jpg", false), ("clip.bin", true), ("clip", true)] {
+        let p = dir.path().join(name);
+        std::fs::copy(data("bframes.mp4"), &p).unwrap();
+        assert_eq!(looks_like_video(&p), video, "{name}");
+    }
 }
