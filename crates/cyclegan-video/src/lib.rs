@@ -75,9 +75,9 @@ pub struct Frame {
 /// What is known about a clip before its frames are read.
 #[derive(Debug, Clone, PartialEq)]
 pub struct VideoInfo {
-    /// Frame width in pixels.
+    /// Frame width in pixels, upright (as displayed: a phone clip's rotation applied).
     pub width: u32,
-    /// Frame height in pixels.
+    /// Frame height in pixels, upright.
     pub height: u32,
     /// Number of frames, where the container says.
     pub frame_count: Option<usize>,

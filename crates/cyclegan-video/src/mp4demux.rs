@@ -276,7 +276,8 @@ fn parse_moov(moov: &[u8], file_len: u64) -> R<Probe> {
     let Some(trak) = tracks(moov, b"vide")?.into_iter().next() else {
         return Err("no video track".into());
     };
-    parse_video_trak(trak, movie_timescale(moov)?, file_len)
+    // Only edits need the movie clock; a file without one still plays.
+    parse_video_trak(trak, movie_timescale(moov).unwrap_or(1000), file_len)
 }
 
 /// The `trak` boxes whose handler is `handler` (`vide`, `soun`), in file order.
@@ -286,9 +287,12 @@ fn tracks<'a>(moov: &'a [u8], handler: &[u8; 4]) -> R<Vec<&'a [u8]>> {
         if &kind != b"trak" {
             continue;
         }
-        let mut c = Cur::new(need(need(trak, b"mdia")?, b"hdlr")?);
-        c.skip(8)?;
-        if c.take(4)? == handler {
+        // A track without a readable handler is no track of ours (and not worth failing on).
+        let hdlr = child(trak, b"mdia")
+            .ok()
+            .flatten()
+            .and_then(|m| child(m, b"hdlr").ok().flatten());
+        if hdlr.and_then(|h| h.get(8..12)) == Some(handler.as_slice()) {
             out.push(trak);
         }
     }
@@ -446,8 +450,9 @@ fn parse_video_trak(trak: &[u8], movie_timescale: u32, file_len: u64) -> R<Probe
         pps,
         samples,
         end_cts,
-        orientation: orientation(trak)?,
-        edit: first_edit(trak)?,
+        // Optional boxes: a damaged one is ignored rather than failing the whole file.
+        orientation: orientation(trak).unwrap_or(Orientation::IDENTITY),
+        edit: first_edit(trak).unwrap_or(None),
         movie_timescale,
     }))
 }
@@ -466,7 +471,7 @@ pub(crate) fn audio_tracks(moov: &[u8], file_len: u64) -> R<Vec<AudioTrack>> {
             timescale,
             language,
             samples: sample_table(stbl, file_len)?,
-            edit: first_edit(trak)?,
+            edit: first_edit(trak).unwrap_or(None),
         });
     }
     Ok(out)
