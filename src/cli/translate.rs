@@ -22,10 +22,11 @@ cyclegan translate --model runs/h2z --side-by-side --size 256 in.gif out.gif
 cyclegan translate --model latest_net_G_A.pth photo.png out.png     # a PyTorch CycleGAN generator
 
 \
-Videos: MP4 (H.264), GIF and APNG in the default build, without sound. Built with\n\
-`--features ffmpeg`: every container and codec FFmpeg reads, .mkv/.webm/.avi/... output, and the\n\
-input's audio copied into the output. Frames keep their timestamps; output is written to a\n\
-temporary name and renamed when complete.")]
+Videos: MP4/MOV (H.264), GIF and APNG in the default build; the sound of an MP4/MOV is copied\n\
+into MP4 output. Built with `--features ffmpeg`: every container and codec FFmpeg reads,\n\
+.mkv/.webm/.avi/... output, and any input's audio copied. Frames keep their timestamps and are\n\
+written upright (phone rotation applied); damaged frames are concealed (exit status 3); output\n\
+is written to a temporary name and renamed when complete.")]
 pub struct TranslateArgs {
     /// A run folder (newest good checkpoint), a checkpoint folder, or a generator file
     /// (.safetensors, or .pth from the PyTorch CycleGAN).
@@ -56,6 +57,10 @@ pub struct TranslateArgs {
     /// for the `ffmpeg` feature's encoders].
     #[arg(long, help_heading = "Video")]
     bitrate: Option<u32>,
+    /// Videos: most frames that may fail to decode (damaged data; each is replaced by the frame
+    /// before it) before translation stops [default: 5% of the frames, at least 1].
+    #[arg(long, value_name = "N", help_heading = "Video")]
+    max_damaged_frames: Option<usize>,
     /// Compute device.
     #[arg(long, value_enum, default_value_t = DeviceArg::Cpu)]
     device: DeviceArg,
@@ -98,7 +103,9 @@ pub fn run(args: TranslateArgs) -> Result<ExitCode> {
             ExitCode::from(super::EXIT_FINDINGS)
         });
     }
-    if cyclegan_video::is_video_path(&args.input) {
+    // Every video goes to the video path, also one this build cannot read: its error then
+    // names what is missing, rather than an image decoder's.
+    if cyclegan_video::looks_like_video(&args.input) {
         use cyclegan_video::{VideoTranslateOptions, flicker::TemporalParams};
         let opts = VideoTranslateOptions {
             size: args.size,
@@ -106,6 +113,7 @@ pub fn run(args: TranslateArgs) -> Result<ExitCode> {
             side_by_side: args.side_by_side,
             temporal: (args.temporal == OnOff::On).then(TemporalParams::default),
             bitrate: args.bitrate,
+            max_damaged_frames: args.max_damaged_frames,
         };
         let report =
             video::translate_video(&translator, &args.input, &args.output, &opts, args.quiet)?;
@@ -118,7 +126,27 @@ pub fn run(args: TranslateArgs) -> Result<ExitCode> {
             report.duration,
             report.elapsed.as_secs_f64()
         );
-        return Ok(ExitCode::SUCCESS);
+        if report.damaged.is_empty() {
+            return Ok(ExitCode::SUCCESS);
+        }
+        let listed: Vec<String> = report
+            .damaged
+            .iter()
+            .take(10)
+            .map(|d| d.to_string())
+            .collect();
+        eprintln!(
+            "warning: {}: {} damaged frame(s) concealed (the frame before shown in their place): {}{}",
+            args.input.display(),
+            report.damaged.len(),
+            listed.join(", "),
+            if report.damaged.len() > 10 {
+                ", ..."
+            } else {
+                ""
+            }
+        );
+        return Ok(ExitCode::from(super::EXIT_FINDINGS));
     }
     match translate_file(&translator, &args.input, &args.output, args.strict)? {
         Some(warning) => {

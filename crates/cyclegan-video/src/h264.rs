@@ -16,9 +16,10 @@ use openh264::encoder::{
 use openh264::formats::{RgbSliceU8, YUVBuffer, YUVSource};
 
 use crate::mp4demux::{self, Probe, Sample};
+use crate::orient::Orientation;
 use crate::{
-    CreateOptions, Frame, FrameSink, FrameSource, VideoError, VideoInfo, end_on_error, guard,
-    to_ticks,
+    CreateOptions, DamagedFrame, Frame, FrameSink, FrameSource, VideoError, VideoInfo,
+    end_on_error, guard, sps, to_ticks,
 };
 
 /// Frames of an MP4's first video track, decoded in file order and shown in presentation order.
@@ -36,7 +37,21 @@ pub(crate) struct Mp4Source {
     /// SPS and PPS in Annex B form, sent before the first sample.
     header: Option<Vec<u8>>,
     decoder: Decoder,
+    /// Stored (coded) size the decoded pictures are cropped to, before turning them upright.
+    stored: (usize, usize),
+    orientation: Orientation,
     ready: VecDeque<RgbImage>,
+    /// The last picture the decoder gave, repeated in place of a damaged one.
+    last_picture: Option<RgbImage>,
+    damaged: Vec<DamagedFrame>,
+    /// Whether samples are stored in presentation order (no B-frames): then, once the decoder
+    /// has settled on its delay, every sample gives one picture, and one that gives none lost it.
+    in_order: bool,
+    /// Samples sent to the decoder, and pictures out of it (concealed ones included).
+    fed: usize,
+    produced: usize,
+    /// Samples the decoder holds back, measured at its first picture.
+    delay: Option<usize>,
     emitted: usize,
     flushed: bool,
     done: bool,
@@ -75,6 +90,8 @@ impl Mp4Source {
             Probe::UnsupportedCodec(why) => return Err(VideoError::unsupported(path, why)),
         };
         let _ = track.codec;
+        refuse_unsupported(path, &track.sps)?;
+        let in_order = track.samples.windows(2).all(|w| w[0].cts < w[1].cts);
         let mut pts: Vec<i64> = track.samples.iter().map(|s| s.cts).collect();
         pts.sort_unstable();
         let first = pts[0];
@@ -87,14 +104,28 @@ impl Mp4Source {
             push_annexb(&mut header, nal);
         }
         let config = DecoderConfig::new().flush_after_decode(Flush::NoFlush);
-        let decoder =
+        let mut decoder =
             Decoder::with_api_config(OpenH264API::from_source(), config).map_err(|e| {
                 VideoError::corrupt(path, format!("cannot start the H.264 decoder: {e}"))
             })?;
+        // OpenH264's own concealment: the frames after a damaged one decode against its
+        // patched picture (with some smear, as players show) instead of all failing for a lost
+        // reference until the next key frame. The damaged frame itself still fails; we repeat
+        // the previous picture in its place.
+        // SAFETY: a valid decoder and a pointer to a live i32, as SetOption expects.
+        unsafe {
+            let mut idc: i32 = openh264_sys2::ERROR_CON_SLICE_MV_COPY_CROSS_IDR;
+            decoder.raw_api().set_option(
+                openh264_sys2::DECODER_OPTION_ERROR_CON_IDC,
+                (&raw mut idc).cast(),
+            );
+        }
         let ts = f64::from(track.timescale);
+        let orientation = track.orientation;
+        let (width, height) = orientation.displayed_size(track.width, track.height);
         let info = VideoInfo {
-            width: track.width,
-            height: track.height,
+            width,
+            height,
             frame_count: Some(track.samples.len()),
             duration: Some(end_pts as f64 / ts),
             timescale: Some(track.timescale),
@@ -111,7 +142,15 @@ impl Mp4Source {
             nal_length_size: track.nal_length_size,
             header: Some(header),
             decoder,
+            stored: (track.width as usize, track.height as usize),
+            orientation,
             ready: VecDeque::new(),
+            last_picture: None,
+            damaged: Vec::new(),
+            in_order,
+            fed: 0,
+            produced: 0,
+            delay: None,
             emitted: 0,
             flushed: false,
             done: false,
@@ -137,56 +176,97 @@ impl Mp4Source {
             }
             let mut p = 0usize;
             let n = self.nal_length_size;
+            let mut intact = true;
             while p + n <= self.sample_buf.len() {
                 let len = self.sample_buf[p..p + n]
                     .iter()
                     .fold(0usize, |a, &b| (a << 8) | usize::from(b));
                 p += n;
                 if len > self.sample_buf.len() - p {
-                    return Err(VideoError::corrupt(
-                        &self.path,
-                        format!("frame {} is damaged (bad NAL length)", self.next_sample),
-                    ));
+                    intact = false;
+                    break;
                 }
                 push_annexb(&mut self.annexb, &self.sample_buf[p..p + len]);
                 p += len;
             }
-            let frame_no = self.next_sample;
-            let decoded = self.decoder.decode(&self.annexb).map_err(|e| {
-                VideoError::corrupt(
-                    &self.path,
-                    format!("H.264 frame {frame_no} does not decode: {e}"),
-                )
-            })?;
-            let crop = (self.info.width as usize, self.info.height as usize);
-            if let Some(yuv) = decoded {
-                let img = to_rgb(&yuv, crop, |b| yuv.write_rgb8(b));
-                self.ready.push_back(img);
+            let decoded = if intact {
+                self.decoder.decode(&self.annexb).ok()
+            } else {
+                None
+            };
+            self.fed += 1;
+            let late = self.delay.is_some_and(|d| self.fed - self.produced > d);
+            match decoded {
+                Some(Some(yuv)) => {
+                    let img = to_rgb(&yuv, self.stored, |b| yuv.write_rgb8(b));
+                    self.last_picture = Some(img.clone());
+                    self.ready.push_back(img);
+                    self.produced += 1;
+                    self.delay.get_or_insert(self.fed - self.produced);
+                }
+                // Nothing came out of a sample that needs no reordering, past the decoder's
+                // delay: its picture is lost.
+                Some(None) if self.in_order && late => self.conceal(self.next_sample - 1)?,
+                Some(None) => {}
+                None => self.conceal(self.next_sample - 1)?,
             }
             Ok(true)
         } else if !self.flushed {
             self.flushed = true;
-            let crop = (self.info.width as usize, self.info.height as usize);
-            let rest = self.decoder.flush_remaining().map_err(|e| {
-                VideoError::corrupt(
-                    &self.path,
-                    format!("H.264 stream does not decode to the end: {e}"),
-                )
-            })?;
-            let imgs: Vec<RgbImage> = rest
-                .iter()
-                .map(|yuv| to_rgb(yuv, crop, |b| yuv.write_rgb8(b)))
-                .collect();
-            self.ready.extend(imgs);
+            let crop = self.stored;
+            // Pictures still held for reordering; a failure here (damage near the end) loses
+            // them, and the frames without a picture are concealed.
+            let rest: Vec<RgbImage> = match self.decoder.flush_remaining() {
+                Ok(rest) => rest
+                    .iter()
+                    .map(|yuv| to_rgb(yuv, crop, |b| yuv.write_rgb8(b)))
+                    .collect(),
+                Err(_) => Vec::new(),
+            };
+            if let Some(last) = rest.last() {
+                self.last_picture = Some(last.clone());
+            }
+            self.ready.extend(rest);
+            let missing = self
+                .pts
+                .len()
+                .saturating_sub(self.emitted + self.ready.len());
+            for k in 0..missing {
+                self.conceal(self.pts.len() - missing + k)?;
+            }
             Ok(true)
         } else {
             Ok(false)
         }
     }
 
+    /// Stand in for the picture of frame `index` (decode order) that did not decode: the last
+    /// decoded picture again, as players do. Damage before any picture decoded cannot be hidden.
+    fn conceal(&mut self, index: usize) -> Result<(), VideoError> {
+        let time = self.samples.get(index).map_or(0.0, |s| {
+            (s.cts - self.pts[0]) as f64 / f64::from(self.timescale)
+        });
+        let frame = DamagedFrame { index, time };
+        let Some(previous) = self.last_picture.clone() else {
+            return Err(VideoError::corrupt(
+                &self.path,
+                format!(
+                    "{frame} does not decode, and no frame before it did: the H.264 data is \
+                     damaged, or uses a feature the built-in decoder (OpenH264) lacks; a build \
+                     with `--features ffmpeg` may read it"
+                ),
+            ));
+        };
+        self.damaged.push(frame);
+        self.ready.push_back(previous);
+        self.produced += 1;
+        Ok(())
+    }
+
     fn next_frame(&mut self) -> Result<Option<Frame>, VideoError> {
         loop {
             if let Some(image) = self.ready.pop_front() {
+                let image = self.orientation.apply(image);
                 let Some(&t) = self.pts.get(self.emitted) else {
                     // More pictures than samples cannot happen with a sane stream; drop extras.
                     continue;
@@ -235,6 +315,25 @@ impl FrameSource for Mp4Source {
     fn info(&self) -> &VideoInfo {
         &self.info
     }
+    fn damaged(&self) -> &[DamagedFrame] {
+        &self.damaged
+    }
+}
+
+/// Refuse, with its name, an H.264 variant OpenH264 cannot decode (its own failure says nothing
+/// a user can act on). Parameter sets that do not parse are left to the decoder.
+fn refuse_unsupported(path: &Path, sps_list: &[Vec<u8>]) -> Result<(), VideoError> {
+    for nal in sps_list {
+        if let Some(why) = sps::parse(nal).as_ref().and_then(sps::unsupported_reason) {
+            return Err(VideoError::unsupported(
+                path,
+                format!(
+                    "{why}: the built-in decoder (OpenH264) reads 8-bit 4:2:0 progressive H.264 only"
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// An encoded picture waiting for the next frame's time, which gives its duration.

@@ -18,8 +18,13 @@
 //! .nut (for odd sizes, which H.264 in 4:2:0 cannot hold: VP9 in .mkv, Sorenson H.263 in .flv,
 //! MPEG-4 Part 2 elsewhere), libvpx-vp9 (then libvpx VP8, libaom AV1) for .webm, MPEG-4 Part 2
 //! for .avi (whose fixed frame rate is `fps_hint`). It also copies
-//! audio: [`CreateOptions::audio_from`], which [`translate_video`] sets to its input so that a
-//! translated clip keeps its sound. Without the feature, audio is dropped.
+//! audio from any file into any container that holds it. Without the feature, the audio of an
+//! MP4/MOV is copied into MP4/MOV output ([`CreateOptions::audio_from`], which
+//! [`translate_video`] sets to its input so that a translated clip keeps its sound).
+//!
+//! Readers turn frames upright (a phone clip's display matrix, `orient`), refuse with its name
+//! H.264 the built-in decoder cannot read (`sps`), and conceal a damaged frame in the middle of
+//! an MP4 by repeating the one before it ([`FrameSource::damaged`]).
 //!
 //! Frames are streamed: a [`FrameSource`] decodes one frame at a time and a [`FrameSink`] keeps
 //! at most one frame pending, so memory does not grow with the clip's length.
@@ -38,14 +43,23 @@ mod ffmpeg;
 pub mod flicker;
 pub mod flow;
 mod h264;
+// With the `ffmpeg` feature FFmpeg copies the audio (any source), so only the probe is used.
+#[cfg_attr(feature = "ffmpeg", allow(dead_code))]
+mod mp4audio;
 mod mp4demux;
+mod orient;
+mod sps;
 mod translate;
 
 pub use flicker::{
     FlickerMeter, FlickerStats, TemporalParams, TemporalSmoother, flicker_stats,
     temporal_difference, warping_error,
 };
-pub use translate::{Progress, Translator, VideoReport, VideoTranslateOptions, translate_video};
+pub use mp4audio::AudioTrackInfo;
+pub use translate::{
+    FrameTranslator, Progress, VideoReport, VideoTranslateOptions, default_damage_limit,
+    translate_video,
+};
 
 /// One decoded frame and when it is shown.
 #[derive(Debug, Clone)]
@@ -61,9 +75,9 @@ pub struct Frame {
 /// What is known about a clip before its frames are read.
 #[derive(Debug, Clone, PartialEq)]
 pub struct VideoInfo {
-    /// Frame width in pixels.
+    /// Frame width in pixels, upright (as displayed: a phone clip's rotation applied).
     pub width: u32,
-    /// Frame height in pixels.
+    /// Frame height in pixels, upright.
     pub height: u32,
     /// Number of frames, where the container says.
     pub frame_count: Option<usize>,
@@ -145,8 +159,30 @@ impl VideoError {
 
 /// A stream of decoded frames, in presentation order.
 pub trait FrameSource: Iterator<Item = Result<Frame, VideoError>> {
-    /// Size, frame count and duration, as far as the container tells.
+    /// Size, frame count and duration, as far as the container tells. The size is the upright
+    /// one: frames come turned as the container says to display them.
     fn info(&self) -> &VideoInfo;
+    /// Frames so far that did not decode and were replaced by the frame before them (each keeps
+    /// its own timestamp), as players conceal damage. Empty where the reader conceals nothing.
+    fn damaged(&self) -> &[DamagedFrame] {
+        &[]
+    }
+}
+
+/// A frame whose data was damaged: the frame before it was shown in its place.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct DamagedFrame {
+    /// Position in the stream, from 0, in decoding order (presentation order for clips without
+    /// B-frames).
+    pub index: usize,
+    /// Its presentation time in seconds from the first frame.
+    pub time: f64,
+}
+
+impl std::fmt::Display for DamagedFrame {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "frame {} (at {:.2} s)", self.index + 1, self.time)
+    }
 }
 
 /// A video being written; frames go in presentation order.
@@ -174,12 +210,14 @@ pub struct CreateOptions {
     /// re-encoding), placed relative to that file's first video frame as the frames are. Default
     /// `None`: no audio.
     ///
-    /// Needs the `ffmpeg` feature; without it this is ignored and videos are written without
-    /// sound. Where the output container cannot hold an audio codec (GIF, APNG; AAC in WebM;
-    /// PCM in MP4, ...) that track is left out with a warning on stderr (naming the source of
-    /// the audio) and the video is written all the same. MP4/MOV output is written to a hidden
-    /// file next to the output first, then remuxed with the audio at [`FrameSink::finish`];
-    /// FFmpeg's containers get the audio packets as the video is encoded.
+    /// Without the `ffmpeg` feature: from an MP4/MOV into MP4/MOV output only (the samples are
+    /// appended to the finished file, see `mp4audio`); other sources or outputs get no sound.
+    /// With it: from any file FFmpeg reads. Where the output container cannot hold an audio
+    /// codec (GIF, APNG; AAC in WebM; PCM in MP4, ...) that track is left out with a warning on
+    /// stderr (naming the source of the audio) and the video is written all the same. Through
+    /// FFmpeg, MP4/MOV output is written to a hidden file next to the output first, then remuxed
+    /// with the audio at [`FrameSink::finish`]; FFmpeg's containers get the audio packets as
+    /// the video is encoded.
     pub audio_from: Option<PathBuf>,
 }
 
@@ -234,17 +272,90 @@ fn sniff(head: &[u8]) -> Option<Container> {
     }
 }
 
-/// True when the path's extension names a video container this module handles (with the
+/// Video containers read only through FFmpeg, by extension (the `ffmpeg` feature reads them;
+/// the default build names the feature when given one).
+const OTHER_VIDEO_EXTENSIONS: &[&str] = &[
+    "mkv", "webm", "avi", "flv", "f4v", "ts", "m2ts", "mts", "mpg", "mpeg", "vob", "wmv", "asf",
+    "ogv", "3gp", "3g2", "mxf", "nut", "y4m",
+];
+
+/// Picture extensions: [`looks_like_video`] leaves such files to the image decoders.
+const STILL_IMAGE_EXTENSIONS: &[&str] = &[
+    "jpg", "jpeg", "png", "webp", "bmp", "tif", "tiff", "tga", "ppm", "pgm", "pbm", "pnm", "ico",
+    "avif", "heic", "heif", "qoi", "exr", "hdr", "dds", "ff",
+];
+
+fn extension_lower(path: &Path) -> String {
+    path.extension()
+        .and_then(|e| e.to_str())
+        .map(|e| e.to_ascii_lowercase())
+        .unwrap_or_default()
+}
+
+/// True when the path's extension names a video container this build reads (with the
 /// `ffmpeg` feature also .mkv, .webm, .avi, .flv, .ts, .mpg, .wmv, .ogv, .3gp, ...).
 pub fn is_video_path(path: &Path) -> bool {
     if container_from_extension(path).is_some() {
         return true;
     }
-    #[cfg(feature = "ffmpeg")]
-    if let Some(e) = path.extension().and_then(|e| e.to_str()) {
-        return ffmpeg::READ_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str());
+    cfg!(feature = "ffmpeg") && OTHER_VIDEO_EXTENSIONS.contains(&extension_lower(path).as_str())
+}
+
+/// True when the file is a video, whether or not this build reads it: its extension names a
+/// video container (.mp4, .mov, .gif, .apng, and also .mkv, .webm, .avi, ... without the
+/// `ffmpeg` feature), or, unless it is named as a picture (.jpg, .png, ...), its first bytes are
+/// those of MP4 or of a container only FFmpeg reads. Callers route such files to
+/// [`open`], whose error then says what the build lacks, rather than to an image decoder.
+pub fn looks_like_video(path: &Path) -> bool {
+    let ext = extension_lower(path);
+    if is_video_path(path) || OTHER_VIDEO_EXTENSIONS.contains(&ext.as_str()) {
+        return true;
     }
-    false
+    // A file named as a picture is the image decoders' to judge.
+    if STILL_IMAGE_EXTENSIONS.contains(&ext.as_str()) {
+        return false;
+    }
+    let mut head = [0u8; 16];
+    let n = std::fs::File::open(path)
+        .and_then(|mut f| std::io::Read::read(&mut f, &mut head))
+        .unwrap_or(0);
+    sniff(&head[..n]) == Some(Container::Mp4) || sniff_other(&head[..n]).is_some()
+}
+
+/// Containers only FFmpeg reads, from their first bytes: their name for messages.
+fn sniff_other(head: &[u8]) -> Option<&'static str> {
+    if head.starts_with(&[0x1a, 0x45, 0xdf, 0xa3]) {
+        Some("Matroska/WebM")
+    } else if head.len() >= 12 && &head[..4] == b"RIFF" && &head[8..12] == b"AVI " {
+        Some("AVI")
+    } else if head.starts_with(b"FLV\x01") {
+        Some("FLV")
+    } else if head.starts_with(b"OggS") {
+        Some("Ogg")
+    } else if head.starts_with(&[0x30, 0x26, 0xb2, 0x75]) {
+        Some("ASF/WMV")
+    } else if head.starts_with(&[0, 0, 1, 0xba]) {
+        Some("MPEG program stream")
+    } else {
+        None
+    }
+}
+
+/// The container's name for a message, from the first bytes or the extension.
+#[cfg(not(feature = "ffmpeg"))]
+fn other_container_name(head: &[u8], path: &Path) -> Option<String> {
+    if let Some(name) = sniff_other(head) {
+        return Some(name.to_string());
+    }
+    let ext = extension_lower(path);
+    OTHER_VIDEO_EXTENSIONS
+        .contains(&ext.as_str())
+        .then(|| match ext.as_str() {
+            "webm" => "WebM".to_string(),
+            "mkv" => "Matroska".to_string(),
+            "ts" | "m2ts" | "mts" => "MPEG-TS".to_string(),
+            other => other.to_ascii_uppercase(),
+        })
 }
 
 /// Run `f`, turning a panic inside a dependency (on hostile input) into an error naming the file.
@@ -312,6 +423,14 @@ pub fn open(path: &Path) -> Result<Box<dyn FrameSource>, VideoError> {
             return guard(path, || {
                 Ok(Box::new(ffmpeg::FfSource::open(path)?) as Box<dyn FrameSource>)
             });
+        }
+        #[cfg(not(feature = "ffmpeg"))]
+        (None, _) if other_container_name(&head[..n], path).is_some() => {
+            let name = other_container_name(&head[..n], path).unwrap_or_default();
+            return Err(VideoError::unsupported(
+                path,
+                format!("a {name} video, which only the `ffmpeg` feature reads"),
+            ));
         }
         #[cfg(not(feature = "ffmpeg"))]
         (None, Some(c)) => {
@@ -383,7 +502,35 @@ pub fn create_with(
             return Ok(sink);
         }
     }
+    // Without FFmpeg: MP4/MOV audio is copied into MP4 output once its video is written.
+    #[cfg(not(feature = "ffmpeg"))]
+    if let (Some(audio), Some(Container::Mp4)) =
+        (&options.audio_from, container_from_extension(path))
+        && sniff_file(audio) == Some(Container::Mp4)
+    {
+        return Ok(Box::new(mp4audio::Mp4AudioSink {
+            inner: create_video(path, width, height, options)?,
+            path: path.to_path_buf(),
+            audio_from: audio.clone(),
+        }));
+    }
     create_video(path, width, height, options)
+}
+
+/// The container of a file from its first bytes; None where it cannot be read.
+#[cfg(not(feature = "ffmpeg"))]
+fn sniff_file(path: &Path) -> Option<Container> {
+    let mut head = [0u8; 16];
+    let n = std::fs::File::open(path)
+        .and_then(|mut f| std::io::Read::read(&mut f, &mut head))
+        .ok()?;
+    sniff(&head[..n])
+}
+
+/// The audio tracks of an MP4/MOV file (read natively, in every build): codec, packet count and
+/// duration of each.
+pub fn audio_tracks(path: &Path) -> Result<Vec<AudioTrackInfo>, VideoError> {
+    guard(path, || mp4audio::audio_tracks(path))
 }
 
 /// The video-only sink for `path`'s extension.

@@ -9,6 +9,7 @@ use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;
 
 use crate::VideoError;
+use crate::orient::Orientation;
 
 /// One coded picture in the file, in decode order.
 #[derive(Debug, Clone, Copy)]
@@ -17,6 +18,8 @@ pub(crate) struct Sample {
     pub size: u32,
     /// Composition (presentation) time in track ticks.
     pub cts: i64,
+    /// Decoding time to the next sample, in track ticks (the `stts` delta).
+    pub duration: u32,
 }
 
 /// The first video track of a file.
@@ -34,6 +37,35 @@ pub(crate) struct VideoTrack {
     pub samples: Vec<Sample>,
     /// End of the last sample's display in ticks (for the last frame's duration).
     pub end_cts: i64,
+    /// How the track header says to turn the picture for display.
+    pub orientation: Orientation,
+    /// Where the first media edit starts the track on the movie timeline.
+    pub edit: Option<Edit>,
+    /// Ticks per second of the movie timeline (`mvhd`), in which edits are measured.
+    pub movie_timescale: u32,
+}
+
+/// The first edit of a track that shows media (`elst`), after any empty edits.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Edit {
+    /// Movie ticks of empty edits before it (time before the track starts).
+    pub empty: u64,
+    /// The media time it starts at, in track ticks.
+    pub media_time: i64,
+}
+
+/// An audio track, as much of it as copying it into another MP4 needs.
+#[derive(Debug)]
+pub(crate) struct AudioTrack {
+    /// Four-character code of the sample entry (`mp4a`, `ac-3`, `Opus`, ...).
+    pub codec: [u8; 4],
+    /// The whole sample entry box (header included), copied as it is.
+    pub entry: Vec<u8>,
+    pub timescale: u32,
+    /// ISO-639-2 language, packed as in `mdhd`.
+    pub language: u16,
+    pub samples: Vec<Sample>,
+    pub edit: Option<Edit>,
 }
 
 /// Largest `moov` box read into memory (its tables for hours of video take a few MB).
@@ -97,7 +129,7 @@ impl<'a> Cur<'a> {
 }
 
 /// Child boxes of a container body: `(type, body)`.
-fn children(d: &[u8]) -> R<Vec<([u8; 4], &[u8])>> {
+pub(crate) fn children(d: &[u8]) -> R<Vec<([u8; 4], &[u8])>> {
     let mut out = Vec::new();
     let mut p = 0usize;
     while d.len() - p >= 8 {
@@ -147,6 +179,23 @@ pub(crate) enum Probe {
 
 /// Read the top-level boxes and the first video track's sample table.
 pub(crate) fn read(path: &Path, file: &mut File) -> Result<Probe, VideoError> {
+    let moov = read_moov(path, file)?;
+    let file_len = file.metadata().map_err(|e| VideoError::io(path, e))?.len();
+    parse_moov(&moov.body, file_len).map_err(|why| VideoError::corrupt(path, why))
+}
+
+/// A file's `moov` box: where it is and what it holds.
+pub(crate) struct Moov {
+    /// Byte position of the box (its header).
+    pub pos: u64,
+    /// Byte position just after it.
+    pub end: u64,
+    /// Its body, without the header.
+    pub body: Vec<u8>,
+}
+
+/// The file's `moov` box, checking the top-level structure on the way.
+pub(crate) fn read_moov(path: &Path, file: &mut File) -> Result<Moov, VideoError> {
     let corrupt = |why: String| VideoError::corrupt(path, why);
     let file_len = file.metadata().map_err(|e| VideoError::io(path, e))?.len();
     // Walk the top-level boxes by seeking; only `moov` is read into memory.
@@ -200,7 +249,11 @@ pub(crate) fn read(path: &Path, file: &mut File) -> Result<Probe, VideoError> {
                 let mut buf = vec![0u8; (size - header) as usize];
                 file.read_exact(&mut buf)
                     .map_err(|e| VideoError::io(path, e))?;
-                moov = Some(buf);
+                moov = Some(Moov {
+                    pos,
+                    end: pos + size,
+                    body: buf,
+                });
             }
             b"mdat" => saw_mdat = true,
             b"moof" => return Err(VideoError::unsupported(path, "fragmented MP4")),
@@ -216,54 +269,135 @@ pub(crate) fn read(path: &Path, file: &mut File) -> Result<Probe, VideoError> {
         };
         return Err(corrupt(why.into()));
     };
-    parse_moov(&moov, file_len).map_err(corrupt)
+    Ok(moov)
 }
 
 fn parse_moov(moov: &[u8], file_len: u64) -> R<Probe> {
+    let Some(trak) = tracks(moov, b"vide")?.into_iter().next() else {
+        return Err("no video track".into());
+    };
+    // Only edits need the movie clock; a file without one still plays.
+    parse_video_trak(trak, movie_timescale(moov).unwrap_or(1000), file_len)
+}
+
+/// The `trak` boxes whose handler is `handler` (`vide`, `soun`), in file order.
+fn tracks<'a>(moov: &'a [u8], handler: &[u8; 4]) -> R<Vec<&'a [u8]>> {
+    let mut out = Vec::new();
     for (kind, trak) in children(moov)? {
         if &kind != b"trak" {
             continue;
         }
-        let mdia = need(trak, b"mdia")?;
-        let hdlr = need(mdia, b"hdlr")?;
-        let mut c = Cur::new(hdlr);
-        c.skip(8)?;
-        if c.take(4)? != b"vide" {
-            continue;
+        // A track without a readable handler is no track of ours (and not worth failing on).
+        let hdlr = child(trak, b"mdia")
+            .ok()
+            .flatten()
+            .and_then(|m| child(m, b"hdlr").ok().flatten());
+        if hdlr.and_then(|h| h.get(8..12)) == Some(handler.as_slice()) {
+            out.push(trak);
         }
-        return parse_video_trak(mdia, file_len);
     }
-    Err("no video track".into())
+    Ok(out)
 }
 
-fn parse_video_trak(mdia: &[u8], file_len: u64) -> R<Probe> {
-    let mdhd = need(mdia, b"mdhd")?;
-    let mut c = Cur::new(mdhd);
+/// Ticks per second of the movie timeline (`mvhd`).
+pub(crate) fn movie_timescale(moov: &[u8]) -> R<u32> {
+    let mut c = Cur::new(need(moov, b"mvhd")?);
     let version = c.u8()?;
     c.skip(3)?;
-    let timescale = if version == 1 {
-        c.skip(16)?;
-        c.u32()?
-    } else {
-        c.skip(8)?;
-        c.u32()?
-    };
+    c.skip(if version == 1 { 16 } else { 8 })?;
+    match c.u32()? {
+        0 => Err("movie timescale is 0".into()),
+        ts => Ok(ts),
+    }
+}
+
+/// Timescale and packed language of a track (`mdhd`).
+fn media_header(mdia: &[u8]) -> R<(u32, u16)> {
+    let mut c = Cur::new(need(mdia, b"mdhd")?);
+    let version = c.u8()?;
+    c.skip(3)?;
+    c.skip(if version == 1 { 16 } else { 8 })?;
+    let timescale = c.u32()?;
     if timescale == 0 {
         return Err("track timescale is 0".into());
     }
-    let stbl = need(need(mdia, b"minf")?, b"stbl")?;
+    c.skip(if version == 1 { 8 } else { 4 })?;
+    Ok((timescale, c.u16()?))
+}
 
-    // Sample description: the first entry decides the codec.
+/// The display orientation in the track header's matrix; upright where it says nothing usable.
+fn orientation(trak: &[u8]) -> R<Orientation> {
+    let Some(tkhd) = child(trak, b"tkhd")? else {
+        return Ok(Orientation::IDENTITY);
+    };
+    let mut c = Cur::new(tkhd);
+    let version = c.u8()?;
+    c.skip(3)?;
+    // Times, track id, reserved, duration; then reserved, layer, group, volume, reserved.
+    c.skip(if version == 1 { 32 } else { 20 })?;
+    c.skip(16)?;
+    let mut fixed = || c.u32().map(|v| f64::from(v as i32) / 65536.0);
+    let (a, b, _u) = (fixed()?, fixed()?, fixed()?);
+    let (cc, d) = (fixed()?, fixed()?);
+    Ok(Orientation::from_matrix(a, b, cc, d).unwrap_or(Orientation::IDENTITY))
+}
+
+/// The first edit that shows media, after any empty ones; None without an edit list.
+fn first_edit(trak: &[u8]) -> R<Option<Edit>> {
+    let Some(elst) = child(trak, b"edts")?
+        .map(|e| child(e, b"elst"))
+        .transpose()?
+    else {
+        return Ok(None);
+    };
+    let Some(elst) = elst else {
+        return Ok(None);
+    };
+    let mut c = Cur::new(elst);
+    let version = c.u8()?;
+    c.skip(3)?;
+    let k = c.count(if version == 1 { 20 } else { 12 })?;
+    let mut empty = 0u64;
+    for _ in 0..k {
+        let (duration, media_time) = if version == 1 {
+            (c.u64()?, c.u64()? as i64)
+        } else {
+            (u64::from(c.u32()?), i64::from(c.u32()? as i32))
+        };
+        c.skip(4)?; // rate
+        if media_time < 0 {
+            empty = empty.saturating_add(duration);
+        } else {
+            return Ok(Some(Edit { empty, media_time }));
+        }
+    }
+    Ok(None)
+}
+
+/// The first sample description entry: its code, its body, and the whole box.
+fn first_entry(stbl: &[u8]) -> R<([u8; 4], &[u8], &[u8])> {
     let mut c = Cur::new(need(stbl, b"stsd")?);
     c.skip(4)?;
     if c.u32()? == 0 {
         return Err("empty sample description".into());
     }
-    let entry = children(&c.d[c.p..])?
+    let list = &c.d[c.p..];
+    let (codec, body) = children(list)?
         .into_iter()
         .next()
         .ok_or("empty sample description")?;
-    let codec = entry.0;
+    // The body is a sub-slice of `list`, which the box starts.
+    let end = (body.as_ptr() as usize - list.as_ptr() as usize) + body.len();
+    Ok((codec, body, &list[..end]))
+}
+
+fn parse_video_trak(trak: &[u8], movie_timescale: u32, file_len: u64) -> R<Probe> {
+    let mdia = need(trak, b"mdia")?;
+    let (timescale, _) = media_header(mdia)?;
+    let stbl = need(need(mdia, b"minf")?, b"stbl")?;
+
+    // Sample description: the first entry decides the codec.
+    let (codec, entry, _) = first_entry(stbl)?;
     if !matches!(&codec, b"avc1" | b"avc3") {
         let name = match &codec {
             b"hvc1" | b"hev1" => "H.265/HEVC".to_string(),
@@ -277,7 +411,7 @@ fn parse_video_trak(mdia: &[u8], file_len: u64) -> R<Probe> {
             "{name} video; only H.264 is decoded without FFmpeg"
         )));
     }
-    let mut c = Cur::new(entry.1);
+    let mut c = Cur::new(entry);
     c.skip(24)?; // reserved, data reference index, pre-defined
     let width = u32::from(c.u16()?);
     let height = u32::from(c.u16()?);
@@ -299,7 +433,53 @@ fn parse_video_trak(mdia: &[u8], file_len: u64) -> R<Probe> {
         let n = usize::from(a.u16()?);
         pps.push(a.take(n)?.to_vec());
     }
+    let samples = sample_table(stbl, file_len)?;
+    let end_cts = samples
+        .iter()
+        .map(|s| s.cts)
+        .max()
+        .unwrap_or(0)
+        .saturating_add(samples.last().map_or(0, |s| i64::from(s.duration)));
+    Ok(Probe::Video(VideoTrack {
+        codec,
+        width,
+        height,
+        timescale,
+        nal_length_size,
+        sps,
+        pps,
+        samples,
+        end_cts,
+        // Optional boxes: a damaged one is ignored rather than failing the whole file.
+        orientation: orientation(trak).unwrap_or(Orientation::IDENTITY),
+        edit: first_edit(trak).unwrap_or(None),
+        movie_timescale,
+    }))
+}
 
+/// The audio tracks of a movie (`soun` handler), with their samples.
+pub(crate) fn audio_tracks(moov: &[u8], file_len: u64) -> R<Vec<AudioTrack>> {
+    let mut out = Vec::new();
+    for trak in tracks(moov, b"soun")? {
+        let mdia = need(trak, b"mdia")?;
+        let (timescale, language) = media_header(mdia)?;
+        let stbl = need(need(mdia, b"minf")?, b"stbl")?;
+        let (codec, _, entry) = first_entry(stbl)?;
+        out.push(AudioTrack {
+            codec,
+            entry: entry.to_vec(),
+            timescale,
+            language,
+            samples: sample_table(stbl, file_len)?,
+            edit: first_edit(trak).unwrap_or(None),
+        });
+    }
+    Ok(out)
+}
+
+/// Every sample of a track in decode order: where it is, its size, its presentation time and
+/// its duration, from the sample tables.
+fn sample_table(stbl: &[u8], file_len: u64) -> R<Vec<Sample>> {
     // Sample sizes.
     let mut sizes: Vec<u32> = Vec::new();
     let mut c = Cur::new(need(stbl, b"stsz")?);
@@ -321,7 +501,7 @@ fn parse_video_trak(mdia: &[u8], file_len: u64) -> R<Probe> {
     };
     let size_of = |i: usize| if fixed == 0 { sizes[i] } else { fixed };
     if n == 0 {
-        return Err("the video track has no frames".into());
+        return Err("a track has no samples".into());
     }
 
     // Chunk offsets.
@@ -372,6 +552,7 @@ fn parse_video_trak(mdia: &[u8], file_len: u64) -> R<Probe> {
                     offset: off,
                     size,
                     cts: 0,
+                    duration: 0,
                 });
                 off += u64::from(size);
             }
@@ -387,7 +568,6 @@ fn parse_video_trak(mdia: &[u8], file_len: u64) -> R<Probe> {
     let k = c.count(8)?;
     let mut dts = 0i64;
     let mut i = 0usize;
-    let mut last_delta = 0i64;
     for _ in 0..k {
         let count = c.u32()? as usize;
         let delta = i64::from(c.u32()?);
@@ -396,8 +576,8 @@ fn parse_video_trak(mdia: &[u8], file_len: u64) -> R<Probe> {
                 break;
             }
             samples[i].cts = dts;
+            samples[i].duration = u32::try_from(delta).unwrap_or(0);
             dts = dts.saturating_add(delta);
-            last_delta = delta;
             i += 1;
         }
     }
@@ -428,21 +608,5 @@ fn parse_video_trak(mdia: &[u8], file_len: u64) -> R<Probe> {
             }
         }
     }
-    let end_cts = samples
-        .iter()
-        .map(|s| s.cts)
-        .max()
-        .unwrap_or(0)
-        .saturating_add(last_delta);
-    Ok(Probe::Video(VideoTrack {
-        codec,
-        width,
-        height,
-        timescale,
-        nal_length_size,
-        sps,
-        pps,
-        samples,
-        end_cts,
-    }))
+    Ok(samples)
 }

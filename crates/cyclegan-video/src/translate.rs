@@ -8,7 +8,7 @@ use image::RgbImage;
 use image::imageops::FilterType;
 
 use crate::flicker::{TemporalParams, TemporalSmoother};
-use crate::{CreateOptions, Frame, FrameSink, VideoError, create_with, open};
+use crate::{CreateOptions, DamagedFrame, Frame, FrameSink, VideoError, create_with, open};
 
 /// Options of [`translate_video`].
 #[derive(Debug, Clone, PartialEq)]
@@ -25,6 +25,9 @@ pub struct VideoTranslateOptions {
     pub temporal: Option<TemporalParams>,
     /// H.264 bit rate for MP4 output (bits per second); `None` picks one from the frame size.
     pub bitrate: Option<u32>,
+    /// Most frames that may be damaged (not decodable, replaced by the frame before them) before
+    /// the job fails; `None`: [`default_damage_limit`] of the frame count.
+    pub max_damaged_frames: Option<usize>,
 }
 
 impl Default for VideoTranslateOptions {
@@ -35,6 +38,7 @@ impl Default for VideoTranslateOptions {
             side_by_side: false,
             temporal: Some(TemporalParams::default()),
             bitrate: None,
+            max_damaged_frames: None,
         }
     }
 }
@@ -58,11 +62,20 @@ pub struct VideoReport {
     pub translate_time: Duration,
     /// Of which in temporal smoothing.
     pub temporal_time: Duration,
+    /// Frames of the input that did not decode and were concealed (the frame before them
+    /// repeated at their time); empty for a clean input.
+    pub damaged: Vec<DamagedFrame>,
+}
+
+/// How many damaged frames a clip of `frames` frames may have by default: 5 %, at least 1.
+/// Players hide a few; more means the file is broken rather than scratched.
+pub fn default_damage_limit(frames: usize) -> usize {
+    frames.div_ceil(20).max(1)
 }
 
 /// The translation callback of [`translate_video`]: a batch of frames in, as many translated
 /// frames out (in order), or a message saying why not.
-pub type Translator<'a> = dyn FnMut(&[RgbImage]) -> Result<Vec<RgbImage>, String> + 'a;
+pub type FrameTranslator<'a> = dyn FnMut(&[RgbImage]) -> Result<Vec<RgbImage>, String> + 'a;
 
 /// Progress callback: `(frames done, total if the container says)`.
 pub type Progress<'a> = &'a mut dyn FnMut(usize, Option<usize>);
@@ -110,9 +123,10 @@ fn working_size(w: u32, h: u32, size: Option<u32>) -> (u32, u32) {
 /// * **Input**: anything [`open`] reads (MP4/H.264, GIF, APNG by default; every other video
 ///   with the `ffmpeg` feature). **Output**: the container of `output`'s extension
 ///   ([`create_with`]).
-/// * **Audio**: with the `ffmpeg` feature, the input's audio tracks are copied into the output
-///   unchanged ([`CreateOptions::audio_from`]); a track the output container cannot hold is
-///   left out with a warning on stderr. Without the feature the output has no sound.
+/// * **Audio**: the input's audio tracks are copied into the output unchanged
+///   ([`CreateOptions::audio_from`]): MP4/MOV to MP4/MOV in every build, everything else with
+///   the `ffmpeg` feature; a track the output container cannot hold is left out with a warning
+///   on stderr.
 /// * **Frames and times**: one output frame per input frame, each with the input frame's
 ///   timestamp and duration, so variable frame rates survive; MP4 output uses the input's
 ///   timescale where it has one, making times exact.
@@ -122,6 +136,11 @@ fn working_size(w: u32, h: u32, size: Option<u32>) -> (u32, u32) {
 /// * **Callback**: `translate(frames)` gets up to `opts.batch` consecutive frames and must
 ///   return exactly as many translated frames, in order; an `Err(message)` stops the job with
 ///   [`VideoError::Translate`].
+/// * **Damage**: a frame that does not decode in the middle of an MP4 is concealed (the frame
+///   before it repeated at its time) and listed in [`VideoReport::damaged`]; more than
+///   `opts.max_damaged_frames` such frames fail the job, naming them.
+/// * **Orientation**: frames are translated and written upright (a phone clip's rotation is
+///   applied when reading, see [`open`]).
 /// * **Flicker**: with `opts.temporal`, each result is blended with the previous one warped by
 ///   the input's optical flow ([`TemporalSmoother`]).
 /// * **Memory**: frames stream through; about `batch` frames are held at once, whatever the
@@ -147,7 +166,7 @@ pub fn translate_video(
     input: &Path,
     output: &Path,
     opts: &VideoTranslateOptions,
-    translate: &mut Translator<'_>,
+    translate: &mut FrameTranslator<'_>,
     progress: Progress<'_>,
 ) -> Result<VideoReport, VideoError> {
     let start = Instant::now();
@@ -169,7 +188,7 @@ pub fn translate_video(
         timescale: info.timescale.unwrap_or(90_000),
         fps_hint,
         bitrate: opts.bitrate,
-        // Keep the sound (only with the `ffmpeg` feature; ignored without it).
+        // Keep the sound.
         audio_from: Some(input.to_path_buf()),
     };
     let mut sink = create_with(&tmp_path, ow, oh, &create_opts).map_err(|e| retarget(e, output))?;
@@ -224,8 +243,15 @@ pub fn translate_video(
             }
             Ok(())
         };
-    for item in source.by_ref() {
+    let limit = opts
+        .max_damaged_frames
+        .unwrap_or_else(|| default_damage_limit(info.frame_count.unwrap_or(0)));
+    while let Some(item) = source.next() {
         let mut frame = item?;
+        let damaged = source.damaged();
+        if damaged.len() > limit {
+            return Err(too_damaged(input, damaged, limit));
+        }
         if frame.image.dimensions() != (ww, wh) {
             frame.image = image::imageops::resize(&frame.image, ww, wh, FilterType::Triangle);
         }
@@ -256,7 +282,27 @@ pub fn translate_video(
         elapsed: start.elapsed(),
         translate_time: t_translate,
         temporal_time: t_temporal,
+        damaged: source.damaged().to_vec(),
     })
+}
+
+/// The error for a clip with more damaged frames than `limit`, naming the first few.
+fn too_damaged(input: &Path, damaged: &[DamagedFrame], limit: usize) -> VideoError {
+    let first: Vec<String> = damaged.iter().take(5).map(ToString::to_string).collect();
+    let more = if damaged.len() > 5 { ", ..." } else { "" };
+    let allowed = match limit {
+        0 => "no damaged frame may be concealed".to_string(),
+        1 => "only 1 damaged frame may be concealed".to_string(),
+        n => format!("only {n} damaged frames may be concealed"),
+    };
+    VideoError::corrupt(
+        input,
+        format!(
+            "damaged data at {}{more} (frames that do not decode): {allowed}; raise the limit \
+             with --max-damaged-frames",
+            first.join(", ")
+        ),
+    )
 }
 
 /// Errors about the temporary file are reported against the output the user named.
