@@ -37,6 +37,7 @@ mod anim;
 mod ffmpeg;
 pub mod flicker;
 pub mod flow;
+pub mod flow_poly;
 mod h264;
 mod mp4demux;
 mod translate;
