@@ -303,12 +303,29 @@ impl Default for TemporalParams {
 pub struct TemporalSmoother {
     params: TemporalParams,
     prev: Option<(RgbImage, Gray, Vec<f32>)>,
+    /// Frames blended so far, and the sum over them of the share of pixels blended at least
+    /// half as strongly as `strength` allows.
+    blended_frames: usize,
+    sum_blended_share: f64,
 }
 
 impl TemporalSmoother {
     /// A filter with the given settings.
     pub fn new(params: TemporalParams) -> Self {
-        Self { params, prev: None }
+        Self {
+            params,
+            ..Self::default()
+        }
+    }
+
+    /// Mean share, over the frames that had a predecessor, of the pixels blended with at least
+    /// half the full strength: how much of the picture the filter actually steadies.
+    pub fn blended_share(&self) -> f64 {
+        if self.blended_frames == 0 {
+            0.0
+        } else {
+            self.sum_blended_share / self.blended_frames as f64
+        }
     }
 
     /// Forget the past (e.g. at a cut you know of).
@@ -331,16 +348,20 @@ impl TemporalSmoother {
             let warped = flow::warp_rgb_f32(&pout, &m.flow);
             let s = self.params.strength.clamp(0.0, 0.99);
             let sigma = self.params.sigma.max(1e-6);
+            let mut strong = 0usize;
             for (i, &keep) in m.mask.iter().enumerate() {
                 if !keep {
                     continue;
                 }
                 let wgt = s * (-(m.photo[i] / sigma).powi(2)).exp();
+                strong += usize::from(wgt >= 0.5 * s);
                 for c in 0..3 {
                     let k = i * 3 + c;
                     cur[k] += wgt * (warped[k] - cur[k]);
                 }
             }
+            self.blended_frames += 1;
+            self.sum_blended_share += strong as f64 / m.mask.len().max(1) as f64;
         }
         let shown = RgbImage::from_raw(
             w,

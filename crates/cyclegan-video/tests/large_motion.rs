@@ -162,8 +162,10 @@ fn a_fast_crossing_object_leaves_no_ghost() {
         outs.push(out);
         smoothed.push(shown);
     }
-    // Object and background differ by ~50 levels on average; flicker alone is ~8.
-    assert!(worst < 6.0, "stale content blended in: {worst:.2}");
+    // Where nothing is blended the shown frame is the translation itself. With the occlusion
+    // mask switched off (blending everywhere at full strength) this reads 3.7 to 5.6; with it,
+    // under 1.
+    assert!(worst < 2.0, "stale content blended in: {worst:.2}");
     // And the smoother still does its job on the rest of the picture.
     let (before, after) = (
         flicker_stats(&inputs, &outs),
