@@ -253,7 +253,6 @@ fn real_clip(run: &ClipRun, out_dir: &Path) {
                     ..Default::default()
                 },
                 sigma: run.sigma,
-                ..Default::default()
             })
         });
         let mut sink = create(&out, w, h).expect("create output");
@@ -361,9 +360,12 @@ fn main() {
                 clip(&mut clip_run).strength = it.next().expect("--strength X").parse().expect("X")
             }
             "--lk-radius" => {
-                clip(&mut clip_run).lk_radius = it.next().expect("--lk-radius R").parse().expect("R")
+                clip(&mut clip_run).lk_radius =
+                    it.next().expect("--lk-radius R").parse().expect("R")
             }
-            "--sigma" => clip(&mut clip_run).sigma = it.next().expect("--sigma X").parse().expect("X"),
+            "--sigma" => {
+                clip(&mut clip_run).sigma = it.next().expect("--sigma X").parse().expect("X")
+            }
             "--time-480p" => {
                 time_480p(Path::new(it.next().expect("--time-480p CLIP")));
                 return;

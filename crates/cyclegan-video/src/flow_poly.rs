@@ -205,18 +205,20 @@ fn refine(e1: &Expansion, e2: &Expansion, flow: &mut Flow, p: &PolyFlowParams) {
         for k in 0..5 {
             box_mean(&prods[k], w, h, p.window_radius, &mut sums[k], &mut tmp);
         }
-        for i in 0..n {
+        let [s_xx, s_xy, s_yy, s_x, s_y] = &sums;
+        let pixels = flow.u.iter_mut().zip(flow.v.iter_mut()).enumerate();
+        for (i, (u, v)) in pixels {
             // A small pull towards the current estimate decides windows without texture.
             const LAMBDA: f32 = 1e-7;
-            let (a, b, c) = (sums[0][i] + LAMBDA, sums[1][i], sums[2][i] + LAMBDA);
-            let rx = sums[3][i] + LAMBDA * flow.u[i];
-            let ry = sums[4][i] + LAMBDA * flow.v[i];
+            let (a, b, c) = (s_xx[i] + LAMBDA, s_xy[i], s_yy[i] + LAMBDA);
+            let rx = s_x[i] + LAMBDA * *u;
+            let ry = s_y[i] + LAMBDA * *v;
             let det = a * c - b * b;
             if det <= 1e-20 {
                 continue;
             }
-            flow.u[i] = (c * rx - b * ry) / det;
-            flow.v[i] = (a * ry - b * rx) / det;
+            *u = (c * rx - b * ry) / det;
+            *v = (a * ry - b * rx) / det;
         }
     }
 }
