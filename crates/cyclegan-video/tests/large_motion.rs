@@ -175,3 +175,29 @@ fn a_fast_crossing_object_leaves_no_ghost() {
     assert!(after.warping_error < 0.7 * before.warping_error);
     assert!(after.scored_fraction > 0.8);
 }
+
+#[test]
+fn strength_sets_how_much_flicker_is_removed() {
+    let tex = Texture::new(21);
+    let inputs: Vec<RgbImage> = (0..8).map(|k| pan(&tex, 96, 72, 2.5, k)).collect();
+    let mut rng = Rng(8);
+    let outs: Vec<RgbImage> = inputs.iter().map(|i| noisy(i, 6.0, &mut rng)).collect();
+    let smooth = |strength: f32| -> Vec<RgbImage> {
+        let mut sm = TemporalSmoother::new(TemporalParams {
+            strength,
+            ..Default::default()
+        });
+        inputs
+            .iter()
+            .zip(&outs)
+            .map(|(i, o)| sm.process(i, o.clone()))
+            .collect()
+    };
+    // Strength 0 leaves the frames as they are.
+    assert_eq!(smooth(0.0), outs);
+    let (weak, strong) = (smooth(0.3), smooth(0.8));
+    let e = |v: &[RgbImage]| flicker_stats(&inputs, v).warping_error;
+    let (e0, e3, e8) = (e(&outs), e(&weak), e(&strong));
+    println!("warping error: strength 0 {e0:.5}, 0.3 {e3:.5}, 0.8 {e8:.5}");
+    assert!(e8 < e3 && e3 < e0, "{e0} {e3} {e8}");
+}
