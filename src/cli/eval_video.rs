@@ -16,10 +16,18 @@ use cyclegan_video::{FlickerMeter, open};
 input's own motion does not explain.\n\n\
 Reports the warping error of Lai et al. (2018): for each pair of frames, the output's previous \
 frame is warped to the current one along the optical flow of the INPUT video, and the mean \
-squared difference to the current output frame is taken over the pixels the flow tracks \
-(occlusions masked by a forward-backward check); values are in [0, 1] pixel units, lower is \
-steadier. Also reports the plain temporal difference (mean |out_t - out_(t-1)|, which counts real \
-motion too) and the fraction of pixels tracked.\n\n\
+squared difference to the current output frame is taken (mean over RGB channels, [0, 1] units; \
+lower is steadier).\n\n\
+The verdict uses a flow the temporal smoother does not use (polynomial expansion, after \
+Farneback 2003; the smoother uses Lucas-Kanade), so smoothing cannot score well just by \
+agreeing with itself. Its occlusion rule is the forward-backward check alone: a pixel is scored \
+when following the flow to the previous frame and back returns within \
+sqrt(0.01 (|f|^2 + |b|^2) + 0.5) pixels and stays inside the frame. The share of pixels scored \
+is printed, and so is the error over all pixels, occluded or not.\n\n\
+For comparison it also prints the warping error under the smoother's own flow and mask \
+(forward-backward plus a photometric check), the plain temporal difference \
+(mean |out_t - out_(t-1)|, which counts real motion too) and the fraction of pixels that mask \
+keeps.\n\n\
 Both videos must have the same number of frames; an OUTPUT of another size is compared with \
 the INPUT resized to it."
 )]
@@ -94,8 +102,11 @@ pub fn run(args: EvalVideoArgs) -> anyhow::Result<ExitCode> {
             "output": args.output,
             "frames": s.frames,
             "warping_error": s.warping_error,
+            "scored_fraction": s.scored_fraction,
+            "warping_error_all_pixels": s.warping_error_all_pixels,
+            "smoother_flow_warping_error": s.smoother_flow_warping_error,
+            "smoother_flow_tracked_fraction": s.tracked_fraction,
             "temporal_difference": s.temporal_difference,
-            "tracked_fraction": s.tracked_fraction,
             "max_timestamp_difference_s": max_time_gap,
             "seconds": seconds,
         });
@@ -111,14 +122,23 @@ pub fn run(args: EvalVideoArgs) -> anyhow::Result<ExitCode> {
             args.input.display()
         );
         println!(
-            "  warping error        {:.6}  (Lai et al. 2018; [0,1] units squared, lower is steadier)",
-            s.warping_error
+            "  warping error        {:.6}  over {:.1}% of pixels (independent flow, forward-backward occlusion rule; lower is steadier)",
+            s.warping_error,
+            100.0 * s.scored_fraction
         );
         println!(
-            "  temporal difference  {:.5}   (mean |out_t - out_t-1|, includes real motion)",
+            "                       {:.6}  over all pixels",
+            s.warping_error_all_pixels
+        );
+        println!(
+            "  smoother's flow      {:.6}  over {:.1}% of pixels (the flow and mask --temporal uses)",
+            s.smoother_flow_warping_error,
+            100.0 * s.tracked_fraction
+        );
+        println!(
+            "  temporal difference  {:.5}    (mean |out_t - out_t-1|, includes real motion)",
             s.temporal_difference
         );
-        println!("  pixels tracked       {:.1}%", 100.0 * s.tracked_fraction);
         if max_time_gap > 1e-3 {
             println!(
                 "  note: timestamps differ by up to {max_time_gap:.3} s between the two videos"

@@ -53,6 +53,10 @@ pub struct TranslateArgs {
     /// which removes most frame-to-frame flicker (see BENCHMARKS.md).
     #[arg(long, value_enum, default_value_t = OnOff::On, help_heading = "Video")]
     temporal: OnOff,
+    /// Videos: how much of the motion-compensated previous output is kept where the motion is
+    /// trusted, from 0 (none) to 0.95; higher is steadier but slower to follow real changes.
+    #[arg(long, default_value_t = cyclegan_video::flicker::TemporalParams::default().strength, value_parser = parse_strength, value_name = "S", help_heading = "Video")]
+    temporal_strength: f32,
     /// Videos: bit rate in bits/s [default: chosen from the frame size for MP4, constant quality
     /// for the `ffmpeg` feature's encoders].
     #[arg(long, help_heading = "Video")]
@@ -111,7 +115,10 @@ pub fn run(args: TranslateArgs) -> Result<ExitCode> {
             size: args.size,
             batch: args.batch.max(1),
             side_by_side: args.side_by_side,
-            temporal: (args.temporal == OnOff::On).then(TemporalParams::default),
+            temporal: (args.temporal == OnOff::On).then(|| TemporalParams {
+                strength: args.temporal_strength,
+                ..TemporalParams::default()
+            }),
             bitrate: args.bitrate,
             max_damaged_frames: args.max_damaged_frames,
         };
@@ -154,5 +161,13 @@ pub fn run(args: TranslateArgs) -> Result<ExitCode> {
             Ok(ExitCode::from(super::EXIT_FINDINGS))
         }
         None => Ok(ExitCode::SUCCESS),
+    }
+}
+
+/// `--temporal-strength`: a number from 0 to 0.95.
+fn parse_strength(s: &str) -> Result<f32, String> {
+    match s.parse::<f32>() {
+        Ok(v) if (0.0..=0.95).contains(&v) => Ok(v),
+        _ => Err(format!("expected a number from 0 to 0.95, got '{s}'")),
     }
 }

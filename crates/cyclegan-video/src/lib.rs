@@ -42,6 +42,7 @@ mod anim;
 mod ffmpeg;
 pub mod flicker;
 pub mod flow;
+pub mod flow_poly;
 mod h264;
 // With the `ffmpeg` feature FFmpeg copies the audio (any source), so only the probe is used.
 #[cfg_attr(feature = "ffmpeg", allow(dead_code))]
