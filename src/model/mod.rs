@@ -7,6 +7,7 @@
 //! the PyTorch reference's state dicts, so `.pth` files published for it load directly and our
 //! safetensors files load into PyTorch.
 
+pub mod cut;
 mod discriminator;
 mod generator;
 pub mod ops;
@@ -24,6 +25,8 @@ use burn::prelude::*;
 ///
 /// Both convolution kinds store the weight as a rank-4 tensor in PyTorch's layout
 /// (`[out, in, kh, kw]` for Conv2d, `[in, out, kh, kw]` for ConvTranspose2d) and an optional bias.
+/// A Linear layer is seen as a 1x1 convolution: held as `[out, in, 1, 1]`, saved and loaded in
+/// PyTorch's Linear layout `[out, in]` (see [`NamedConv::linear`]).
 pub struct NamedConv<'a> {
     /// The PyTorch state-dict prefix, e.g. `model.10.conv_block.1`.
     pub key: String,
@@ -35,6 +38,8 @@ pub struct NamedConv<'a> {
     /// the bias: its true gradient is exactly zero. It is kept (checkpoints have it) but not
     /// trained, since Adam would only turn rounding noise into random +-lr steps.
     pub bias_frozen: bool,
+    /// The layer is a PyTorch `nn.Linear`: its weight is `[out, in]` in state dicts.
+    pub linear: bool,
 }
 
 impl<'a> NamedConv<'a> {
@@ -44,6 +49,7 @@ impl<'a> NamedConv<'a> {
             weight: &mut conv.weight,
             bias: conv.bias.as_mut(),
             bias_frozen: false,
+            linear: false,
         }
     }
     pub(crate) fn transposed(key: String, conv: &'a mut ConvTranspose2d) -> Self {
@@ -52,6 +58,21 @@ impl<'a> NamedConv<'a> {
             weight: &mut conv.weight,
             bias: conv.bias.as_mut(),
             bias_frozen: false,
+            linear: false,
+        }
+    }
+    /// A Linear layer whose weight is held as `[out, in, 1, 1]` (see [`NamedConv::linear`]).
+    pub(crate) fn linear(
+        key: String,
+        weight: &'a mut Param<Tensor<4>>,
+        bias: &'a mut Param<Tensor<1>>,
+    ) -> Self {
+        NamedConv {
+            key,
+            weight,
+            bias: Some(bias),
+            bias_frozen: false,
+            linear: true,
         }
     }
     /// Mark the layer as followed by an instance norm (see [`NamedConv::bias_frozen`]).
@@ -65,4 +86,11 @@ impl<'a> NamedConv<'a> {
 pub trait NamedConvs {
     /// Every convolution with its state-dict prefix, in the reference's order.
     fn named_convs(&mut self) -> Vec<NamedConv<'_>>;
+
+    /// Constant tensors that the reference's state dict holds besides the parameters (the
+    /// anti-aliasing filters of CUT's networks), by full key; saved so that PyTorch's strict
+    /// `load_state_dict` accepts our files, never loaded. None by default.
+    fn buffers(&self) -> Vec<(String, weights::HostTensor)> {
+        Vec::new()
+    }
 }

@@ -3,6 +3,7 @@
 
 pub mod checkpoint;
 pub mod config;
+pub mod cut;
 pub mod cyclegan;
 pub mod fault;
 pub mod guard;
