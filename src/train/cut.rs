@@ -354,24 +354,15 @@ impl Cut {
         let grads = GradientsParams::from_grads(loss_d.backward(), &self.d);
         self.d = self.opt_d.step(lr, self.d.clone(), grads);
 
-        // Generator and heads step, against the updated discriminator (frozen: it passes
-        // gradients to its input only).
-        let d_frozen = self.d.clone().no_grad();
-        let loss_gan = mse(d_frozen.forward(fake_b.clone()), 1.0).mul_scalar(self.options.lambda_gan);
-        let zero = || Tensor::<1>::zeros([1], &real_a.device());
-        let loss_nce = if self.options.lambda_nce > 0.0 {
-            self.patch_nce(real_a.clone(), fake_b.clone(), flipped, patches)
-        } else {
-            zero()
-        };
-        let loss_nce_y = idt_b
-            .clone()
-            .map(|idt_b| self.patch_nce(real_b.clone(), idt_b, flipped, patches));
-        let nce_both = match &loss_nce_y {
-            Some(y) => (loss_nce.clone() + y.clone()).mul_scalar(0.5),
-            None => loss_nce.clone(),
-        };
-        let loss_g = loss_gan.clone() + nce_both;
+        // Generator and heads step, against the updated discriminator.
+        let (loss_gan, loss_nce, loss_nce_y, loss_g) = self.generator_losses(
+            real_a.clone(),
+            real_b.clone(),
+            fake_b.clone(),
+            idt_b.clone(),
+            flipped,
+            patches,
+        );
         let mut grads = loss_g.backward();
         let grads_g = GradientsParams::from_module(&mut grads, &self.g);
         let grads_f = GradientsParams::from_module(&mut grads, &self.f);
@@ -397,6 +388,35 @@ impl Cut {
             v
         });
         (losses, visuals)
+    }
+
+    /// The generator's losses for fakes made by `self.g`: adversarial (against a frozen copy
+    /// of the discriminator, which passes gradients to its input only), PatchNCE, PatchNCE
+    /// identity (when `idt_b` is given), and their total.
+    fn generator_losses(
+        &self,
+        real_a: Tensor<4>,
+        real_b: Tensor<4>,
+        fake_b: Tensor<4>,
+        idt_b: Option<Tensor<4>>,
+        flipped: bool,
+        patches: &mut dyn PatchSource,
+    ) -> (Tensor<1>, Tensor<1>, Option<Tensor<1>>, Tensor<1>) {
+        let d_frozen = self.d.clone().no_grad();
+        let loss_gan =
+            mse(d_frozen.forward(fake_b.clone()), 1.0).mul_scalar(self.options.lambda_gan);
+        let loss_nce = if self.options.lambda_nce > 0.0 {
+            self.patch_nce(real_a.clone(), fake_b, flipped, patches)
+        } else {
+            Tensor::zeros([1], &real_a.device())
+        };
+        let loss_nce_y = idt_b.map(|idt_b| self.patch_nce(real_b, idt_b, flipped, patches));
+        let nce_both = match &loss_nce_y {
+            Some(y) => (loss_nce.clone() + y.clone()).mul_scalar(0.5),
+            None => loss_nce.clone(),
+        };
+        let total = loss_gan.clone() + nce_both;
+        (loss_gan, loss_nce, loss_nce_y, total)
     }
 
     /// PatchNCE of `target` (generated from `source`, flipped when `flipped`) against
