@@ -39,8 +39,13 @@ fn iteration_time_of_cut_fastcut_and_cyclegan() {
     let device = Device::flex().autodiff();
     let generator = GeneratorConfig { ngf: 64, blocks: 6 };
     let discriminator = DiscriminatorConfig::default();
-    let image =
-        || Tensor::<4>::random([1, 3, SIZE, SIZE], Distribution::Uniform(-1.0, 1.0), &device);
+    let image = || {
+        Tensor::<4>::random(
+            [1, 3, SIZE, SIZE],
+            Distribution::Uniform(-1.0, 1.0),
+            &device,
+        )
+    };
     let (a, b) = (image(), image());
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(1);
 
@@ -56,7 +61,10 @@ fn iteration_time_of_cut_fastcut_and_cyclegan() {
     drop(cyclegan);
 
     let mut times = vec![("CycleGAN", t_cyclegan)];
-    for (name, options) in [("CUT", CutOptions::cut()), ("FastCUT", CutOptions::fastcut())] {
+    for (name, options) in [
+        ("CUT", CutOptions::cut()),
+        ("FastCUT", CutOptions::fastcut()),
+    ] {
         let mut model = Cut::new(
             &generator,
             &discriminator,

@@ -105,8 +105,16 @@ impl PatchSource for Replay<'_> {
     fn positions(&mut self, n: usize, count: usize) -> Vec<usize> {
         let key = format!("patch_ids.{}.{}", self.call, DEFAULT_NCE_LAYERS[self.layer]);
         let ids = &self.ids[&key];
-        assert_eq!(ids.len(), count, "{key}: the reference sampled {} positions", ids.len());
-        assert!(ids.iter().all(|&i| (i as usize) < n), "{key}: positions beyond {n}");
+        assert_eq!(
+            ids.len(),
+            count,
+            "{key}: the reference sampled {} positions",
+            ids.len()
+        );
+        assert!(
+            ids.iter().all(|&i| (i as usize) < n),
+            "{key}: positions beyond {n}"
+        );
         self.layer += 1;
         if self.layer == DEFAULT_NCE_LAYERS.len() {
             self.layer = 0;
@@ -138,16 +146,25 @@ fn parameter_counts_match_the_reference() {
     let counts = &fixtures_json()["param_counts"];
     let config = CutGeneratorConfig::new(&GeneratorConfig::default(), true);
     let g = CutGenerator::new(&config, &device);
-    assert_eq!(g.num_params() as u64, counts["cut_resnet9_ngf64"].as_u64().unwrap());
+    assert_eq!(
+        g.num_params() as u64,
+        counts["cut_resnet9_ngf64"].as_u64().unwrap()
+    );
     let d = CutDiscriminator::new(&DiscriminatorConfig::default(), true, &device);
-    assert_eq!(d.num_params() as u64, counts["cut_patchgan_n3_ndf64"].as_u64().unwrap());
+    assert_eq!(
+        d.num_params() as u64,
+        counts["cut_patchgan_n3_ndf64"].as_u64().unwrap()
+    );
     let channels: Vec<usize> = DEFAULT_NCE_LAYERS
         .iter()
         .map(|&l| config.channels_at(l).unwrap())
         .collect();
     assert_eq!(channels, [3, 128, 256, 256, 256]);
     let f = PatchHeads::new(&channels, &device);
-    assert_eq!(f.num_params() as u64, counts["patch_sampler_mlp_ngf64"].as_u64().unwrap());
+    assert_eq!(
+        f.num_params() as u64,
+        counts["patch_sampler_mlp_ngf64"].as_u64().unwrap()
+    );
 }
 
 /// Our state dicts have exactly the reference's keys (blur buffers included, equal), so
@@ -178,8 +195,15 @@ fn state_dicts_have_the_reference_keys() {
         assert_eq!(a, b, "{name}: keys differ");
         for (k, v) in &ours {
             assert_eq!(v.shape, theirs[k].shape, "{name}.{k}");
-            let diff = v.data.iter().zip(&theirs[k].data).map(|(x, y)| (x - y).abs());
-            assert!(diff.fold(0.0, f32::max) == 0.0, "{name}.{k} differs after a round trip");
+            let diff = v
+                .data
+                .iter()
+                .zip(&theirs[k].data)
+                .map(|(x, y)| (x - y).abs());
+            assert!(
+                diff.fold(0.0, f32::max) == 0.0,
+                "{name}.{k} differs after a round trip"
+            );
         }
     }
 
@@ -204,7 +228,10 @@ fn forward_passes_match_pytorch() {
     let fx = Fixture::load("cut");
     let (g, d, f) = fx.networks(&device);
     let want = &fx.meta["losses_per_step"][0];
-    let (real_a, real_b) = (fx.input("real_A", 0, &device), fx.input("real_B", 0, &device));
+    let (real_a, real_b) = (
+        fx.input("real_A", 0, &device),
+        fx.input("real_B", 0, &device),
+    );
     let mse = |x: Tensor<4>, t: f32| -> f32 { x.sub_scalar(t).square().mean().into_scalar() };
 
     let fake = g.forward(Tensor::cat(vec![real_a.clone(), real_b.clone()], 0));
@@ -225,7 +252,13 @@ fn forward_passes_match_pytorch() {
         let shapes: Vec<[usize; 4]> = feat_k.iter().map(|t| t.dims()).collect();
         assert_eq!(
             shapes,
-            [[1, 3, 70, 70], [1, 16, 64, 64], [1, 32, 32, 32], [1, 32, 16, 16], [1, 32, 16, 16]]
+            [
+                [1, 3, 70, 70],
+                [1, 16, 64, 64],
+                [1, 32, 32, 32],
+                [1, 32, 16, 16],
+                [1, 32, 16, 16]
+            ]
         );
         let ids: Vec<Tensor<1, Int>> = shapes
             .iter()
@@ -251,7 +284,10 @@ fn forward_passes_match_pytorch() {
     for (name, got) in checks.into_iter().chain([("NCE", nce_x), ("NCE_Y", nce_y)]) {
         let want = want[name].as_f64().unwrap() as f32;
         let rel = relative(got, want);
-        assert!(rel <= 1e-4, "{name} = {got}, PyTorch {want} (relative {rel:e})");
+        assert!(
+            rel <= 1e-4,
+            "{name} = {got}, PyTorch {want} (relative {rel:e})"
+        );
     }
 }
 
@@ -271,7 +307,10 @@ fn iterations_match_pytorch(mode: &str, steps: usize) {
     };
     for step in 0..steps {
         replay.flip = fx.meta["flip_per_step"][step].as_bool().unwrap();
-        let (real_a, real_b) = (fx.input("real_A", step, &device), fx.input("real_B", step, &device));
+        let (real_a, real_b) = (
+            fx.input("real_A", step, &device),
+            fx.input("real_B", step, &device),
+        );
         let (losses, visuals) = model.step_with(real_a, real_b, 2e-4, &mut replay, step == 1);
         let expected = fx.meta["losses_per_step"][step].as_object().unwrap();
         let names: Vec<&str> = losses.iter().map(|(n, _)| *n).collect();
@@ -292,13 +331,20 @@ fn iterations_match_pytorch(mode: &str, steps: usize) {
                 step + 1
             );
         }
-        println!("{mode} iteration {}: losses within {worst:.2e} relative (tolerance {tol:e})", step + 1);
+        println!(
+            "{mode} iteration {}: losses within {worst:.2e} relative (tolerance {tol:e})",
+            step + 1
+        );
         if let Some(v) = visuals {
             assert_eq!(v.len(), if mode == "cut" { 4 } else { 3 });
         }
     }
     let calls = fx.meta["nce_calls_per_step"].as_u64().unwrap() as usize;
-    assert_eq!((replay.call, replay.layer), (steps * calls, 0), "recorded NCE calls replayed");
+    assert_eq!(
+        (replay.call, replay.layer),
+        (steps * calls, 0),
+        "recorded NCE calls replayed"
+    );
     if steps < 2 {
         return;
     }
@@ -323,8 +369,15 @@ fn iterations_match_pytorch(mode: &str, steps: usize) {
         "{mode} after two iterations: {:.3}% of {total} weights within 2e-5 of PyTorch, worst {worst:e} ({worst_key})",
         share * 100.0
     );
-    assert!(share >= 0.995, "{mode}: only {:.4}% of weights within 2e-5", share * 100.0);
-    assert!(worst <= 5e-4, "{mode}: {worst_key} differs from PyTorch by {worst}");
+    assert!(
+        share >= 0.995,
+        "{mode}: only {:.4}% of weights within 2e-5",
+        share * 100.0
+    );
+    assert!(
+        worst <= 5e-4,
+        "{mode}: {worst_key} differs from PyTorch by {worst}"
+    );
 }
 
 /// The first iteration: the discriminator step (its losses), and the generator's losses

@@ -549,10 +549,7 @@ mod tests {
         let device = Device::flex();
         // Two images of two orthonormal patches each: keys equal to the queries are the
         // easiest case; swapped keys the hardest.
-        let q = Tensor::<2>::from_data(
-            [[1.0, 0.0], [0.0, 1.0], [1.0, 0.0], [0.0, 1.0]],
-            &device,
-        );
+        let q = Tensor::<2>::from_data([[1.0, 0.0], [0.0, 1.0], [1.0, 0.0], [0.0, 1.0]], &device);
         let same = info_nce(q.clone(), q.clone(), 2, 0.07);
         let swapped = info_nce(q.clone(), q.clone().flip([1]), 2, 0.07);
         let same = same.into_data().try_into_vec::<f32>().unwrap();
@@ -582,11 +579,20 @@ mod tests {
         let device = Device::flex().autodiff();
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(3);
         let image = |rng: &mut rand_chacha::ChaCha8Rng| {
-            let v: Vec<f32> = (0..3 * 32 * 32).map(|_| rng.random_range(-1.0..1.0)).collect();
+            let v: Vec<f32> = (0..3 * 32 * 32)
+                .map(|_| rng.random_range(-1.0..1.0))
+                .collect();
             Tensor::<4>::from_data(TensorData::new(v, [1, 3, 32, 32]), &device)
         };
-        let mut cut = Cut::new(&shape, &disc, options.clone(), (0.5, 0.999), &device, &mut rng)
-            .unwrap();
+        let mut cut = Cut::new(
+            &shape,
+            &disc,
+            options.clone(),
+            (0.5, 0.999),
+            &device,
+            &mut rng,
+        )
+        .unwrap();
         let (a, b) = (image(&mut rng), image(&mut rng));
         let (losses, visuals) = cut.step(a.clone(), b.clone(), 2e-4, &mut rng, true);
         assert_eq!(losses.len(), cut.loss_names().len());
@@ -614,8 +620,10 @@ mod tests {
         assert_eq!(cut.state_dict(), copy.state_dict());
 
         // A dict without the heads is refused with the file and key named.
-        let partial: HashMap<String, HostTensor> =
-            dict.into_iter().filter(|(k, _)| !k.starts_with("F.")).collect();
+        let partial: HashMap<String, HostTensor> = dict
+            .into_iter()
+            .filter(|(k, _)| !k.starts_with("F."))
+            .collect();
         let err = Cut::from_state(
             &shape,
             &disc,
@@ -629,7 +637,10 @@ mod tests {
         .err()
         .unwrap()
         .to_string();
-        assert!(err.contains("checkpoint") && err.contains("mlp_0.0.weight"), "{err}");
+        assert!(
+            err.contains("checkpoint") && err.contains("mlp_0.0.weight"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -28,8 +28,7 @@ fn blur_down_axis(p: Tensor<4>, dim: usize) -> Tensor<4> {
     // p[0], p[2], ..., p[2m] and p[1], p[3], ..., p[2m-1].
     let even = p.clone().slice_dim(dim, s![0..2 * m + 1; 2]);
     let odd = p.slice_dim(dim, s![1..2 * m; 2]);
-    (even.clone().narrow(dim, 0, m) + even.narrow(dim, 1, m) + odd.mul_scalar(2.0))
-        .mul_scalar(0.25)
+    (even.clone().narrow(dim, 0, m) + even.narrow(dim, 1, m) + odd.mul_scalar(2.0)).mul_scalar(0.25)
 }
 
 /// `Upsample`: replication pad 1, depthwise transposed `[1,3,3,1] x [1,3,3,1] / 16` blur with
@@ -131,7 +130,10 @@ mod tests {
     #[test]
     fn blur_down_equals_the_depthwise_convolution_on_even_and_odd_sizes() {
         let device = Device::flex();
-        for (i, shape) in [[1, 3, 8, 8], [1, 2, 7, 9], [1, 1, 2, 3]].into_iter().enumerate() {
+        for (i, shape) in [[1, 3, 8, 8], [1, 2, 7, 9], [1, 1, 2, 3]]
+            .into_iter()
+            .enumerate()
+        {
             let x = random(shape, i as u64, &device);
             let ours = blur_down(x.clone());
             let [_, _, h, w] = shape;
@@ -157,7 +159,10 @@ mod tests {
         let device = Device::flex().autodiff();
         let weight = random([1, 2, 3, 3], 7, &device);
         for (ours, reference) in [
-            (blur_down as fn(Tensor<4>) -> Tensor<4>, reference_down as fn(_) -> _),
+            (
+                blur_down as fn(Tensor<4>) -> Tensor<4>,
+                reference_down as fn(_) -> _,
+            ),
             (blur_up, reference_up),
         ] {
             let grad = |f: fn(Tensor<4>) -> Tensor<4>| {

@@ -2,9 +2,9 @@
 
 use std::collections::HashMap;
 
+use burn::nn::Initializer;
 use burn::nn::InstanceNorm;
 use burn::nn::conv::{Conv2d, ConvTranspose2d, ConvTranspose2dConfig};
-use burn::nn::Initializer;
 use burn::prelude::*;
 use burn::tensor::activation::{relu, tanh};
 use burn::tensor::ops::PadMode;
@@ -289,8 +289,8 @@ impl NamedConvs for CutGenerator {
         let mut blocks = self.blocks.iter_mut();
         let mut out = Vec::new();
         for (i, layer) in layout.iter().enumerate() {
-            let before_norm =
-                matches!(layout.get(i + 1), Some(Layer::Norm(_))) && !DEFAULT_NCE_LAYERS.contains(&i);
+            let before_norm = matches!(layout.get(i + 1), Some(Layer::Norm(_)))
+                && !DEFAULT_NCE_LAYERS.contains(&i);
             let key = format!("model.{i}");
             let named = match layer {
                 Layer::Conv(_) => NamedConv::conv(key, convs.next().expect("conv")),
@@ -299,13 +299,21 @@ impl NamedConvs for CutGenerator {
                 }
                 Layer::Block(_) => {
                     let b = blocks.next().expect("block");
-                    out.push(NamedConv::conv(format!("{key}.conv_block.1"), &mut b.first).before_norm());
-                    out.push(NamedConv::conv(format!("{key}.conv_block.5"), &mut b.second).before_norm());
+                    out.push(
+                        NamedConv::conv(format!("{key}.conv_block.1"), &mut b.first).before_norm(),
+                    );
+                    out.push(
+                        NamedConv::conv(format!("{key}.conv_block.5"), &mut b.second).before_norm(),
+                    );
                     continue;
                 }
                 _ => continue,
             };
-            out.push(if before_norm { named.before_norm() } else { named });
+            out.push(if before_norm {
+                named.before_norm()
+            } else {
+                named
+            });
         }
         out
     }

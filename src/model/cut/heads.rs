@@ -69,10 +69,7 @@ impl PatchHeads {
 
     /// Input channels of each head.
     pub fn channels(&self) -> Vec<usize> {
-        self.mlps
-            .iter()
-            .map(|m| m.first.weight.dims()[1])
-            .collect()
+        self.mlps.iter().map(|m| m.first.weight.dims()[1]).collect()
     }
 
     /// For each layer `l`: the feature vectors of `feats[l]` (`[B, C, H, W]`) at the flat
@@ -113,11 +110,7 @@ impl NamedConvs for PatchHeads {
             .enumerate()
             .flat_map(|(i, m)| {
                 [
-                    NamedConv::linear(
-                        format!("mlp_{i}.0"),
-                        &mut m.first.weight,
-                        &mut m.first.bias,
-                    ),
+                    NamedConv::linear(format!("mlp_{i}.0"), &mut m.first.weight, &mut m.first.bias),
                     NamedConv::linear(
                         format!("mlp_{i}.2"),
                         &mut m.second.weight,
