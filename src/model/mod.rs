@@ -11,6 +11,7 @@
 //! convolutions are listed as data by their `conv_layers` methods ([`layers::ConvLayer`]).
 
 pub mod conv;
+pub mod cut;
 mod discriminator;
 mod generator;
 pub mod layers;
@@ -27,6 +28,8 @@ use burn::prelude::*;
 ///
 /// Both convolution kinds store the weight as a rank-4 tensor in PyTorch's layout
 /// (`[out, in, kh, kw]` for Conv2d, `[in, out, kh, kw]` for ConvTranspose2d) and an optional bias.
+/// A Linear layer is seen as a 1x1 convolution: held as `[out, in, 1, 1]`, saved and loaded in
+/// PyTorch's Linear layout `[out, in]` (see [`NamedConv::linear`]).
 pub struct NamedConv<'a> {
     /// The PyTorch state-dict prefix, e.g. `model.10.conv_block.1`.
     pub key: String,
@@ -38,6 +41,8 @@ pub struct NamedConv<'a> {
     /// the bias: its true gradient is exactly zero. It is kept (checkpoints have it) but not
     /// trained, since Adam would only turn rounding noise into random +-lr steps.
     pub bias_frozen: bool,
+    /// The layer is a PyTorch `nn.Linear`: its weight is `[out, in]` in state dicts.
+    pub linear: bool,
 }
 
 impl<'a> NamedConv<'a> {
@@ -47,6 +52,7 @@ impl<'a> NamedConv<'a> {
             weight: &mut conv.weight,
             bias: conv.bias.as_mut(),
             bias_frozen: false,
+            linear: false,
         }
     }
     pub(crate) fn transposed(key: String, conv: &'a mut ConvTranspose2d) -> Self {
@@ -55,6 +61,21 @@ impl<'a> NamedConv<'a> {
             weight: &mut conv.weight,
             bias: conv.bias.as_mut(),
             bias_frozen: false,
+            linear: false,
+        }
+    }
+    /// A Linear layer whose weight is held as `[out, in, 1, 1]` (see [`NamedConv::linear`]).
+    pub(crate) fn linear(
+        key: String,
+        weight: &'a mut Param<Tensor<4>>,
+        bias: &'a mut Param<Tensor<1>>,
+    ) -> Self {
+        NamedConv {
+            key,
+            weight,
+            bias: Some(bias),
+            bias_frozen: false,
+            linear: true,
         }
     }
     /// Mark the layer as followed by an instance norm (see [`NamedConv::bias_frozen`]).
@@ -68,4 +89,11 @@ impl<'a> NamedConv<'a> {
 pub trait NamedConvs {
     /// Every convolution with its state-dict prefix, in the reference's order.
     fn named_convs(&mut self) -> Vec<NamedConv<'_>>;
+
+    /// Constant tensors that the reference's state dict holds besides the parameters (the
+    /// anti-aliasing filters of CUT's networks), by full key; saved so that PyTorch's strict
+    /// `load_state_dict` accepts our files, never loaded. None by default.
+    fn buffers(&self) -> Vec<(String, weights::HostTensor)> {
+        Vec::new()
+    }
 }

@@ -139,14 +139,26 @@ fn set_param<const D: usize>(slot: &mut Param<Tensor<D>>, value: Tensor<D>, trai
     };
 }
 
-/// The network's parameters by state-dict key (`model.1.weight`, ...).
+/// The shape a layer's weight has in a state dict: a Linear layer's `[out, in, 1, 1]` is
+/// PyTorch's `[out, in]`.
+fn weight_shape_on_disk(conv: &super::NamedConv<'_>) -> Vec<usize> {
+    let dims = conv.weight.dims();
+    if conv.linear {
+        dims[..2].to_vec()
+    } else {
+        dims.to_vec()
+    }
+}
+
+/// The network's parameters by state-dict key (`model.1.weight`, ...), and its constant
+/// buffers ([`NamedConvs::buffers`]).
 pub fn state_dict(net: &mut impl NamedConvs) -> StateDict {
-    let mut out = StateDict::new();
+    let mut out: StateDict = net.buffers().into_iter().collect();
     for conv in net.named_convs() {
-        out.insert(
-            format!("{}.weight", conv.key),
-            HostTensor::from_tensor(conv.weight.val()),
-        );
+        let shape = weight_shape_on_disk(&conv);
+        let mut weight = HostTensor::from_tensor(conv.weight.val());
+        weight.shape = shape;
+        out.insert(format!("{}.weight", conv.key), weight);
         if let Some(bias) = conv.bias {
             out.insert(
                 format!("{}.bias", conv.key),
@@ -187,7 +199,7 @@ pub fn load_state_dict(
     // Check everything before changing anything, so a bad file leaves the network as it was.
     let mut staged = Vec::new();
     for conv in net.named_convs() {
-        let w = fetch(format!("{}.weight", conv.key), conv.weight.dims().to_vec())?;
+        let w = fetch(format!("{}.weight", conv.key), weight_shape_on_disk(&conv))?;
         let b = match &conv.bias {
             Some(b) => Some(fetch(format!("{}.bias", conv.key), b.dims().to_vec())?),
             None => None,
@@ -196,6 +208,11 @@ pub fn load_state_dict(
     }
     for (conv, (w, b)) in net.named_convs().into_iter().zip(staged) {
         let device = conv.weight.device();
+        // Linear weights `[out, in]` are held as `[out, in, 1, 1]`.
+        let w = HostTensor {
+            shape: conv.weight.dims().to_vec(),
+            data: w.data.clone(),
+        };
         set_param(conv.weight, w.to_tensor(&device), true);
         if let (Some(slot), Some(b)) = (conv.bias, b) {
             set_param(slot, b.to_tensor(&device), !conv.bias_frozen);

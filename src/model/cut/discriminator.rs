@@ -1,0 +1,138 @@
+//! CUT's PatchGAN: the 70x70 PatchGAN with anti-aliased downsampling.
+
+use burn::nn::InstanceNorm;
+use burn::nn::conv::Conv2d;
+use burn::prelude::*;
+use burn::tensor::activation::leaky_relu;
+
+use super::antialias::{blur_down, down_filter};
+use super::conv;
+use crate::model::conv::Padding;
+use crate::model::generator::{conv2d, instance_norm};
+use crate::model::weights::HostTensor;
+use crate::model::{DiscriminatorConfig, NamedConv, NamedConvs};
+
+/// The discriminator of CUT and FastCUT: CycleGAN's PatchGAN (`C64-C128-C256-C512`, then a
+/// 1-channel map) whose stride-2 convolutions are stride-1 ones followed by a blur with stride
+/// 2 (the authors' default), or, without anti-aliasing, exactly CycleGAN's PatchGAN.
+///
+/// Parameters are named as the authors' checkpoints: anti-aliased, convolutions at
+/// `model.0, 3, 7, 11, 14` and blur buffers at `model.2, 6, 10` (3 layers).
+#[derive(Module, Debug)]
+pub struct CutDiscriminator {
+    /// 4x4 convolutions with zero padding 1; all but the first and last feed an instance norm.
+    convs: Vec<Conv2d>,
+    /// Norms of `convs[1..convs.len()-1]`.
+    norms: Vec<InstanceNorm>,
+}
+
+impl CutDiscriminator {
+    /// A discriminator with zero weights; use [`crate::model::weights::init_normal`].
+    pub fn new(config: &DiscriminatorConfig, antialias: bool, device: &Device) -> Self {
+        let ndf = config.ndf;
+        let stride = if antialias { 1 } else { 2 };
+        // Filters double per layer, capped at 8 * ndf.
+        let width = |n: usize| ndf * (1usize << n.min(3));
+        let mut convs = vec![conv2d(3, ndf, 4, stride, 1, device)];
+        let mut norms = Vec::new();
+        for n in 1..config.layers {
+            convs.push(conv2d(width(n - 1), width(n), 4, stride, 1, device));
+            norms.push(instance_norm(width(n), device));
+        }
+        let last = width(config.layers);
+        convs.push(conv2d(width(config.layers - 1), last, 4, 1, 1, device));
+        norms.push(instance_norm(last, device));
+        convs.push(conv2d(last, 1, 4, 1, 1, device));
+        CutDiscriminator { convs, norms }
+    }
+
+    /// The configuration this discriminator was built with, and whether it is anti-aliased.
+    pub fn config(&self) -> (DiscriminatorConfig, bool) {
+        let [ndf, _, _, _] = self.convs[0].weight.dims();
+        let config = DiscriminatorConfig {
+            ndf,
+            layers: self.convs.len() - 2,
+        };
+        (config, self.antialias())
+    }
+
+    fn antialias(&self) -> bool {
+        self.convs[0].stride == [1, 1]
+    }
+
+    /// Score a batch of images `[batch, 3, H, W]` in [-1, 1]: a map `[batch, 1, h, w]` of
+    /// real-vs-fake logits, one per patch.
+    pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        let antialias = self.antialias();
+        let downsamples = self.convs.len() - 2;
+        let last = self.convs.len() - 1;
+        let conv = |i: usize, x| conv(&self.convs[i], x, Padding::Zeros(1));
+        let mut x = leaky_relu(conv(0, x), 0.2);
+        if antialias {
+            x = blur_down(x);
+        }
+        for (i, norm) in (1..last).zip(&self.norms) {
+            x = leaky_relu(norm.forward(conv(i, x)), 0.2);
+            if antialias && i < downsamples {
+                x = blur_down(x);
+            }
+        }
+        conv(last, x)
+    }
+
+    /// Sequence index of each convolution, and of each blur (empty without anti-aliasing).
+    fn indices(&self) -> (Vec<usize>, Vec<usize>) {
+        let (mut convs, mut blurs) = (vec![0], Vec::new());
+        let downsamples = self.convs.len() - 2;
+        // conv, LeakyReLU[, blur] for the first; conv, norm, LeakyReLU[, blur] for the others.
+        let mut next = if self.antialias() {
+            blurs.push(2);
+            3
+        } else {
+            2
+        };
+        for i in 1..self.convs.len() {
+            convs.push(next);
+            next += 3;
+            if self.antialias() && i < downsamples {
+                blurs.push(next);
+                next += 1;
+            }
+        }
+        (convs, blurs)
+    }
+}
+
+impl NamedConvs for CutDiscriminator {
+    fn named_convs(&mut self) -> Vec<NamedConv<'_>> {
+        let (indices, _) = self.indices();
+        let last = self.convs.len() - 1;
+        self.convs
+            .iter_mut()
+            .zip(indices)
+            .enumerate()
+            .map(|(i, (c, index))| {
+                let named = NamedConv::conv(format!("model.{index}"), c);
+                // All but the first and the last feed an instance norm.
+                if i == 0 || i == last {
+                    named
+                } else {
+                    named.before_norm()
+                }
+            })
+            .collect()
+    }
+
+    /// The blur filters (`model.N.filt`).
+    fn buffers(&self) -> Vec<(String, HostTensor)> {
+        let (_, blurs) = self.indices();
+        blurs
+            .into_iter()
+            .zip(&self.convs)
+            .map(|(index, c)| {
+                let [channels, _, _, _] = c.weight.dims();
+                (format!("model.{index}.filt"), down_filter(channels))
+            })
+            .collect()
+    }
+}
