@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::family::Family;
+use crate::family::cut::CutOptions;
 use crate::model::{DiscriminatorConfig, GeneratorConfig};
 use crate::train::guard::GuardConfig;
 
@@ -27,9 +28,12 @@ pub enum GanMode {
 pub struct TrainConfig {
     /// Dataset folder holding `trainA/` and `trainB/`.
     pub data_dir: PathBuf,
-    /// Model family (CycleGAN, ...).
+    /// Model family (CycleGAN, CUT, FastCUT).
     #[serde(default)]
     pub model: Family,
+    /// CUT's and FastCUT's own settings (unused by CycleGAN).
+    #[serde(default)]
+    pub cut: CutOptions,
     /// Generator shape (`ngf`, residual blocks).
     pub generator: GeneratorConfig,
     /// Discriminator shape (`ndf`, layers).
@@ -87,6 +91,7 @@ impl Default for TrainConfig {
         TrainConfig {
             data_dir: PathBuf::new(),
             model: Family::Cyclegan,
+            cut: CutOptions::cut(),
             generator: GeneratorConfig::default(),
             discriminator: DiscriminatorConfig::default(),
             gan_mode: GanMode::Lsgan,
@@ -115,6 +120,30 @@ impl Default for TrainConfig {
 }
 
 impl TrainConfig {
+    /// The authors' settings of a model family: the paper's for CycleGAN ([`Default`]); for CUT
+    /// 200 + 200 epochs, for FastCUT 150 + 50, with their PatchNCE settings.
+    pub fn for_family(family: Family) -> Self {
+        let base = TrainConfig {
+            model: family,
+            ..TrainConfig::default()
+        };
+        match family {
+            Family::Cyclegan => base,
+            Family::Cut => TrainConfig {
+                epochs: 200,
+                epochs_decay: 200,
+                cut: CutOptions::cut(),
+                ..base
+            },
+            Family::Fastcut => TrainConfig {
+                epochs: 150,
+                epochs_decay: 50,
+                cut: CutOptions::fastcut(),
+                ..base
+            },
+        }
+    }
+
     /// Read a config written by [`TrainConfig::save`] (or by hand).
     pub fn load(path: &Path) -> anyhow::Result<Self> {
         let text = std::fs::read_to_string(path)
@@ -211,6 +240,9 @@ impl TrainConfig {
         if !(self.save_every_minutes >= 0.0 && self.save_every_minutes.is_finite()) {
             bail!("--save-every-minutes must be a number >= 0 (0: epoch ends only)");
         }
+        if self.model != Family::Cyclegan {
+            self.cut.validate(&self.generator)?;
+        }
         let g = &self.guard;
         if !(g.lr_factor > 0.0 && g.lr_factor <= 1.0) {
             bail!("--guard-lr-factor {} must be in (0, 1]", g.lr_factor);
@@ -226,6 +258,7 @@ impl TrainConfig {
     pub fn same_architecture(&self, other: &TrainConfig) -> Result<(), String> {
         if (self.model, self.generator, self.discriminator)
             == (other.model, other.generator, other.discriminator)
+            && (self.model == Family::Cyclegan || self.cut.antialias == other.cut.antialias)
         {
             Ok(())
         } else {

@@ -458,3 +458,62 @@ fn resume_honours_a_new_learning_rate_and_refuses_a_new_architecture() {
         "{err}"
     );
 }
+
+/// CUT and FastCUT go through the same loop: losses logged, exact resume, translation.
+#[test]
+fn cut_and_fastcut_resume_exactly_and_translate() {
+    use cyclegan::family::{Direction, Family};
+    use cyclegan::translate::Translator;
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    cyclegan::demo::write_dataset(&data, 20, 4, 0, 8).unwrap();
+    for family in [Family::Cut, Family::Fastcut] {
+        let mut config = TrainConfig {
+            max_iters: Some(6),
+            ..tiny_config(&data)
+        };
+        config.model = family;
+        config.cut = TrainConfig::for_family(family).cut;
+        config.cut.nce_layers = vec![0, 4, 8, 12]; // one residual block: layer 12 is its output
+        let straight = tmp.path().join(format!("{}-straight", family.name()));
+        train(&config, &straight, &quiet()).unwrap();
+        let split = tmp.path().join(format!("{}-split", family.name()));
+        train(
+            &TrainConfig {
+                max_iters: Some(3),
+                ..config.clone()
+            },
+            &split,
+            &quiet(),
+        )
+        .unwrap();
+        let resume = Opts {
+            resume: true,
+            ..quiet()
+        };
+        train(&config, &split, &resume).unwrap();
+        assert_same_networks(&networks(&straight), &networks(&split));
+        let (a, b) = (losses(&straight), losses(&split));
+        assert_eq!(a.len(), 6);
+        for (x, y) in a.iter().zip(&b) {
+            assert_eq!((x.iter, &x.losses), (y.iter, &y.losses));
+        }
+        assert!(
+            a[0].losses.get("NCE").is_some_and(f32::is_finite),
+            "{:?}",
+            a[0]
+        );
+        assert_eq!(a[0].losses.get("NCE_Y").is_some(), family == Family::Cut);
+
+        let device = Device::flex();
+        let t = Translator::load(&straight, Direction::A2b, &device).unwrap();
+        let img = image::RgbImage::from_fn(20, 12, |x, y| {
+            image::Rgb([(x * 12) as u8, (y * 20) as u8, 90])
+        });
+        assert_eq!(t.translate(&[img])[0].dimensions(), (20, 12));
+        let err = Translator::load(&straight, Direction::B2a, &device)
+            .err()
+            .unwrap();
+        assert!(err.to_string().contains("b2a"), "{err}");
+    }
+}

@@ -45,7 +45,7 @@ enum Command {
     Prepare(prepare::PrepareArgs),
     /// Audit a dataset: sizes, modes, unreadable files, duplicates and train/test leaks.
     Doctor(doctor::DoctorArgs),
-    /// Train a CycleGAN on DATA_DIR/trainA and DATA_DIR/trainB.
+    /// Train a CycleGAN (or CUT, FastCUT) on DATA_DIR/trainA and DATA_DIR/trainB.
     Train(Box<train::TrainArgs>),
     /// Translate an image, a folder of images or a video with a trained generator.
     Translate(translate::TranslateArgs),

@@ -17,8 +17,7 @@ use rand_chacha::ChaCha8Rng;
 
 use super::pool::ImagePool;
 use super::{
-    CheckpointFiles, Direction, Family, Generator, Losses, NETWORKS, Role, UnpairedModel, Visuals,
-    sub_dict,
+    CheckpointFiles, Direction, Generator, Losses, NETWORKS, Role, UnpairedModel, Visuals, sub_dict,
 };
 use crate::config::{GanMode, TrainConfig};
 use crate::model::weights::{
@@ -298,10 +297,6 @@ impl CycleGan {
 }
 
 impl UnpairedModel for CycleGan {
-    fn family(&self) -> Family {
-        Family::Cyclegan
-    }
-
     fn step(
         &mut self,
         real_a: Tensor<4>,

@@ -32,6 +32,7 @@ pub use losses::{Losses, Role};
 
 use crate::config::TrainConfig;
 use crate::model::ResnetGenerator;
+use crate::model::cut::CutGenerator;
 use crate::model::weights::{HostTensor, safetensors_from_bytes};
 
 /// Which model family a run trains.
@@ -41,6 +42,11 @@ pub enum Family {
     /// CycleGAN (Zhu et al. 2017): two generators, two discriminators, cycle consistency.
     #[default]
     Cyclegan,
+    /// CUT (Park et al. 2020): one generator and one discriminator, PatchNCE instead of the
+    /// cycle, with the NCE identity loss; A to B only.
+    Cut,
+    /// FastCUT: CUT with lambda_NCE 10, no identity loss, flip equivariance; the fastest.
+    Fastcut,
 }
 
 impl Family {
@@ -48,6 +54,8 @@ impl Family {
     pub fn name(self) -> &'static str {
         match self {
             Family::Cyclegan => "cyclegan",
+            Family::Cut => "cut",
+            Family::Fastcut => "fastcut",
         }
     }
 
@@ -57,10 +65,18 @@ impl Family {
         config: &TrainConfig,
         device: &Device,
         rng: &mut ChaCha8Rng,
-    ) -> Box<dyn UnpairedModel> {
-        match self {
+    ) -> Result<Box<dyn UnpairedModel>> {
+        Ok(match self {
             Family::Cyclegan => Box::new(CycleGan::new(config, device, rng)),
-        }
+            Family::Cut | Family::Fastcut => Box::new(cut::Cut::new(
+                &config.generator,
+                &config.discriminator,
+                config.cut.clone(),
+                (config.beta1, config.beta2),
+                device,
+                rng,
+            )?),
+        })
     }
 
     /// The model a checkpoint's `files` (name to bytes) hold, for training with `config`.
@@ -72,6 +88,7 @@ impl Family {
     ) -> Result<Box<dyn UnpairedModel>> {
         Ok(match self {
             Family::Cyclegan => Box::new(CycleGan::restore(config, files, device)?),
+            Family::Cut | Family::Fastcut => Box::new(cut::restore(config, files, device)?),
         })
     }
 
@@ -85,6 +102,7 @@ impl Family {
     ) -> Result<Generator> {
         match self {
             Family::Cyclegan => cyclegan::generator(config, files, direction, device),
+            Family::Cut | Family::Fastcut => cut::generator(files, direction, device),
         }
     }
 
@@ -92,6 +110,7 @@ impl Family {
     pub fn checkpoint_files(self) -> &'static [&'static str] {
         match self {
             Family::Cyclegan => cyclegan::CHECKPOINT_FILES,
+            Family::Cut | Family::Fastcut => cut::CHECKPOINT_FILES,
         }
     }
 }
@@ -156,6 +175,8 @@ pub enum Direction {
 pub enum Generator {
     /// The ResNet generator of CycleGAN.
     Resnet(ResnetGenerator),
+    /// The anti-aliased ResNet generator of CUT and FastCUT.
+    Cut(CutGenerator),
 }
 
 impl Generator {
@@ -163,6 +184,7 @@ impl Generator {
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         match self {
             Generator::Resnet(g) => g.forward(x),
+            Generator::Cut(g) => g.forward(x),
         }
     }
 }
@@ -179,9 +201,6 @@ pub struct Visuals {
 
 /// An unpaired image-to-image translation model being trained.
 pub trait UnpairedModel {
-    /// Its family.
-    fn family(&self) -> Family;
-
     /// One training iteration on a batch of each domain (`[B, 3, H, W]` in [-1, 1] on the
     /// model's autodiff device) at learning rate `lr`. `rng` drives every random choice of the
     /// step (pools, patch positions), so a replayed iteration draws the same. Returns the

@@ -64,7 +64,7 @@ impl Run {
         let device = device.clone().autodiff();
         let dataset = UnpairedDataset::open(&config.data_dir)?;
         let mut rng = rng_for(config.seed, &[u64::MAX - 1]);
-        let model = config.model.init(&config, &device, &mut rng);
+        let model = config.model.init(&config, &device, &mut rng)?;
         let state = TrainingState {
             format: checkpoint::FORMAT,
             epoch: 0,

@@ -38,7 +38,8 @@ pub struct Change {
 /// shown are the paper's.
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct Overrides {
-    /// Model family [default: cyclegan].
+    /// Model family [default: cyclegan]; its defaults follow (cut: 200 + 200 epochs, fastcut:
+    /// 150 + 50, with the authors' PatchNCE settings).
     #[arg(long, value_enum, help_heading = "Networks")]
     pub model: Option<Family>,
     /// Residual blocks in the generators [default: 9]; 6 suits 128 px.
@@ -69,6 +70,34 @@ pub struct Overrides {
     /// Past fakes kept for the discriminators [default: 50; 0 disables].
     #[arg(long, help_heading = "Losses")]
     pub pool_size: Option<usize>,
+
+    /// PatchNCE weight [default: 1 for cut, 10 for fastcut].
+    #[arg(long, help_heading = "CUT and FastCUT")]
+    pub lambda_nce: Option<f32>,
+    /// PatchNCE identity loss on domain B [default: on for cut, off for fastcut].
+    #[arg(long, value_enum, help_heading = "CUT and FastCUT")]
+    pub nce_idt: Option<OnOff>,
+    /// Generator layers PatchNCE compares, ascending [default: 0,4,8,12,16].
+    #[arg(
+        long,
+        value_delimiter = ',',
+        value_name = "L,L,...",
+        help_heading = "CUT and FastCUT"
+    )]
+    pub nce_layers: Option<Vec<usize>>,
+    /// Patches sampled per layer and image [default: 256].
+    #[arg(long, help_heading = "CUT and FastCUT")]
+    pub num_patches: Option<usize>,
+    /// Temperature of PatchNCE's softmax [default: 0.07].
+    #[arg(long, help_heading = "CUT and FastCUT")]
+    pub nce_t: Option<f32>,
+    /// Flip equivariance: flip the batch at random and ask for flipped features [default: off
+    /// for cut, on for fastcut].
+    #[arg(long, value_enum, help_heading = "CUT and FastCUT")]
+    pub flip_equivariance: Option<OnOff>,
+    /// Plain strided (transposed) convolutions instead of anti-aliased sampling.
+    #[arg(long, help_heading = "CUT and FastCUT")]
+    pub no_antialias: bool,
 
     /// Adam learning rate [default: 0.0002]. Can change on --resume (resets the guard's
     /// reductions).
@@ -174,6 +203,29 @@ impl Overrides {
         set!("--load-size", true, load_size = self.load_size);
         set!("--crop-size", true, crop_size = self.crop_size);
         set!("--no-flip", true, flip = self.no_flip.then_some(false));
+        set!("--lambda-nce", true, cut.lambda_nce = self.lambda_nce);
+        set!(
+            "--nce-idt",
+            true,
+            cut.nce_idt = self.nce_idt.map(|v| v == OnOff::On)
+        );
+        set!(
+            "--nce-layers",
+            true,
+            cut.nce_layers = self.nce_layers.clone()
+        );
+        set!("--num-patches", true, cut.num_patches = self.num_patches);
+        set!("--nce-t", true, cut.nce_t = self.nce_t);
+        set!(
+            "--flip-equivariance",
+            true,
+            cut.flip_equivariance = self.flip_equivariance.map(|v| v == OnOff::On)
+        );
+        set!(
+            "--no-antialias",
+            true,
+            cut.antialias = self.no_antialias.then_some(false)
+        );
         set!("--lr", false, lr = self.lr);
         set!("--epochs", false, epochs = self.epochs);
         set!("--epochs-decay", false, epochs_decay = self.epochs_decay);

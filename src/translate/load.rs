@@ -8,6 +8,7 @@ use burn::prelude::*;
 
 use crate::checkpoint;
 use crate::family::{Direction, Generator};
+use crate::model::cut::{CutGenerator, infer_cut_generator_config};
 use crate::model::weights::{HostTensor, load_state_dict, read_pth, read_safetensors};
 use crate::model::{GeneratorConfig, ResnetGenerator};
 
@@ -39,15 +40,15 @@ pub fn load_generator(model: &Path, direction: Direction, device: &Device) -> Re
         "safetensors" => {
             let all = read_safetensors(model, "")?;
             // Our networks file holds both generators under prefixes; a plain file holds one.
+            // (CUT's networks file holds its one generator under `G.`.)
+            let prefix = match direction {
+                Direction::A2b if all.keys().any(|k| k.starts_with("G.")) => "G.",
+                Direction::A2b => "G_A.",
+                Direction::B2a => "G_B.",
+            };
             let prefixed: HashMap<String, HostTensor> = all
                 .iter()
-                .filter_map(|(k, v)| {
-                    k.strip_prefix(match direction {
-                        Direction::A2b => "G_A.",
-                        Direction::B2a => "G_B.",
-                    })
-                    .map(|k| (k.to_string(), v.clone()))
-                })
+                .filter_map(|(k, v)| k.strip_prefix(prefix).map(|k| (k.to_string(), v.clone())))
                 .collect();
             if prefixed.is_empty() { all } else { prefixed }
         }
@@ -56,6 +57,14 @@ pub fn load_generator(model: &Path, direction: Direction, device: &Device) -> Re
             model.display()
         ),
     };
+    // The authors' CUT/FastCUT generators are anti-aliased: told apart by their keys.
+    if let Ok(cut) = infer_cut_generator_config(&dict)
+        && !cut.is_cyclegan_layout()
+    {
+        let mut g = CutGenerator::new(&cut, device);
+        load_state_dict(&mut g, &dict, model, "CUT generator")?;
+        return Ok(Generator::Cut(g));
+    }
     let config = infer_generator_config(&dict)
         .with_context(|| format!("{}: not a ResNet generator state dict", model.display()))?;
     let mut g = ResnetGenerator::new(&config, device);
