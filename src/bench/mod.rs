@@ -31,6 +31,14 @@ pub enum Workload {
     Train128,
     /// One CycleGAN iteration at 256 px with ResNet-9 generators.
     Train256,
+    /// One CUT iteration (G + D + PatchNCE heads, NCE identity), batch 1, 128 px, ResNet-6.
+    Cut128,
+    /// One FastCUT iteration (no identity pass), batch 1, 128 px, ResNet-6.
+    Fastcut128,
+    /// One CUT iteration at 256 px with a ResNet-9 generator.
+    Cut256,
+    /// One FastCUT iteration at 256 px with a ResNet-9 generator.
+    Fastcut256,
     /// Generator inference (ResNet-9), one 256x256 image.
     Infer256,
     /// Generator inference (ResNet-9), one 854x480 frame (padded to 856x480).
@@ -43,9 +51,13 @@ pub enum Workload {
 
 impl Workload {
     /// The workloads `All` runs, in order.
-    pub const MEASURED: [Workload; 5] = [
+    pub const MEASURED: [Workload; 9] = [
         Workload::Train128,
         Workload::Train256,
+        Workload::Cut128,
+        Workload::Fastcut128,
+        Workload::Cut256,
+        Workload::Fastcut256,
         Workload::Infer256,
         Workload::Infer480p,
         Workload::Data,
@@ -57,6 +69,10 @@ impl Workload {
             Workload::All => "all",
             Workload::Train128 => "train128",
             Workload::Train256 => "train256",
+            Workload::Cut128 => "cut128",
+            Workload::Fastcut128 => "fastcut128",
+            Workload::Cut256 => "cut256",
+            Workload::Fastcut256 => "fastcut256",
             Workload::Infer256 => "infer256",
             Workload::Infer480p => "infer480p",
             Workload::Data => "data",

@@ -15,7 +15,7 @@ use super::flop::{forward_flop, iteration_flop};
 use super::timing::{median, min, peak_rss_mib, time_runs};
 use super::{Report, Settings, Workload};
 use crate::config::TrainConfig;
-use crate::family::CycleGan;
+use crate::family::{CycleGan, Family};
 use crate::model::weights::init_normal;
 use crate::model::{DiscriminatorConfig, GeneratorConfig, ResnetGenerator};
 
@@ -24,6 +24,10 @@ pub fn measure(workload: Workload, settings: &Settings) -> Result<Report> {
     match workload {
         Workload::Train128 => train(settings, 128, 6),
         Workload::Train256 => train(settings, 256, 9),
+        Workload::Cut128 => train_family(workload, settings, Family::Cut, 128, 6),
+        Workload::Fastcut128 => train_family(workload, settings, Family::Fastcut, 128, 6),
+        Workload::Cut256 => train_family(workload, settings, Family::Cut, 256, 9),
+        Workload::Fastcut256 => train_family(workload, settings, Family::Fastcut, 256, 9),
         Workload::Infer256 => infer(settings, 256, 256),
         Workload::Infer480p => infer(settings, 480, 854),
         Workload::Data => data(settings),
@@ -83,6 +87,33 @@ fn train(settings: &Settings, size: usize, blocks: usize) -> Result<Report> {
         Workload::Train256
     };
     Ok(report(workload, settings, &times, Some(flop / 1e9)))
+}
+
+/// One iteration of `family` through the model seam, with the authors' defaults (the
+/// convolution kernels are the device's own: `--conv` applies to CycleGAN only).
+fn train_family(
+    workload: Workload,
+    settings: &Settings,
+    family: Family,
+    size: usize,
+    blocks: usize,
+) -> Result<Report> {
+    let device = Device::flex().autodiff();
+    let config = TrainConfig {
+        generator: GeneratorConfig { ngf: 64, blocks },
+        ..TrainConfig::for_family(family)
+    };
+    let mut rng = ChaCha8Rng::seed_from_u64(0);
+    let mut model = family.init(&config, &device, &mut rng)?;
+    let (a, b) = (
+        random_image(size, size, &device),
+        random_image(size, size, &device),
+    );
+    let times = time_runs(settings.warmup, settings.iters, || {
+        let (losses, _) = model.step(a.clone(), b.clone(), config.lr, &mut rng, false);
+        assert!(losses.all_finite(), "non-finite loss in the benchmark");
+    });
+    Ok(report(workload, settings, &times, None))
 }
 
 fn infer(settings: &Settings, h: usize, w: usize) -> Result<Report> {
