@@ -5,7 +5,9 @@
 #
 #   scripts/bench_vs_pytorch.sh [ROUNDS] [WORKLOADS...]
 #   ROUNDS defaults to 3; WORKLOADS default to: train128 train256 infer256 infer480p
-#   Environment: THREADS (2), ITERS (5), WARMUP (2), CYCLEGAN (the binary),
+#   (also cut128 fastcut128 cut256 fastcut256: CUT/FastCUT against scripts/torch_cut_bench.py)
+#   Environment: THREADS (2), ITERS (5), WARMUP (2), CYCLEGAN (the binary), PYTHON (python3: one
+#                with torch),
 #                REFERENCE (folder of torch_reference.py), CONV (auto): our convolution kernels,
 #                `cyclegan bench --conv` (auto|burn|gemm|winograd|winograd2), e.g. CONV=burn to
 #                time burn's own convolution.
@@ -22,6 +24,7 @@ conv=${CONV:-auto}
 here=$(cd "$(dirname "$0")" && pwd)
 bin=${CYCLEGAN:-${CARGO_TARGET_DIR:-$here/../target}/release/cyclegan}
 reference=${REFERENCE:-/work/shared/reference}
+py=${PYTHON:-python3}
 [ -x "$bin" ] || { echo "no binary at $bin (cargo build --release, or set CYCLEGAN)" >&2; exit 1; }
 
 ours() {
@@ -33,13 +36,19 @@ ours() {
 torch() {
     local out
     case $1 in
-    train128) out=$(python3 -W ignore "$reference/torch_reference.py" bench --size 128 --blocks 6 \
+    cut128 | fastcut128 | cut256 | fastcut256)
+        local size=${1#*cut} blocks=6
+        [ "$size" = 256 ] && blocks=9
+        out=$("$py" -W ignore "$here/torch_cut_bench.py" --model "${1%[0-9][0-9][0-9]}" --size "$size" \
+            --blocks "$blocks" --threads "$threads" --iters "$iters" --warmup "$warmup" \
+            --reference "$reference") ;;
+    train128) out=$("$py" -W ignore "$reference/torch_reference.py" bench --size 128 --blocks 6 \
         --threads "$threads" --iters "$iters" --warmup "$warmup") ;;
-    train256) out=$(python3 -W ignore "$reference/torch_reference.py" bench --size 256 --blocks 9 \
+    train256) out=$("$py" -W ignore "$reference/torch_reference.py" bench --size 256 --blocks 9 \
         --threads "$threads" --iters "$iters" --warmup "$warmup") ;;
-    infer256) out=$(python3 -W ignore "$here/torch_infer_bench.py" --height 256 --width 256 \
+    infer256) out=$("$py" -W ignore "$here/torch_infer_bench.py" --height 256 --width 256 \
         --threads "$threads" --iters "$iters" --warmup "$warmup" --reference "$reference") ;;
-    infer480p) out=$(python3 -W ignore "$here/torch_infer_bench.py" --height 480 --width 856 \
+    infer480p) out=$("$py" -W ignore "$here/torch_infer_bench.py" --height 480 --width 856 \
         --threads "$threads" --iters "$iters" --warmup "$warmup" --reference "$reference") ;;
     *) echo "no PyTorch counterpart for $1" >&2; exit 1 ;;
     esac
