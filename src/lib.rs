@@ -19,6 +19,7 @@ pub mod checkpoint;
 pub mod cli;
 pub mod config;
 pub mod demo;
+pub mod device;
 pub mod family;
 pub mod model;
 pub mod run;

@@ -31,9 +31,16 @@ fn fixtures_json() -> serde_json::Value {
     serde_json::from_str(&std::fs::read_to_string(data("fixtures.json")).unwrap()).unwrap()
 }
 
+/// The device under test: `CYCLEGAN_TEST_DEVICE` (cpu, wgpu, vulkan; the GPU ones need their
+/// cargo feature), the CPU by default.
+fn test_device() -> Device {
+    let name = std::env::var("CYCLEGAN_TEST_DEVICE").unwrap_or_else(|_| "cpu".into());
+    cyclegan::device::DeviceArg::from_name(&name).expect("CYCLEGAN_TEST_DEVICE")
+}
+
 #[test]
 fn generator_forward_matches_pytorch() {
-    let device = Device::flex();
+    let device = test_device();
     let mut g = ResnetGenerator::new(&GeneratorConfig { ngf: 16, blocks: 9 }, &device);
     let path = data("generator_resnet9_ngf16.pth");
     load_state_dict(&mut g, &read_pth(&path).unwrap(), &path, "generator").unwrap();
@@ -52,7 +59,7 @@ fn generator_forward_matches_pytorch() {
 
 #[test]
 fn discriminator_forward_matches_pytorch() {
-    let device = Device::flex();
+    let device = test_device();
     let mut d = PatchDiscriminator::new(&DiscriminatorConfig { ndf: 16, layers: 3 }, &device);
     let path = data("discriminator_n3_ndf16.pth");
     load_state_dict(&mut d, &read_pth(&path).unwrap(), &path, "discriminator").unwrap();
@@ -72,7 +79,7 @@ fn discriminator_forward_matches_pytorch() {
 
 #[test]
 fn default_parameter_counts_match_the_paper() {
-    let device = Device::flex();
+    let device = test_device();
     let count =
         |blocks| ResnetGenerator::new(&GeneratorConfig { ngf: 64, blocks }, &device).num_params();
     assert_eq!(count(9), 11_378_179);
@@ -85,7 +92,7 @@ fn default_parameter_counts_match_the_paper() {
 
 #[test]
 fn stray_keys_are_ignored_and_wrong_shapes_are_named() {
-    let device = Device::flex();
+    let device = test_device();
     let path = data("discriminator_n3_ndf16.pth");
     let mut dict = read_pth(&path).unwrap();
     dict.insert(
@@ -121,7 +128,7 @@ fn two_training_iterations_match_pytorch() {
             .filter_map(|(k, v)| k.strip_prefix(prefix).map(|k| (k.to_string(), v.clone())))
             .collect()
     };
-    let device = Device::flex().autodiff();
+    let device = test_device().autodiff();
     let gcfg = GeneratorConfig { ngf: 8, blocks: 2 };
     let dcfg = DiscriminatorConfig { ndf: 8, layers: 3 };
     let load_g = |name: &str| {

@@ -6,8 +6,8 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 
-use super::device::DeviceArg;
 use crate::config::TrainConfig;
+use crate::device::DeviceArg;
 use crate::family::Direction;
 use crate::model::{DiscriminatorConfig, GeneratorConfig};
 use crate::run::Run;

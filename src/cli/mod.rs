@@ -6,7 +6,6 @@ use clap::{Parser, Subcommand};
 
 mod bench;
 mod demo;
-mod device;
 mod doctor;
 mod eval_video;
 mod prepare;

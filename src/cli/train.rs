@@ -6,8 +6,8 @@ use std::sync::atomic::Ordering;
 
 use anyhow::Result;
 
-use super::device::DeviceArg;
 use crate::config::TrainConfig;
+use crate::device::DeviceArg;
 use crate::run::{Overrides, Run, UsageError};
 use crate::train::{Outcome, RunOptions, train};
 

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use anyhow::{Result, bail};
 
-use super::device::DeviceArg;
+use crate::device::DeviceArg;
 use crate::family::Direction;
 use crate::run::OnOff;
 use crate::translate::{Translator, translate_file, translate_folder, video};

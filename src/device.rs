@@ -1,4 +1,4 @@
-//! `--device`: which backend runs the networks.
+//! Which backend runs the networks (`--device`), by name.
 
 use anyhow::Result;
 use burn::prelude::Device;
@@ -17,6 +17,15 @@ pub enum DeviceArg {
 }
 
 impl DeviceArg {
+    /// The device named `name` (`cpu`, `wgpu`, `vulkan`, `cuda`), e.g. from the tests'
+    /// `CYCLEGAN_TEST_DEVICE`.
+    pub fn from_name(name: &str) -> anyhow::Result<Device> {
+        use clap::ValueEnum;
+        DeviceArg::from_str(name, true)
+            .map_err(|_| anyhow::anyhow!("unknown device `{name}`: use cpu, wgpu, vulkan or cuda"))?
+            .device()
+    }
+
     /// The burn device, or an error saying which feature to build with.
     pub fn device(self) -> Result<Device> {
         match self {
