@@ -59,6 +59,9 @@ pub struct TranslateArgs {
     /// Compute device.
     #[arg(long, value_enum, default_value_t = DeviceArg::Cpu)]
     device: DeviceArg,
+    /// Folders: also write OUTPUT/index.html, each input beside its translation (50 per page).
+    #[arg(long)]
+    report: bool,
     /// No progress bar.
     #[arg(long, short)]
     quiet: bool,
@@ -69,6 +72,9 @@ pub fn run(args: TranslateArgs) -> Result<ExitCode> {
     let device = args.device.device()?;
     if !args.input.exists() {
         bail!("{}: input not found", args.input.display());
+    }
+    if args.report && !args.input.is_dir() {
+        bail!("--report makes a gallery of a folder translation: give a folder of images as input");
     }
     let translator = Translator::load(&args.model, args.direction, &device)?;
     if args.input.is_dir() {
@@ -103,6 +109,12 @@ pub fn run(args: TranslateArgs) -> Result<ExitCode> {
             jobs.len(),
             args.output.display()
         );
+        if args.report {
+            let items = crate::report::gallery::items_of_jobs(&jobs);
+            let title = format!("{} translated by {}", args.input.display(), args.model.display());
+            let pages = crate::report::write_gallery(&args.output, &title, &["input", "output"], &items, crate::report::gallery::PER_PAGE)?;
+            eprintln!("gallery: {} ({} page(s))", pages[0].display(), pages.len());
+        }
         return Ok(if failed > 0 {
             ExitCode::from(super::EXIT_FINDINGS)
         } else {
