@@ -113,7 +113,7 @@ pub fn kid(a: &Features, b: &Features, seed: u64) -> Kid {
     let d = a.ncols() as f64;
     let kernel = |x: &Features, y: &Features| (x * y.transpose()).map(|v| (v / d + 1.0).powi(3));
     // Whole kernel matrices once when they fit (the usual test-set sizes); subsets index them.
-    let whole = (a.nrows() + b.nrows()).pow(2) <= 64 << 20;
+    let whole = (a.nrows() + b.nrows()).pow(2) <= 16 << 20;
     let full = whole.then(|| (kernel(a, a), kernel(b, b), kernel(a, b)));
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
     let values: Vec<f64> = (0..KID_SUBSETS)
