@@ -166,9 +166,10 @@ mod tests {
     #[test]
     fn fid_of_a_set_with_itself_is_zero() {
         let x = gaussian(50, &[0.0; 8], &[1.0; 8], 1);
-        assert!(fid(&x, &x).abs() < 1e-9, "{}", fid(&x, &x));
+        // Square roots of eigenvalues that are zero up to rounding (1e-16) give about 1e-8.
+        assert!(fid(&x, &x).abs() < 1e-6, "{}", fid(&x, &x));
         let wide = gaussian(10, &[0.0; 30], &[1.0; 30], 2);
-        assert!(fid(&wide, &wide).abs() < 1e-9, "{}", fid(&wide, &wide));
+        assert!(fid(&wide, &wide).abs() < 1e-6, "{}", fid(&wide, &wide));
     }
 
     #[test]
@@ -203,7 +204,7 @@ mod tests {
         let a = gaussian(3, &[0.0; 4], &[1.0; 4], 3);
         let b = gaussian(5, &means2, &stds2, 4);
         let direct = fid_from_stats(&mean(&a), &covariance(&a), &mean(&b), &covariance(&b));
-        assert!((fid(&a, &b) - direct).abs() < 1e-9, "{} vs {direct}", fid(&a, &b));
+        assert!((fid(&a, &b) - direct).abs() < 1e-6, "{} vs {direct}", fid(&a, &b));
         // |m1 - m2|^2 = 0.5; sum (sqrt(v1) - sqrt(v2))^2 = 1 + 0.25.
         let truth: f64 = 0.5 + 1.0 + 0.25;
         let a = gaussian(20_000, &[0.0; 4], &[1.0; 4], 5);
