@@ -16,7 +16,9 @@ fn shared() -> Option<PathBuf> {
     let dir = std::env::var_os("CYCLEGAN_SHARED")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared"));
-    let ok = dir.join("reference/inception/inception_v3_fid.safetensors").is_file();
+    let ok = dir
+        .join("reference/inception/inception_v3_fid.safetensors")
+        .is_file();
     if !ok {
         eprintln!(
             "note: {} has no reference/inception/: FID reference test skipped (set CYCLEGAN_SHARED)",
@@ -28,7 +30,10 @@ fn shared() -> Option<PathBuf> {
 
 fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
     assert_eq!(a.len(), b.len());
-    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
 }
 
 /// The reference's eight images as decoded RGB (`images_uint8_nhwc`).
@@ -62,7 +67,10 @@ fn network_and_pipeline_match_the_reference_features() {
     let got = extractor.features_of_input(input.to_tensor::<4>(&device));
     let secs = start.elapsed().as_secs_f64();
     let net_diff = max_abs_diff(&got, &expected.data);
-    eprintln!("network: max |diff| {net_diff:.2e} over 8x2048 features ({:.2} s/image)", secs / 8.0);
+    eprintln!(
+        "network: max |diff| {net_diff:.2e} over 8x2048 features ({:.2} s/image)",
+        secs / 8.0
+    );
     assert!(net_diff < 1e-3, "network features differ by {net_diff}");
 
     // Pipeline parity: decoded pixels -> resize -> range -> network.
@@ -86,7 +94,10 @@ fn fid_of_horse2zebra_test_sets_matches_the_reference_through_the_cli() {
     let Some(shared) = shared() else { return };
     let data = shared.join("datasets/horse2zebra");
     if !data.join("testA").is_dir() {
-        eprintln!("note: {} absent: FID reference test skipped", data.display());
+        eprintln!(
+            "note: {} absent: FID reference test skipped",
+            data.display()
+        );
         return;
     }
     let reference: serde_json::Value = serde_json::from_str(
@@ -109,9 +120,16 @@ fn fid_of_horse2zebra_test_sets_matches_the_reference_through_the_cli() {
     let scores: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let fid = scores["fid"].as_f64().unwrap();
     let rel = (fid - expected).abs() / expected;
-    eprintln!("FID {fid:.4} (reference {expected:.4}, {:.3}% off); KID {}", 100.0 * rel, scores["kid"]);
+    eprintln!(
+        "FID {fid:.4} (reference {expected:.4}, {:.3}% off); KID {}",
+        100.0 * rel,
+        scores["kid"]
+    );
     assert!(rel < 0.005, "FID {fid} vs reference {expected}");
-    assert_eq!((scores["n_real"].as_u64(), scores["n_fake"].as_u64()), (Some(120), Some(140)));
+    assert_eq!(
+        (scores["n_real"].as_u64(), scores["n_fake"].as_u64()),
+        (Some(120), Some(140))
+    );
     let kid = scores["kid"]["mean"].as_f64().unwrap();
     assert!(kid > 0.0 && scores["kid"]["std"].as_f64().unwrap() > 0.0);
 }

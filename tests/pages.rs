@@ -92,13 +92,24 @@ fn check_page(chrome: &Path, page: &Path, profile: &Path) -> Seen {
     );
     // A probed copy beside the page, so relative links resolve the same way.
     let probed = page.with_file_name(".page-check.html");
-    std::fs::write(&probed, html.replacen("<head>", &format!("<head>\n{PROBE}"), 1)).unwrap();
+    std::fs::write(
+        &probed,
+        html.replacen("<head>", &format!("<head>\n{PROBE}"), 1),
+    )
+    .unwrap();
     let url = format!("file://{}", probed.canonicalize().unwrap().display());
-    let f = run(chromium_cmd(chrome, profile).arg("--dump-dom").arg(&url), TIMEOUT);
+    let f = run(
+        chromium_cmd(chrome, profile).arg("--dump-dom").arg(&url),
+        TIMEOUT,
+    );
     std::fs::remove_file(&probed).unwrap();
     assert_eq!(f.code, Some(0), "{}", f.describe());
     let start = f.stdout.find("<pre id=\"page-check\">").unwrap_or_else(|| {
-        panic!("{}: the probe did not report (page never loaded?)\n{}", page.display(), f.describe())
+        panic!(
+            "{}: the probe did not report (page never loaded?)\n{}",
+            page.display(),
+            f.describe()
+        )
     }) + "<pre id=\"page-check\">".len();
     let end = start + f.stdout[start..].find("</pre>").unwrap();
     let json = f.stdout[start..end]
@@ -152,7 +163,9 @@ fn screenshot(chrome: &Path, page: &Path, profile: &Path, out: &Path, height: u3
 #[test]
 fn run_page_and_gallery_render_in_headless_chromium() {
     let Some(chrome) = chromium() else {
-        eprintln!("note: no chromium found (apt-get install chromium, or set CHROMIUM): page rendering test skipped");
+        eprintln!(
+            "note: no chromium found (apt-get install chromium, or set CHROMIUM): page rendering test skipped"
+        );
         return;
     };
     let tmp = tempfile::tempdir().unwrap();
@@ -168,7 +181,15 @@ fn run_page_and_gallery_render_in_headless_chromium() {
             .arg("--out")
             .arg(&run_dir)
             .args(["--ngf", "4", "--ndf", "4", "--blocks", "1"])
-            .args(["--load-size", "32", "--crop-size", "32", "--max-iters", "4", "--quiet"]),
+            .args([
+                "--load-size",
+                "32",
+                "--crop-size",
+                "32",
+                "--max-iters",
+                "4",
+                "--quiet",
+            ]),
         TIMEOUT,
     )
     .expect(0);
@@ -189,12 +210,31 @@ fn run_page_and_gallery_render_in_headless_chromium() {
     let seen = check_page(&chrome, &page, &profile);
     assert!(seen.errors.is_empty(), "run page: {:?}", seen.errors);
     assert!(seen.plot >= 1, "run page: no loss curve drawn: {seen:?}");
-    assert!(seen.images >= 1 && seen.loaded == seen.images, "run page images: {seen:?}");
-    screenshot(&chrome, &page, &profile, &tmp.path().join("run-page.png"), 1400);
+    assert!(
+        seen.images >= 1 && seen.loaded == seen.images,
+        "run page images: {seen:?}"
+    );
+    screenshot(
+        &chrome,
+        &page,
+        &profile,
+        &tmp.path().join("run-page.png"),
+        1400,
+    );
 
     let gallery = out.join("index.html");
     let seen = check_page(&chrome, &gallery, &profile);
     assert!(seen.errors.is_empty(), "gallery: {:?}", seen.errors);
-    assert_eq!((seen.images, seen.loaded), (6, 6), "gallery: 3 inputs and 3 outputs: {seen:?}");
-    screenshot(&chrome, &gallery, &profile, &tmp.path().join("gallery.png"), 700);
+    assert_eq!(
+        (seen.images, seen.loaded),
+        (6, 6),
+        "gallery: 3 inputs and 3 outputs: {seen:?}"
+    );
+    screenshot(
+        &chrome,
+        &gallery,
+        &profile,
+        &tmp.path().join("gallery.png"),
+        700,
+    );
 }

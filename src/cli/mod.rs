@@ -10,8 +10,8 @@ mod device;
 mod doctor;
 mod eval;
 mod eval_video;
-mod report_page;
 mod prepare;
+mod report_page;
 mod train;
 mod translate;
 

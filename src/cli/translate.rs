@@ -111,8 +111,18 @@ pub fn run(args: TranslateArgs) -> Result<ExitCode> {
         );
         if args.report {
             let items = crate::report::gallery::items_of_jobs(&jobs);
-            let title = format!("{} translated by {}", args.input.display(), args.model.display());
-            let pages = crate::report::write_gallery(&args.output, &title, &["input", "output"], &items, crate::report::gallery::PER_PAGE)?;
+            let title = format!(
+                "{} translated by {}",
+                args.input.display(),
+                args.model.display()
+            );
+            let pages = crate::report::write_gallery(
+                &args.output,
+                &title,
+                &["input", "output"],
+                &items,
+                crate::report::gallery::PER_PAGE,
+            )?;
             eprintln!("gallery: {} ({} page(s))", pages[0].display(), pages.len());
         }
         return Ok(if failed > 0 {

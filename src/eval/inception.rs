@@ -71,7 +71,9 @@ impl ConvBn {
             .enumerate()
             .map(|(i, x)| x * scale[i / per_out])
             .collect();
-        let bias: Vec<f32> = (0..co).map(|o| beta.data[o] - mean.data[o] * scale[o]).collect();
+        let bias: Vec<f32> = (0..co)
+            .map(|o| beta.data[o] - mean.data[o] * scale[o])
+            .collect();
         let padding = match pad {
             Pad::Valid => [0, 0],
             Pad::Same => [kh / 2, kw / 2],
@@ -90,7 +92,13 @@ impl ConvBn {
         let bias = Some(self.bias.clone());
         let y = if kh == kw && self.padding[0] == self.padding[1] {
             // The project's convolution chooser (Winograd for 3x3 stride 1 on the CPU).
-            conv2d_raw(x, self.weight.clone(), bias, s, Padding::Zeros(self.padding[0]))
+            conv2d_raw(
+                x,
+                self.weight.clone(),
+                bias,
+                s,
+                Padding::Zeros(self.padding[0]),
+            )
         } else {
             conv2d(
                 x,

@@ -74,7 +74,10 @@ pub fn fid_from_stats(
 /// FID between two feature sets (each of at least 2 images, same width).
 pub fn fid(a: &Features, b: &Features) -> f64 {
     assert_eq!(a.ncols(), b.ncols(), "feature widths differ");
-    assert!(a.nrows() >= 2 && b.nrows() >= 2, "FID needs at least 2 images a side");
+    assert!(
+        a.nrows() >= 2 && b.nrows() >= 2,
+        "FID needs at least 2 images a side"
+    );
     let (n1, n2, d) = (a.nrows(), b.nrows(), a.ncols());
     if n1.min(n2) >= d {
         return fid_from_stats(&mean(a), &covariance(a), &mean(b), &covariance(b));
@@ -204,12 +207,20 @@ mod tests {
         let a = gaussian(3, &[0.0; 4], &[1.0; 4], 3);
         let b = gaussian(5, &means2, &stds2, 4);
         let direct = fid_from_stats(&mean(&a), &covariance(&a), &mean(&b), &covariance(&b));
-        assert!((fid(&a, &b) - direct).abs() < 1e-6, "{} vs {direct}", fid(&a, &b));
+        assert!(
+            (fid(&a, &b) - direct).abs() < 1e-6,
+            "{} vs {direct}",
+            fid(&a, &b)
+        );
         // |m1 - m2|^2 = 0.5; sum (sqrt(v1) - sqrt(v2))^2 = 1 + 0.25.
         let truth: f64 = 0.5 + 1.0 + 0.25;
         let a = gaussian(20_000, &[0.0; 4], &[1.0; 4], 5);
         let b = gaussian(20_000, &means2, &stds2, 6);
-        assert!((fid(&a, &b) - truth).abs() < 0.05, "{} vs {truth}", fid(&a, &b));
+        assert!(
+            (fid(&a, &b) - truth).abs() < 0.05,
+            "{} vs {truth}",
+            fid(&a, &b)
+        );
     }
 
     #[test]
@@ -223,7 +234,10 @@ mod tests {
         assert!(same.mean.abs() < 3.0 * same.std.max(1e-4), "{same:?}");
         let shifted = b.map(|v| v + 0.5);
         let apart = kid(&a, &shifted, 0);
-        assert!(apart.mean > 10.0 * same.mean.abs().max(1e-4), "{apart:?} vs {same:?}");
+        assert!(
+            apart.mean > 10.0 * same.mean.abs().max(1e-4),
+            "{apart:?} vs {same:?}"
+        );
         assert!(apart.std > 0.0);
         // Deterministic for a seed.
         assert_eq!(kid(&a, &shifted, 0), apart);

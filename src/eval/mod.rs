@@ -42,7 +42,10 @@ pub fn resolve_inception(explicit: Option<&Path>) -> Result<PathBuf> {
                87 MB) is not shipped with cyclegan";
     if let Some(p) = explicit {
         if !p.is_file() {
-            bail!("{}: --inception file not found. {how}; give the path of {INCEPTION_FILE}", p.display());
+            bail!(
+                "{}: --inception file not found. {how}; give the path of {INCEPTION_FILE}",
+                p.display()
+            );
         }
         return Ok(p.to_path_buf());
     }
@@ -52,9 +55,13 @@ pub fn resolve_inception(explicit: Option<&Path>) -> Result<PathBuf> {
             "no FID network weights at {}. {how}: copy {INCEPTION_FILE} there \
              (mkdir -p {}) or pass --inception FILE",
             p.display(),
-            p.parent().map(|d| d.display().to_string()).unwrap_or_default()
+            p.parent()
+                .map(|d| d.display().to_string())
+                .unwrap_or_default()
         ),
-        None => bail!("no FID network weights: neither XDG_CACHE_HOME nor HOME is set. {how}; pass --inception FILE"),
+        None => bail!(
+            "no FID network weights: neither XDG_CACHE_HOME nor HOME is set. {how}; pass --inception FILE"
+        ),
     }
 }
 

@@ -35,8 +35,11 @@ pub struct EvalRecord {
     pub b2a: Option<Scores>,
 }
 
+/// `G_A`, `G_B` when the model has it, and the checkpoint's iteration when it is one.
+type Loaded = (Translator, Option<Translator>, Option<u64>);
+
 /// The translators a model offers, and the checkpoint iteration when it has one.
-fn load_translators(model: &Path, device: &Device) -> Result<(Translator, Option<Translator>, Option<u64>)> {
+fn load_translators(model: &Path, device: &Device) -> Result<Loaded> {
     if model.is_dir() {
         let loaded = if model.join("SHA256SUMS").exists() {
             checkpoint::read(model)?
@@ -76,7 +79,10 @@ fn translated_features(
             .collect::<Result<Vec<_>>>()?;
         let fakes = translator.translate(&images);
         let f = extractor.features(&fakes, &mut |_| {});
-        rows.extend(f.row_iter().flat_map(|r| r.iter().copied().collect::<Vec<_>>()));
+        rows.extend(
+            f.row_iter()
+                .flat_map(|r| r.iter().copied().collect::<Vec<_>>()),
+        );
         progress(label, i * extractor.batch + chunk.len(), files.len());
     }
     Ok(Features::from_row_slice(

@@ -142,7 +142,10 @@ mod tests {
         let last = std::fs::read_to_string(&pages[2]).unwrap();
         assert!(last.contains("src=\"../in/4.png\"") && last.contains("href=\"index.html\""));
         // No temporary files left behind.
-        let names: Vec<_> = std::fs::read_dir(&out).unwrap().map(|e| e.unwrap().file_name()).collect();
+        let names: Vec<_> = std::fs::read_dir(&out)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
         assert_eq!(names.len(), 3, "{names:?}");
     }
 

@@ -101,7 +101,7 @@ h1{font-size:1.5em;margin:.2em 0}h2{font-size:1.15em;margin-top:1.6em;border-bot
 table{border-collapse:collapse;margin:.5em 0}td,th{padding:.25em .7em;border-bottom:1px solid #e4e4e4;text-align:left;vertical-align:top}
 th{background:#f0f0f0}td.num{text-align:right;font-variant-numeric:tabular-nums}
 img{max-width:100%;image-rendering:auto;border:1px solid #ccc;background:#fff}
-.grid td img{max-width:380px}.samples img{max-width:100%}
+.grid td img{max-width:380px;min-width:160px}.samples img{max-width:100%;min-width:480px}
 figure{margin:.6em 0}figcaption{font-size:.9em;color:#555}
 nav.pages a,nav.pages span{margin-right:.6em}
 pre{background:#f3f3f3;padding:.7em;overflow:auto;font-size:.85em}
@@ -114,8 +114,14 @@ mod tests {
 
     #[test]
     fn escaping_and_urls() {
-        assert_eq!(escape("<a href=\"x\">&'"), "&lt;a href=&quot;x&quot;&gt;&amp;&#39;");
-        assert_eq!(url_of(Path::new("../in dir/a#1.png")), "../in%20dir/a%231.png");
+        assert_eq!(
+            escape("<a href=\"x\">&'"),
+            "&lt;a href=&quot;x&quot;&gt;&amp;&#39;"
+        );
+        assert_eq!(
+            url_of(Path::new("../in dir/a#1.png")),
+            "../in%20dir/a%231.png"
+        );
     }
 
     #[test]

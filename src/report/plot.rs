@@ -39,7 +39,7 @@ pub fn read_loss_series(path: &Path) -> Vec<Series> {
     // The last line is always read, so the legend shows the newest values.
     let picked = (0..lines.len())
         .step_by(stride)
-        .chain((lines.len() % stride != 1 && stride > 1).then(|| lines.len() - 1));
+        .chain((lines.len() % stride != 1 && stride > 1).then_some(lines.len() - 1));
     for i in picked {
         let Ok(obj) = serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(lines[i])
         else {
@@ -151,8 +151,14 @@ pub fn loss_svg(series: &[Series]) -> String {
         return "<p class=\"muted\">No losses logged yet.</p>".to_string();
     }
     let x_lo = positive().map(|p| p.0).fold(f64::INFINITY, f64::min);
-    let x_hi = positive().map(|p| p.0).fold(f64::NEG_INFINITY, f64::max).max(x_lo + 1.0);
-    let y_lo = positive().map(|p| p.1.log10()).fold(f64::INFINITY, f64::min).floor();
+    let x_hi = positive()
+        .map(|p| p.0)
+        .fold(f64::NEG_INFINITY, f64::max)
+        .max(x_lo + 1.0);
+    let y_lo = positive()
+        .map(|p| p.1.log10())
+        .fold(f64::INFINITY, f64::min)
+        .floor();
     let y_hi = positive()
         .map(|p| p.1.log10())
         .fold(f64::NEG_INFINITY, f64::max)
@@ -223,10 +229,16 @@ pub fn loss_svg(series: &[Series]) -> String {
             .map(|p| format!("{:.1},{:.1}", sx(p.0), sy(p.1)))
             .collect();
         let name = escape(&s.name);
-        let _ = writeln!(svg, "<g class=\"series\" data-series=\"{i}\"><title>{name}</title>");
+        let _ = writeln!(
+            svg,
+            "<g class=\"series\" data-series=\"{i}\"><title>{name}</title>"
+        );
         if pts.len() == 1 {
             let (x, y) = pts[0].split_once(',').unwrap_or(("0", "0"));
-            let _ = writeln!(svg, "<circle cx=\"{x}\" cy=\"{y}\" r=\"3\" fill=\"{colour}\"/>");
+            let _ = writeln!(
+                svg,
+                "<circle cx=\"{x}\" cy=\"{y}\" r=\"3\" fill=\"{colour}\"/>"
+            );
         } else if !pts.is_empty() {
             let _ = writeln!(
                 svg,
@@ -318,7 +330,10 @@ mod tests {
         let ys: Vec<f64> = cycle.points.iter().map(|p| p.1).collect();
         let wiggle: f64 = ys.windows(2).map(|w| (w[1] - w[0]).abs()).sum();
         let fall = ys[0] - ys[ys.len() - 1];
-        assert!(fall > 1.0 && wiggle < 1.1 * fall, "wiggle {wiggle} vs fall {fall}");
+        assert!(
+            fall > 1.0 && wiggle < 1.1 * fall,
+            "wiggle {wiggle} vs fall {fall}"
+        );
         assert_eq!(svg.matches("<polyline").count(), 3);
     }
 
@@ -337,7 +352,10 @@ mod tests {
 
     #[test]
     fn ticks_are_round() {
-        assert_eq!(nice_ticks(0.0, 10.0, 5), vec![0.0, 2.0, 4.0, 6.0, 8.0, 10.0]);
+        assert_eq!(
+            nice_ticks(0.0, 10.0, 5),
+            vec![0.0, 2.0, 4.0, 6.0, 8.0, 10.0]
+        );
         assert_eq!(
             nice_ticks(1.0, 4.0, 6),
             vec![1.0, 1.5, 2.0, 2.5, 3.0, 3.5, 4.0]

@@ -125,10 +125,7 @@ fn summary(s: &RunStatus) -> String {
             format!("{} of {}", s.epoch + 1, s.total_epochs.max(s.epoch + 1)),
         ),
         ("learning rate", format!("{:.3e}", s.lr)),
-        (
-            "speed",
-            format!("{:.2} iterations/s", s.iters_per_s),
-        ),
+        ("speed", format!("{:.2} iterations/s", s.iters_per_s)),
         ("elapsed", duration(s.elapsed_s)),
         ("remaining (estimate)", eta),
     ];
@@ -182,7 +179,10 @@ fn newest_pngs(dir: &Path) -> Vec<PathBuf> {
         .filter_map(|e| e.ok())
         .map(|e| e.path())
         .filter(|p| p.extension().is_some_and(|x| x.eq_ignore_ascii_case("png")))
-        .filter(|p| !p.file_name().is_some_and(|n| n.to_string_lossy().starts_with('.')))
+        .filter(|p| {
+            !p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with('.'))
+        })
         .map(|p| {
             let t = std::fs::metadata(&p)
                 .and_then(|m| m.modified())
@@ -205,7 +205,10 @@ fn figure(run_dir: &Path, img: &Path, caption: &str) -> String {
 fn samples(run_dir: &Path) -> String {
     let all: Vec<PathBuf> = newest_pngs(&run_dir.join("samples"))
         .into_iter()
-        .filter(|p| !p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("event_")))
+        .filter(|p| {
+            !p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("event_"))
+        })
         .collect();
     let mut out = String::from(
         "<h2>Samples</h2>\n<p class=\"muted\">newest first; each grid: real A, fake B, rec A over real B, fake A, rec B</p>\n<div class=\"samples\">\n",
@@ -214,7 +217,10 @@ fn samples(run_dir: &Path) -> String {
         out.push_str("<p class=\"muted\">No sample grids yet.</p>\n");
     }
     for p in all.iter().take(MAX_SAMPLES) {
-        let name = p.file_name().map(|n| n.to_string_lossy()).unwrap_or_default();
+        let name = p
+            .file_name()
+            .map(|n| n.to_string_lossy())
+            .unwrap_or_default();
         out.push_str(&figure(run_dir, p, &name));
     }
     if all.len() > MAX_SAMPLES {
@@ -301,12 +307,20 @@ pub fn status_from_run_dir(run_dir: &Path) -> Result<RunStatus> {
             run_dir.display()
         )
     })?;
-    let config: crate::train::config::TrainConfig = toml::from_str(&text)
-        .map_err(|e| anyhow::anyhow!("{}: not a training configuration: {e}", config_path.display()))?;
+    let config: crate::train::config::TrainConfig = toml::from_str(&text).map_err(|e| {
+        anyhow::anyhow!(
+            "{}: not a training configuration: {e}",
+            config_path.display()
+        )
+    })?;
     let last: Option<serde_json::Value> = std::fs::read_to_string(run_dir.join("losses.jsonl"))
         .ok()
         .and_then(|t| t.lines().rev().find_map(|l| serde_json::from_str(l).ok()));
-    let get = |k: &str| last.as_ref().and_then(|v| v.get(k)).and_then(|v| v.as_f64());
+    let get = |k: &str| {
+        last.as_ref()
+            .and_then(|v| v.get(k))
+            .and_then(|v| v.as_f64())
+    };
     let count = |d: &str| {
         cyclegan_data::imageio::list_images(&config.data_dir.join(d))
             .map(|v| v.len())
@@ -315,9 +329,7 @@ pub fn status_from_run_dir(run_dir: &Path) -> Result<RunStatus> {
     let (images_a, images_b) = (count("trainA"), count("trainB"));
     let per_epoch = images_a.max(images_b).div_ceil(config.batch_size.max(1)) as u64;
     let total_epochs = config.epochs + config.epochs_decay;
-    let total = config
-        .max_iters
-        .unwrap_or(per_epoch * total_epochs as u64);
+    let total = config.max_iters.unwrap_or(per_epoch * total_epochs as u64);
     let g = &config.generator;
     Ok(RunStatus {
         model: format!(
@@ -374,7 +386,9 @@ mod tests {
         std::fs::write(run.join("losses.jsonl"), log).unwrap();
         std::fs::create_dir_all(run.join("samples")).unwrap();
         for name in ["epoch_0001.png", "epoch_0002.png", "event_00000007.png"] {
-            image::RgbImage::new(4, 4).save(run.join("samples").join(name)).unwrap();
+            image::RgbImage::new(4, 4)
+                .save(run.join("samples").join(name))
+                .unwrap();
             std::thread::sleep(std::time::Duration::from_millis(20));
         }
         let event = serde_json::json!({"iter": 7, "anomaly": {"NonFinite": {"loss": "G_A"}},
@@ -390,7 +404,10 @@ mod tests {
         let newest = html.find("samples/epoch_0002.png").unwrap();
         let older = html.find("samples/epoch_0001.png").unwrap();
         assert!(newest < older, "newest sample first");
-        assert!(html.contains("iteration 7") && html.contains("rolled back to the checkpoint of iteration 4"));
+        assert!(
+            html.contains("iteration 7")
+                && html.contains("rolled back to the checkpoint of iteration 4")
+        );
         assert!(html.contains("src=\"samples/event_00000007.png\""));
         assert!(html.contains("checkpoints/iter-4"));
         assert!(html.contains("# &lt;b&gt;"));
