@@ -53,14 +53,23 @@ pub struct EvalArgs {
     quiet: bool,
 }
 
+const NOTHING_TO_SCORE: &str = "give either --real DIR --fake DIR (two folders) or --model RUN --data DATA (a model on a dataset's test sets)";
+
 /// Run the command.
 pub fn run(args: EvalArgs) -> Result<ExitCode> {
+    if args.real.is_none() && args.model.is_none() {
+        bail!(NOTHING_TO_SCORE);
+    }
     let device = args.device.device()?;
     let weights = resolve_inception(args.inception.as_deref())?;
     for dir in [&args.real, &args.fake, &args.data].into_iter().flatten() {
         if !dir.is_dir() {
             bail!("{}: folder not found", dir.display());
         }
+    }
+    // Too few images is said before the 87 MB of weights are read.
+    for dir in [&args.real, &args.fake].into_iter().flatten() {
+        crate::eval::list_folder(dir)?;
     }
     let extractor = FeatureExtractor::load(&weights, &device)?.with_batch(args.batch);
     let bar = if args.quiet {
@@ -110,9 +119,7 @@ pub fn run(args: EvalArgs) -> Result<ExitCode> {
                 print_record(&rec);
             }
         }
-        _ => bail!(
-            "give either --real DIR --fake DIR (two folders) or --model RUN --data DATA (a model on a dataset's test sets)"
-        ),
+        _ => bail!(NOTHING_TO_SCORE),
     }
     Ok(ExitCode::SUCCESS)
 }
