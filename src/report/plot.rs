@@ -168,10 +168,10 @@ pub fn loss_svg(series: &[Series]) -> String {
     let sx = |x: f64| LEFT + (x - x_lo) / (x_hi - x_lo) * pw;
     let sy = |y: f64| TOP + (y_hi - y.log10()) / (y_hi - y_lo) * ph;
     let mut svg = String::new();
-    let _ = write!(
+    let _ = writeln!(
         svg,
         "<svg id=\"loss-plot\" class=\"plot\" xmlns=\"http://www.w3.org/2000/svg\" width=\"{WIDTH}\" height=\"{HEIGHT}\" \
-         viewBox=\"0 0 {WIDTH} {HEIGHT}\" font-size=\"12\" role=\"img\" aria-label=\"loss curves\">\n"
+         viewBox=\"0 0 {WIDTH} {HEIGHT}\" font-size=\"12\" role=\"img\" aria-label=\"loss curves\">"
     );
     // Grid and y labels: every decade, with 2 and 5 when the range is narrow.
     let decades = (y_hi - y_lo) as i32;
