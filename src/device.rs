@@ -44,3 +44,18 @@ impl DeviceArg {
         }
     }
 }
+
+/// A short name of the backend `device` runs on, for reports: `cpu`, `wgpu`, `vulkan`, `cuda`.
+pub fn name(device: &Device) -> String {
+    let debug = format!("{device:?}").to_lowercase();
+    ["vulkan", "wgpu", "cuda", "flex"]
+        .iter()
+        .find(|k| debug.contains(*k))
+        .map_or(debug.clone(), |k| {
+            if *k == "flex" {
+                "cpu".to_string()
+            } else {
+                k.to_string()
+            }
+        })
+}

@@ -12,6 +12,8 @@
 //! - [`translate`]: applying a trained generator to images, folders and videos;
 //! - video I/O, optical flow and flicker metrics: the `cyclegan-video` crate;
 //! - [`bench`]: throughput, memory and per-op measurements behind `cyclegan bench`;
+//! - [`eval`]: FID and KID with the standard FID Inception-v3;
+//! - [`report`]: the run page and translation galleries (self-contained HTML);
 //! - [`cli`]: the `cyclegan` command line, a thin layer over the above.
 
 pub mod bench;
@@ -20,8 +22,10 @@ pub mod cli;
 pub mod config;
 pub mod demo;
 pub mod device;
+pub mod eval;
 pub mod family;
 pub mod model;
+pub mod report;
 pub mod run;
 pub mod tensor_image;
 pub mod train;

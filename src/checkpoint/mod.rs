@@ -176,6 +176,19 @@ impl Loaded {
     }
 }
 
+/// A checkpoint folder itself, or a run folder's newest good checkpoint.
+pub fn open(path: &Path) -> Result<Loaded> {
+    if path.join(SUMS).exists() {
+        return read(path);
+    }
+    latest(path).ok_or_else(|| {
+        anyhow!(
+            "{}: no complete checkpoint in this folder (is it a run folder of `cyclegan train`?)",
+            path.display()
+        )
+    })
+}
+
 /// Complete checkpoints of a run, newest first (partial ones, left by a crash, are not listed).
 pub fn list(run_dir: &Path) -> Vec<PathBuf> {
     let root = run_dir.join("checkpoints");

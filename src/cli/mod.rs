@@ -7,8 +7,10 @@ use clap::{Parser, Subcommand};
 mod bench;
 mod demo;
 mod doctor;
+mod eval;
 mod eval_video;
 mod prepare;
+mod report_page;
 mod train;
 mod translate;
 
@@ -48,12 +50,17 @@ enum Command {
     Train(Box<train::TrainArgs>),
     /// Translate an image, a folder of images or a video with a trained generator.
     Translate(translate::TranslateArgs),
+    /// Score generated images: FID and KID of two folders, or of a model on a dataset's tests.
+    Eval(Box<eval::EvalArgs>),
     /// Measure the flicker of a translated video against its input.
     EvalVideo(eval_video::EvalVideoArgs),
     /// Run the whole pipeline on a generated dataset (a few minutes on a CPU).
     Demo(demo::DemoArgs),
     /// Measure training, inference and data-loading speed and peak memory on this machine.
     Bench(bench::BenchArgs),
+    /// Write RUN_DIR/index.html from a run folder's files (the training loop does this itself).
+    #[command(hide = true)]
+    RunPage(report_page::RunPageArgs),
 }
 
 /// Parse the command line, run the command and map the outcome to an exit status.
@@ -64,9 +71,11 @@ pub fn main() -> ExitCode {
         Command::Doctor(a) => doctor::run(a),
         Command::Train(a) => train::run(*a),
         Command::Translate(a) => translate::run(a),
+        Command::Eval(a) => eval::run(*a),
         Command::EvalVideo(a) => eval_video::run(a),
         Command::Demo(a) => demo::run(a),
         Command::Bench(a) => bench::run(a),
+        Command::RunPage(a) => report_page::run(a),
     };
     match result {
         Ok(code) => code,

@@ -68,6 +68,9 @@ pub struct TranslateArgs {
     /// Compute device.
     #[arg(long, value_enum, default_value_t = DeviceArg::Cpu)]
     device: DeviceArg,
+    /// Folders: also write OUTPUT/index.html, each input beside its translation (50 per page).
+    #[arg(long)]
+    report: bool,
     /// Refuse damaged (partial) images instead of translating the part present.
     #[arg(long)]
     strict: bool,
@@ -82,6 +85,9 @@ pub fn run(args: TranslateArgs) -> Result<ExitCode> {
     if !args.input.exists() {
         bail!("{}: input not found", args.input.display());
     }
+    if args.report && !args.input.is_dir() {
+        bail!("--report makes a gallery of a folder translation: give a folder of images as input");
+    }
     let translator = Translator::load(&args.model, args.direction, &device)?;
     if args.input.is_dir() {
         let report = translate_folder(
@@ -91,6 +97,23 @@ pub fn run(args: TranslateArgs) -> Result<ExitCode> {
             args.strict,
             args.quiet,
         )?;
+        if args.report {
+            let jobs = crate::translate::folder_jobs(&args.input, &args.output)?;
+            let items = crate::report::gallery::items_of_jobs(&jobs);
+            let title = format!(
+                "{} translated by {}",
+                args.input.display(),
+                args.model.display()
+            );
+            let pages = crate::report::write_gallery(
+                &args.output,
+                &title,
+                &["input", "output"],
+                &items,
+                crate::report::gallery::PER_PAGE,
+            )?;
+            eprintln!("gallery: {} ({} page(s))", pages[0].display(), pages.len());
+        }
         let total = report.translated + report.skipped.len();
         eprintln!(
             "translated {} of {total} images into {}{}",

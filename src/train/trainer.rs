@@ -16,6 +16,7 @@ use super::log::{LossLog, LossRecord};
 use super::schedule::learning_rate;
 use super::{plots, samples};
 use crate::family::{Losses, Visuals};
+use crate::report::{RunStatus, write_run_page};
 use crate::run::Run;
 
 /// How to run (as opposed to what to train, which is the run's configuration).
@@ -95,6 +96,11 @@ pub fn train(run: &mut Run, opts: &RunOptions) -> Result<Summary> {
     let mut guard = Guard::new(config.guard);
     let mut fault = opts.fault.filter(|f| f.iter() > run.state.global_iter);
     let (mut last_save, mut smoothed) = (Instant::now(), None::<Losses>);
+    let page = RunPage {
+        started: Instant::now(),
+        end,
+        images: (dataset.a.len(), dataset.b.len()),
+    };
     let mut summary = Summary {
         outcome: Outcome::Finished,
         global_iter: run.state.global_iter,
@@ -196,6 +202,7 @@ pub fn train(run: &mut Run, opts: &RunOptions) -> Result<Summary> {
             }
             summary.last_checkpoint = Some(run.save()?);
             last_save = Instant::now();
+            page.write(run, lr, summary.iterations_run); // each epoch end saves, too
         }
     }
     if summary.outcome == Outcome::Interrupted && summary.iterations_run > 0 {
@@ -225,6 +232,47 @@ fn progress_bar(show: bool, pos: u64, len: u64) -> ProgressBar {
     );
     bar.reset_eta();
     bar
+}
+
+/// What the run page needs besides the run folder's files.
+struct RunPage {
+    started: Instant,
+    end: u64,
+    images: (usize, usize),
+}
+
+impl RunPage {
+    /// Rewrite `RUN_DIR/index.html`; a failure is a warning, never the end of training.
+    fn write(&self, run: &Run, lr: f64, iterations_run: u64) {
+        let c = &run.config;
+        let elapsed_s = self.started.elapsed().as_secs_f64();
+        let status = RunStatus {
+            model: format!(
+                "{}, generator ngf {} with {} residual blocks, discriminator ndf {} with {} layers, {} px crops of {} px",
+                c.model.name(),
+                c.generator.ngf,
+                c.generator.blocks,
+                c.discriminator.ndf,
+                c.discriminator.layers,
+                c.crop_size,
+                c.load_size
+            ),
+            device: crate::device::name(&run.device),
+            dataset: c.data_dir.display().to_string(),
+            images_a: self.images.0,
+            images_b: self.images.1,
+            iteration: run.state.global_iter,
+            total_iterations: self.end,
+            epoch: run.state.epoch,
+            total_epochs: c.total_epochs(),
+            lr,
+            elapsed_s,
+            iters_per_s: iterations_run as f64 / elapsed_s.max(1e-9),
+        };
+        if let Err(e) = write_run_page(&run.dir, &status) {
+            eprintln!("warning: the run page was not updated: {e:#}");
+        }
+    }
 }
 
 /// A sample grid `samples/NAME` and the loss curves.

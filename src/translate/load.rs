@@ -21,14 +21,7 @@ pub fn load_generator(model: &Path, direction: Direction, device: &Device) -> Re
         );
     }
     if model.is_dir() {
-        let loaded = if model.join("SHA256SUMS").exists() {
-            checkpoint::read(model)?
-        } else {
-            checkpoint::latest(model).ok_or_else(|| {
-                anyhow!("{}: no complete checkpoint in this folder (is it a run folder of `cyclegan train`?)", model.display())
-            })?
-        };
-        return loaded.generator(direction, device);
+        return checkpoint::open(model)?.generator(direction, device);
     }
     let ext = model
         .extension()
