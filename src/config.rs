@@ -287,7 +287,8 @@ mod tests {
     #[test]
     fn nonsense_values_are_refused_naming_the_option() {
         assert!(TrainConfig::default().validate().is_ok());
-        let cases: [(&str, fn(&mut TrainConfig)); 7] = [
+        type Spoil = fn(&mut TrainConfig);
+        let cases: [(&str, Spoil); 7] = [
             ("--lambda-a", |c| c.lambda_a = -1.0),
             ("--lambda-identity", |c| c.lambda_identity = f32::NAN),
             ("--beta1", |c| c.beta1 = 1.0),

@@ -546,6 +546,90 @@ pub fn generator_from_state(
     Ok(g)
 }
 
+/// The files a CUT checkpoint holds besides `state.json`.
+pub const CHECKPOINT_FILES: &[&str] = &[NETWORKS, OPT_G, OPT_D, OPT_F];
+const OPT_G: &str = "optimizer_G.bpk";
+const OPT_D: &str = "optimizer_D.bpk";
+const OPT_F: &str = "optimizer_F.bpk";
+
+impl UnpairedModel for Cut {
+    fn step(
+        &mut self,
+        real_a: Tensor<4>,
+        real_b: Tensor<4>,
+        lr: f64,
+        rng: &mut ChaCha8Rng,
+        keep_visuals: bool,
+    ) -> (Losses, Option<Visuals>) {
+        let (named, images) = Cut::step(self, real_a, real_b, lr, rng, keep_visuals);
+        let losses = named.into_iter().fold(Losses::new(), |l, (name, v)| {
+            let role = match name {
+                "D" => Role::Discriminator,
+                "G_GAN" => Role::Adversarial,
+                "NCE" | "NCE_Y" => Role::Generator,
+                _ => Role::Info, // D's parts, and G (the total of the above)
+            };
+            l.with(name, role, v)
+        });
+        let visuals = images.map(|images| Visuals { images, columns: 2 });
+        (losses, visuals)
+    }
+
+    fn save(&mut self) -> Result<Vec<(String, Vec<u8>)>> {
+        let meta =
+            std::collections::HashMap::from([("format".to_string(), "cyclegan-cut".to_string())]);
+        let networks = safetensors_to_bytes(&self.state_dict(), Some(meta))
+            .map_err(|e| anyhow!("serialising networks: {e}"))?;
+        let [g, d, f] = self.optimizer_bytes()?;
+        Ok(vec![
+            (NETWORKS.into(), networks),
+            (OPT_G.into(), g),
+            (OPT_D.into(), d),
+            (OPT_F.into(), f),
+        ])
+    }
+}
+
+/// The model a CUT checkpoint's `files` hold, for training with `config`.
+pub fn restore(config: &TrainConfig, files: &CheckpointFiles, device: &Device) -> Result<Cut> {
+    let dict: HashMap<String, HostTensor> = files.networks()?.into_iter().collect();
+    let optimizers = [
+        files.get(OPT_G)?.to_vec(),
+        files.get(OPT_D)?.to_vec(),
+        files.get(OPT_F)?.to_vec(),
+    ];
+    Cut::from_state(
+        &config.generator,
+        &config.discriminator,
+        config.cut.clone(),
+        (config.beta1, config.beta2),
+        device,
+        &dict,
+        &files.path(NETWORKS),
+        Some(optimizers),
+    )
+}
+
+/// The generator a CUT checkpoint holds; CUT translates from A to B only.
+pub fn generator(
+    files: &CheckpointFiles,
+    direction: Direction,
+    device: &Device,
+) -> Result<Generator> {
+    if direction == Direction::B2a {
+        bail!(
+            "{}: a CUT/FastCUT model has one generator, from domain A to B: --direction b2a needs a CycleGAN model (or train CUT with the domains swapped)",
+            files.dir.display()
+        );
+    }
+    let dict: HashMap<String, HostTensor> = files.networks()?.into_iter().collect();
+    Ok(Generator::Cut(Box::new(generator_from_state(
+        &dict,
+        &files.path(NETWORKS),
+        device,
+    )?)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -672,88 +756,4 @@ mod tests {
         });
         assert!(err.contains("--nce-t"), "{err}");
     }
-}
-
-/// The files a CUT checkpoint holds besides `state.json`.
-pub const CHECKPOINT_FILES: &[&str] = &[NETWORKS, OPT_G, OPT_D, OPT_F];
-const OPT_G: &str = "optimizer_G.bpk";
-const OPT_D: &str = "optimizer_D.bpk";
-const OPT_F: &str = "optimizer_F.bpk";
-
-impl UnpairedModel for Cut {
-    fn step(
-        &mut self,
-        real_a: Tensor<4>,
-        real_b: Tensor<4>,
-        lr: f64,
-        rng: &mut ChaCha8Rng,
-        keep_visuals: bool,
-    ) -> (Losses, Option<Visuals>) {
-        let (named, images) = Cut::step(self, real_a, real_b, lr, rng, keep_visuals);
-        let losses = named.into_iter().fold(Losses::new(), |l, (name, v)| {
-            let role = match name {
-                "D" => Role::Discriminator,
-                "G_GAN" => Role::Adversarial,
-                "NCE" | "NCE_Y" => Role::Generator,
-                _ => Role::Info, // D's parts, and G (the total of the above)
-            };
-            l.with(name, role, v)
-        });
-        let visuals = images.map(|images| Visuals { images, columns: 2 });
-        (losses, visuals)
-    }
-
-    fn save(&mut self) -> Result<Vec<(String, Vec<u8>)>> {
-        let meta =
-            std::collections::HashMap::from([("format".to_string(), "cyclegan-cut".to_string())]);
-        let networks = safetensors_to_bytes(&self.state_dict(), Some(meta))
-            .map_err(|e| anyhow!("serialising networks: {e}"))?;
-        let [g, d, f] = self.optimizer_bytes()?;
-        Ok(vec![
-            (NETWORKS.into(), networks),
-            (OPT_G.into(), g),
-            (OPT_D.into(), d),
-            (OPT_F.into(), f),
-        ])
-    }
-}
-
-/// The model a CUT checkpoint's `files` hold, for training with `config`.
-pub fn restore(config: &TrainConfig, files: &CheckpointFiles, device: &Device) -> Result<Cut> {
-    let dict: HashMap<String, HostTensor> = files.networks()?.into_iter().collect();
-    let optimizers = [
-        files.get(OPT_G)?.to_vec(),
-        files.get(OPT_D)?.to_vec(),
-        files.get(OPT_F)?.to_vec(),
-    ];
-    Cut::from_state(
-        &config.generator,
-        &config.discriminator,
-        config.cut.clone(),
-        (config.beta1, config.beta2),
-        device,
-        &dict,
-        &files.path(NETWORKS),
-        Some(optimizers),
-    )
-}
-
-/// The generator a CUT checkpoint holds; CUT translates from A to B only.
-pub fn generator(
-    files: &CheckpointFiles,
-    direction: Direction,
-    device: &Device,
-) -> Result<Generator> {
-    if direction == Direction::B2a {
-        bail!(
-            "{}: a CUT/FastCUT model has one generator, from domain A to B: --direction b2a needs a CycleGAN model (or train CUT with the domains swapped)",
-            files.dir.display()
-        );
-    }
-    let dict: HashMap<String, HostTensor> = files.networks()?.into_iter().collect();
-    Ok(Generator::Cut(generator_from_state(
-        &dict,
-        &files.path(NETWORKS),
-        device,
-    )?))
 }

@@ -172,11 +172,12 @@ pub enum Direction {
 
 /// A network that translates images: `[B, 3, H, W]` in [-1, 1] to the same shape.
 #[derive(Clone, Debug)]
+#[allow(clippy::large_enum_variant)] // one per translation: its size does not matter
 pub enum Generator {
     /// The ResNet generator of CycleGAN.
     Resnet(ResnetGenerator),
     /// The anti-aliased ResNet generator of CUT and FastCUT.
-    Cut(CutGenerator),
+    Cut(Box<CutGenerator>),
 }
 
 impl Generator {

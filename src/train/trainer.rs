@@ -178,7 +178,7 @@ pub fn train(run: &mut Run, opts: &RunOptions) -> Result<Summary> {
         summary.last_losses = Some(losses);
 
         let finished_epoch = run.state.index == per_epoch;
-        let sample_now = config.sample_every > 0 && iter % config.sample_every == 0;
+        let sample_now = config.sample_every > 0 && iter.is_multiple_of(config.sample_every);
         if let (Some(v), true) = (&visuals, finished_epoch || sample_now) {
             let name = match finished_epoch {
                 true => format!("epoch_{:04}.png", epoch + 1),

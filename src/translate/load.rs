@@ -56,7 +56,7 @@ pub fn load_generator(model: &Path, direction: Direction, device: &Device) -> Re
     {
         let mut g = CutGenerator::new(&cut, device);
         load_state_dict(&mut g, &dict, model, "CUT generator")?;
-        return Ok(Generator::Cut(g));
+        return Ok(Generator::Cut(Box::new(g)));
     }
     let config = infer_generator_config(&dict)
         .with_context(|| format!("{}: not a ResNet generator state dict", model.display()))?;
