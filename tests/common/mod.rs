@@ -214,38 +214,16 @@ pub fn run(cmd: &mut Command, timeout: Duration) -> Finished {
     Spawned::start(cmd).wait(timeout)
 }
 
-/// A picture with random 4x4-pixel blocks: distinct seeds give pictures no duplicate finder
-/// confuses.
-pub fn picture(w: u32, h: u32, seed: u64) -> RgbImage {
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let cols = w.div_ceil(4) as usize;
-    let blocks: Vec<[u8; 3]> = (0..cols * h.div_ceil(4) as usize)
-        .map(|_| rng.random())
-        .collect();
-    RgbImage::from_fn(w, h, |x, y| {
-        image::Rgb(blocks[(y / 4) as usize * cols + (x / 4) as usize])
-    })
-}
+pub use cyclegan_testkit::picture;
 
 /// `img` encoded as `format`.
 pub fn encode(img: &DynamicImage, format: ImageFormat) -> Vec<u8> {
-    let mut buf = std::io::Cursor::new(Vec::new());
-    img.write_to(&mut buf, format).unwrap();
-    buf.into_inner()
+    cyclegan_testkit::encode(img.clone(), format)
 }
 
 /// Write `n` good PNG pictures `good_NN.png` into `dir`; returns their paths.
 pub fn write_good(dir: &Path, n: usize, size: u32, seed: u64) -> Vec<PathBuf> {
-    std::fs::create_dir_all(dir).unwrap();
-    (0..n)
-        .map(|i| {
-            let p = dir.join(format!("good_{i:02}.png"));
-            picture(size, size, seed * 1000 + i as u64)
-                .save(&p)
-                .unwrap();
-            p
-        })
-        .collect()
+    cyclegan_testkit::write_pictures(dir, "good", n, size, seed)
 }
 
 /// CRC-32 (ISO-HDLC), for PNG chunks we forge.
@@ -346,16 +324,8 @@ pub fn is_root() -> bool {
 
 /// A small valid MP4 (H.264), made with the video crate's writer.
 pub fn good_mp4(path: &Path) {
-    let mut sink = cyclegan_video::create(path, 32, 32).unwrap();
-    for i in 0..6u32 {
-        sink.write(&cyclegan_video::Frame {
-            image: picture(32, 32, 900 + u64::from(i)),
-            time: f64::from(i) / 6.0,
-            duration: None,
-        })
-        .unwrap();
-    }
-    sink.finish().unwrap();
+    let times: Vec<f64> = (0..6).map(|i| f64::from(i) / 6.0).collect();
+    cyclegan_testkit::write_video(path, &times, |i| picture(32, 32, 900 + i as u64));
 }
 
 /// A small valid animated GIF.
