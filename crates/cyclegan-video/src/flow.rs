@@ -307,6 +307,20 @@ fn refine(from: &Gray, to: &Gray, flow: &mut Flow, p: &FlowParams) {
     }
 }
 
+/// Both images and their halvings, finest first: at most `levels` pairs, none under 32 px.
+pub(crate) fn pyramid(from: &Gray, to: &Gray, levels: usize) -> Vec<(Gray, Gray)> {
+    let mut pyr = vec![(from.clone(), to.clone())];
+    while pyr.len() < levels.max(1) {
+        let (a, b) = &pyr[pyr.len() - 1];
+        if a.width.min(a.height) < 32 {
+            break;
+        }
+        let next = (a.down(), b.down());
+        pyr.push(next);
+    }
+    pyr
+}
+
 /// Dense flow from `from` to `to` (same size): `from(x, y) ≈ to(x + u, y + v)`.
 ///
 /// # Panics
@@ -317,15 +331,7 @@ pub fn estimate(from: &Gray, to: &Gray, p: &FlowParams) -> Flow {
         (to.width, to.height),
         "flow between images of different sizes"
     );
-    let mut pyr = vec![(from.clone(), to.clone())];
-    while pyr.len() < p.max_levels.max(1) {
-        let (a, b) = &pyr[pyr.len() - 1];
-        if a.width.min(a.height) < 32 {
-            break;
-        }
-        let next = (a.down(), b.down());
-        pyr.push(next);
-    }
+    let pyr = pyramid(from, to, p.max_levels);
     let (top_a, _) = &pyr[pyr.len() - 1];
     let mut flow = Flow::zero(top_a.width, top_a.height);
     for (lvl, (a, b)) in pyr.iter().enumerate().rev() {

@@ -8,7 +8,7 @@
 //! squares); if the second image is the first moved by `d`, then `b₂ = b₁ − 2A d`, which gives
 //! `d` from the coefficients alone, solved over a window and refined coarse to fine.
 
-use crate::flow::{Flow, Gray, bilinear, box_mean};
+use crate::flow::{Flow, Gray, bilinear, box_mean, pyramid};
 
 /// Settings of [`estimate_poly`]. The defaults follow common choices for Farnebäck's method
 /// (7x7 expansion, σ 1.5, 15x15 window) with enough levels for motion of tens of pixels.
@@ -234,15 +234,7 @@ pub fn estimate_poly(from: &Gray, to: &Gray, p: &PolyFlowParams) -> Flow {
         (to.width, to.height),
         "flow between images of different sizes"
     );
-    let mut pyr = vec![(from.clone(), to.clone())];
-    while pyr.len() < p.max_levels.max(1) {
-        let (a, b) = &pyr[pyr.len() - 1];
-        if a.width.min(a.height) < 32 {
-            break;
-        }
-        let next = (a.down(), b.down());
-        pyr.push(next);
-    }
+    let pyr = pyramid(from, to, p.max_levels);
     let mut flow: Option<Flow> = None;
     for (a, b) in pyr.iter().rev() {
         let mut f = match flow {

@@ -113,6 +113,19 @@ pub enum VideoError {
     Translate { path: PathBuf, why: String },
 }
 
+impl VideoError {
+    /// What went wrong, without the file name (which may be a temporary one).
+    pub fn reason(&self) -> String {
+        match self {
+            VideoError::Unsupported { why, .. }
+            | VideoError::Corrupt { why, .. }
+            | VideoError::Invalid { why, .. }
+            | VideoError::Translate { why, .. } => why.clone(),
+            VideoError::Io { source, .. } => source.to_string(),
+        }
+    }
+}
+
 #[cfg(not(feature = "ffmpeg"))]
 const SUPPORTED: &str = "this build reads and writes MP4/M4V/MOV (H.264), animated GIF and APNG; \
 build with `--features ffmpeg` (system FFmpeg libraries) for other containers and codecs";

@@ -93,7 +93,7 @@ pub(crate) fn copy_audio(out: &Path, source: &Path) -> Result<usize, VideoError>
     let (tracks, video_start, source_movie_ts) = match read_source(source) {
         Ok(t) => t,
         Err(e) => {
-            warn(source, &format!("no audio copied ({})", reason(&e)));
+            warn(source, &format!("no audio copied ({})", e.reason()));
             return Ok(0);
         }
     };
@@ -226,16 +226,6 @@ fn read_source(source: &Path) -> Result<(Vec<AudioTrack>, f64, u32), VideoError>
         _ => 0.0,
     };
     Ok((tracks, video_start, movie_ts))
-}
-
-fn reason(e: &VideoError) -> String {
-    match e {
-        VideoError::Unsupported { why, .. }
-        | VideoError::Corrupt { why, .. }
-        | VideoError::Invalid { why, .. }
-        | VideoError::Translate { why, .. } => why.clone(),
-        VideoError::Io { source, .. } => source.to_string(),
-    }
 }
 
 // ---------------------------------------------------------------------------------------------

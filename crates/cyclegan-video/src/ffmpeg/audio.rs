@@ -29,17 +29,6 @@ pub(super) fn warn(source: &Path, what: &str) {
     eprintln!("warning: {}: {what}", source.display());
 }
 
-/// What went wrong, without the file name (which may be a temporary one).
-fn reason(e: &VideoError) -> String {
-    match e {
-        VideoError::Unsupported { why, .. }
-        | VideoError::Corrupt { why, .. }
-        | VideoError::Invalid { why, .. }
-        | VideoError::Translate { why, .. } => why.clone(),
-        VideoError::Io { source, .. } => source.to_string(),
-    }
-}
-
 /// `dir/.stem.video-PID-N.ext`: the intermediate video of an [`AudioSink`].
 fn intermediate_name(output: &Path) -> PathBuf {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
@@ -61,7 +50,7 @@ pub(crate) fn native_with_audio(
     let n = match guard(audio_from, || audio_streams(audio_from)) {
         Ok(n) => n,
         Err(e) => {
-            warn(audio_from, &format!("no audio copied ({})", reason(&e)));
+            warn(audio_from, &format!("no audio copied ({})", e.reason()));
             return Ok(None);
         }
     };
@@ -138,7 +127,7 @@ impl FrameSink for AudioSink {
             Err(e) => {
                 warn(
                     &self.audio_from,
-                    &format!("audio not copied ({})", reason(&e)),
+                    &format!("audio not copied ({})", e.reason()),
                 );
                 0
             }
@@ -258,7 +247,7 @@ impl AudioFeed {
         }) {
             Ok(i) => i,
             Err(e) => {
-                warn(source, &format!("no audio copied ({})", reason(&e)));
+                warn(source, &format!("no audio copied ({})", e.reason()));
                 return None;
             }
         };
