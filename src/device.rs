@@ -14,15 +14,20 @@ pub enum DeviceArg {
     Vulkan,
     /// An NVIDIA GPU through CUDA (build with `--features cuda`).
     Cuda,
+    /// An NVIDIA GPU through libtorch, so cuDNN's kernels (build with `--features tch` against
+    /// a PyTorch install; see README.md).
+    Tch,
 }
 
 impl DeviceArg {
-    /// The device named `name` (`cpu`, `wgpu`, `vulkan`, `cuda`), e.g. from the tests'
+    /// The device named `name` (`cpu`, `wgpu`, `vulkan`, `cuda`, `tch`), e.g. from the tests'
     /// `CYCLEGAN_TEST_DEVICE`.
     pub fn from_name(name: &str) -> anyhow::Result<Device> {
         use clap::ValueEnum;
         DeviceArg::from_str(name, true)
-            .map_err(|_| anyhow::anyhow!("unknown device `{name}`: use cpu, wgpu, vulkan or cuda"))?
+            .map_err(|_| {
+                anyhow::anyhow!("unknown device `{name}`: use cpu, wgpu, vulkan, cuda or tch")
+            })?
             .device()
     }
 
@@ -36,6 +41,19 @@ impl DeviceArg {
             DeviceArg::Vulkan => Ok(Device::vulkan(Default::default())),
             #[cfg(feature = "cuda")]
             DeviceArg::Cuda => Ok(Device::cuda(0)),
+            // Deprecated upstream, but cuDNN's kernels are what it offers (README.md, "GPU").
+            #[cfg(feature = "tch")]
+            #[allow(deprecated)]
+            DeviceArg::Tch => {
+                if !tch::Cuda::is_available() {
+                    anyhow::bail!(
+                        "--device tch: libtorch sees no CUDA GPU (no NVIDIA driver here, or a \
+                         CPU-only PyTorch on LD_LIBRARY_PATH); use --device cpu, or run where \
+                         `python3 -c 'import torch; print(torch.cuda.is_available())'` prints True"
+                    );
+                }
+                Ok(Device::libtorch_cuda(0))
+            }
             #[allow(unreachable_patterns)]
             other => anyhow::bail!(
                 "--device {other:?} is not in this build; rebuild with `cargo build --release --features {}`",
@@ -45,10 +63,27 @@ impl DeviceArg {
     }
 }
 
-/// A short name of the backend `device` runs on, for reports: `cpu`, `wgpu`, `vulkan`, `cuda`.
+impl DeviceArg {
+    /// What is known to be wrong with training on this device, if anything (measured on an
+    /// NVIDIA H200, BENCHMARKS.md "GPU").
+    pub fn training_warning(self) -> Option<&'static str> {
+        match self {
+            DeviceArg::Wgpu | DeviceArg::Vulkan => Some(
+                "burn 0.22's wgpu/Vulkan training gives wrong updates on the GPU measured so far \
+                 (the PyTorch parity test fails from the second iteration, and losses can turn \
+                 non-finite: the guard then rolls back). Translation on these devices is correct. \
+                 To train on an NVIDIA GPU build with `--features tch` and use `--device tch`.",
+            ),
+            _ => None,
+        }
+    }
+}
+
+/// A short name of the backend `device` runs on, for reports: `cpu`, `wgpu`, `vulkan`, `cuda`,
+/// `libtorch`.
 pub fn name(device: &Device) -> String {
     let debug = format!("{device:?}").to_lowercase();
-    ["vulkan", "wgpu", "cuda", "flex"]
+    ["vulkan", "wgpu", "libtorch", "cuda", "flex"]
         .iter()
         .find(|k| debug.contains(*k))
         .map_or(debug.clone(), |k| {

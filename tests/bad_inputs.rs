@@ -549,6 +549,8 @@ fn exit_statuses_match_the_readme() {
         // Nonsense values are usage errors too, named before any file is touched.
         &["train", "no-data", "--out", "no-run", "--lambda-a=-1"],
         &["train", "no-data", "--out", "no-run", "--crop-size", "30"],
+        &["bench", "--workload", "train128", "--batch", "0"],
+        &["bench", "--device", "tpu"],
     ] {
         let f = run(bin().args(args), TIMEOUT);
         f.expect(2);
@@ -570,6 +572,16 @@ fn exit_statuses_match_the_readme() {
     let f = run(bin().arg("train").arg("--resume").arg(&missing), TIMEOUT);
     f.expect(1);
     assert!(f.stderr.contains("no-such-data"), "{}", f.describe());
+    // A GPU backend this build lacks: say which feature to build with.
+    #[cfg(not(feature = "wgpu"))]
+    {
+        let f = run(
+            bin().args(["bench", "--workload", "infer256", "--device", "wgpu"]),
+            TIMEOUT,
+        );
+        f.expect(1);
+        assert!(f.stderr.contains("--features wgpu"), "{}", f.describe());
+    }
 }
 
 // ---------------------------------------------------------------------------------------------

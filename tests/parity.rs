@@ -12,10 +12,17 @@ use cyclegan::model::weights::{
 };
 use cyclegan::model::{DiscriminatorConfig, GeneratorConfig, PatchDiscriminator, ResnetGenerator};
 
+/// A fixture in tests/data: of the source tree this test was built from, or of the current
+/// folder when that tree is not here (the built test carried to a GPU machine,
+/// `scripts/gpu_check.sh`).
 fn data(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/data")
-        .join(name)
+    let built_from = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data");
+    let dir = if built_from.is_dir() {
+        built_from
+    } else {
+        PathBuf::from("tests/data")
+    };
+    dir.join(name)
 }
 
 fn max_abs_diff(a: &HostTensor, b: &HostTensor) -> f32 {

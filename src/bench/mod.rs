@@ -20,6 +20,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+use crate::device::DeviceArg;
 use crate::model::conv::{ConvPolicy, Tile};
 
 /// What to measure.
@@ -43,6 +44,8 @@ pub enum Workload {
     Infer256,
     /// Generator inference (ResNet-9), one 854x480 frame (padded to 856x480).
     Infer480p,
+    /// Generator inference (ResNet-9), one 1920x1080 frame (padded to 1920x1080).
+    Infer1080p,
     /// Images per second decoded, resized 286, cropped 256 and flipped by the training loader.
     Data,
     /// Per-operation profile of a 128 px ResNet-6 iteration: each op type timed alone.
@@ -51,7 +54,7 @@ pub enum Workload {
 
 impl Workload {
     /// The workloads `All` runs, in order.
-    pub const MEASURED: [Workload; 9] = [
+    pub const MEASURED: [Workload; 10] = [
         Workload::Train128,
         Workload::Train256,
         Workload::Cut128,
@@ -60,6 +63,7 @@ impl Workload {
         Workload::Fastcut256,
         Workload::Infer256,
         Workload::Infer480p,
+        Workload::Infer1080p,
         Workload::Data,
     ];
 
@@ -75,6 +79,7 @@ impl Workload {
             Workload::Fastcut256 => "fastcut256",
             Workload::Infer256 => "infer256",
             Workload::Infer480p => "infer480p",
+            Workload::Infer1080p => "infer1080p",
             Workload::Data => "data",
             Workload::Ops => "ops",
         }
@@ -134,6 +139,10 @@ pub struct Settings {
     pub data: PathBuf,
     /// Convolution kernels of the measured networks.
     pub conv: ConvChoice,
+    /// Where the networks run.
+    pub device: DeviceArg,
+    /// Images per training batch (the training workloads only).
+    pub batch: usize,
 }
 
 /// One workload's figures.
@@ -145,6 +154,12 @@ pub struct Report {
     pub threads: usize,
     /// Timed iterations.
     pub iters: usize,
+    /// The device the networks ran on ([`crate::device::name`]).
+    #[serde(default)]
+    pub device: String,
+    /// Images per training batch (1 for inference and data).
+    #[serde(default = "one")]
+    pub batch: usize,
     /// Median seconds per iteration (per image for inference, per batch of 2 for data).
     pub median_s: f64,
     /// Fastest iteration, seconds.
@@ -160,4 +175,8 @@ pub struct Report {
     pub gflop_per_s: Option<f64>,
     /// Peak resident memory of the process (VmHWM), MiB.
     pub peak_rss_mib: f64,
+}
+
+fn one() -> usize {
+    1
 }

@@ -30,6 +30,7 @@ pub fn measure(workload: Workload, settings: &Settings) -> Result<Report> {
         Workload::Fastcut256 => train_family(workload, settings, Family::Fastcut, 256, 9),
         Workload::Infer256 => infer(settings, 256, 256),
         Workload::Infer480p => infer(settings, 480, 854),
+        Workload::Infer1080p => infer(settings, 1080, 1920),
         Workload::Data => data(settings),
         Workload::All | Workload::Ops => bail!("`{}` is not a single timing", workload.name()),
     }
@@ -37,10 +38,21 @@ pub fn measure(workload: Workload, settings: &Settings) -> Result<Report> {
 
 fn report(workload: Workload, settings: &Settings, times: &[f64], gflop: Option<f64>) -> Report {
     let m = median(times);
+    let batch = match workload {
+        Workload::Train128
+        | Workload::Train256
+        | Workload::Cut128
+        | Workload::Fastcut128
+        | Workload::Cut256
+        | Workload::Fastcut256 => settings.batch,
+        _ => 1,
+    };
     Report {
         workload: workload.name().into(),
         threads: settings.threads,
         iters: times.len(),
+        device: format!("{:?}", settings.device).to_lowercase(),
+        batch,
         median_s: m,
         min_s: min(times),
         images_per_s: None,
@@ -52,16 +64,22 @@ fn report(workload: Workload, settings: &Settings, times: &[f64], gflop: Option<
 
 /// A random image `[1, 3, h, w]` in [-1, 1].
 pub fn random_image(h: usize, w: usize, device: &Device) -> Tensor<4> {
-    Tensor::random([1, 3, h, w], Distribution::Uniform(-1.0, 1.0), device)
+    random_batch(1, h, w, device)
+}
+
+/// `n` random images `[n, 3, h, w]` in [-1, 1].
+pub fn random_batch(n: usize, h: usize, w: usize, device: &Device) -> Tensor<4> {
+    Tensor::random([n, 3, h, w], Distribution::Uniform(-1.0, 1.0), device)
 }
 
 fn train(settings: &Settings, size: usize, blocks: usize) -> Result<Report> {
-    let device = Device::flex().autodiff();
+    let device = settings.device.device()?.autodiff();
     let config = TrainConfig {
         generator: GeneratorConfig { ngf: 64, blocks },
         discriminator: DiscriminatorConfig::default(),
         // As in the PyTorch reference's bench: a pool returns its query for the first 50 anyway.
         pool_size: 0,
+        batch_size: settings.batch,
         ..TrainConfig::default()
     };
     let mut rng = ChaCha8Rng::seed_from_u64(0);
@@ -72,10 +90,11 @@ fn train(settings: &Settings, size: usize, blocks: usize) -> Result<Report> {
         model.discs.d_a.set_conv_policy(policy);
         model.discs.d_b.set_conv_policy(policy);
     }
-    let flop = iteration_flop(&model.gens.g_a, &model.discs.d_a, size);
+    let flop = settings.batch as f64 * iteration_flop(&model.gens.g_a, &model.discs.d_a, size);
+    let n = settings.batch;
     let (a, b) = (
-        random_image(size, size, &device),
-        random_image(size, size, &device),
+        random_batch(n, size, size, &device),
+        random_batch(n, size, size, &device),
     );
     let times = time_runs(settings.warmup, settings.iters, || {
         let (losses, _) = model.step(a.clone(), b.clone(), config.lr, &mut rng, false);
@@ -98,16 +117,18 @@ fn train_family(
     size: usize,
     blocks: usize,
 ) -> Result<Report> {
-    let device = Device::flex().autodiff();
+    let device = settings.device.device()?.autodiff();
     let config = TrainConfig {
         generator: GeneratorConfig { ngf: 64, blocks },
+        batch_size: settings.batch,
         ..TrainConfig::for_family(family)
     };
     let mut rng = ChaCha8Rng::seed_from_u64(0);
     let mut model = family.init(&config, &device, &mut rng)?;
+    let n = settings.batch;
     let (a, b) = (
-        random_image(size, size, &device),
-        random_image(size, size, &device),
+        random_batch(n, size, size, &device),
+        random_batch(n, size, size, &device),
     );
     let times = time_runs(settings.warmup, settings.iters, || {
         let (losses, _) = model.step(a.clone(), b.clone(), config.lr, &mut rng, false);
@@ -117,7 +138,7 @@ fn train_family(
 }
 
 fn infer(settings: &Settings, h: usize, w: usize) -> Result<Report> {
-    let device = Device::flex();
+    let device = settings.device.device()?;
     let config = GeneratorConfig { ngf: 64, blocks: 9 };
     let mut g = ResnetGenerator::new(&config, &device);
     init_normal(&mut g, &mut ChaCha8Rng::seed_from_u64(0));
@@ -133,10 +154,10 @@ fn infer(settings: &Settings, h: usize, w: usize) -> Result<Report> {
         // Read the result back, as translation does.
         let _ = y.into_data();
     });
-    let workload = if w == 256 {
-        Workload::Infer256
-    } else {
-        Workload::Infer480p
+    let workload = match w {
+        256 => Workload::Infer256,
+        854 => Workload::Infer480p,
+        _ => Workload::Infer1080p,
     };
     Ok(report(workload, settings, &times, Some(flop / 1e9)))
 }

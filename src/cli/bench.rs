@@ -12,6 +12,7 @@ use crate::bench::compare::compare_kernels;
 use crate::bench::profile::{PROFILE_SIZE, Profile, profile_iteration};
 use crate::bench::workloads::measure;
 use crate::bench::{ConvChoice, Report, Settings, Workload};
+use crate::device::DeviceArg;
 
 /// Options of `cyclegan bench`.
 #[derive(clap::Args)]
@@ -20,6 +21,7 @@ cyclegan bench                                  # everything, 2 threads per defa
 cyclegan bench --workload train128 --iters 10 --json\n  \
 cyclegan bench --workload train128 --conv burn  # burn's own convolution, for comparison\n  \
 cyclegan bench --workload ops                   # where a 128 px iteration spends its time\n  \
+cyclegan bench --workload train256 --device vulkan --batch 4   # on a GPU (build feature)\n  \
 scripts/bench_vs_pytorch.sh 5                   # interleaved with PyTorch, with ratios")]
 pub struct BenchArgs {
     /// Workload to run.
@@ -41,6 +43,12 @@ pub struct BenchArgs {
     /// use on this device; the others time the alternatives (same results up to rounding).
     #[arg(long, value_enum, default_value_t = ConvChoice::Auto)]
     conv: ConvChoice,
+    /// Where the networks run (GPU devices need their cargo feature).
+    #[arg(long, value_enum, default_value_t = DeviceArg::Cpu)]
+    device: DeviceArg,
+    /// Images per batch in the training workloads.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
+    batch: u64,
     /// One JSON object per workload on stdout instead of a table.
     #[arg(long)]
     json: bool,
@@ -67,8 +75,13 @@ pub fn run(args: BenchArgs) -> Result<ExitCode> {
         threads,
         data: args.data.clone(),
         conv: args.conv,
+        device: args.device,
+        batch: args.batch as usize,
     };
     if args.workload == Workload::Ops {
+        if args.device != DeviceArg::Cpu {
+            anyhow::bail!("--workload ops profiles the CPU kernels only: drop --device");
+        }
         let profile = profile_iteration(&settings);
         print_profile(&settings, &profile, args.json)?;
         return Ok(ExitCode::SUCCESS);
@@ -93,6 +106,10 @@ fn run_all(args: &BenchArgs) -> Result<ExitCode> {
         args.conv.name().into(),
         "--data".into(),
         args.data.clone().into(),
+        "--device".into(),
+        format!("{:?}", args.device).to_lowercase().into(),
+        "--batch".into(),
+        args.batch.to_string().into(),
     ];
     if let Some(t) = args.threads {
         forwarded.extend(["--threads".into(), t.to_string().into()]);
@@ -113,14 +130,24 @@ fn run_all(args: &BenchArgs) -> Result<ExitCode> {
 
 fn print_table(reports: &[Report]) {
     println!(
-        "{:<10} {:>7} {:>10} {:>10} {:>10} {:>9} {:>10}",
-        "workload", "threads", "median_s", "min_s", "img/s", "GFLOP/s", "peak MiB"
+        "{:<10} {:>7} {:>5} {:>7} {:>10} {:>10} {:>10} {:>9} {:>10}",
+        "workload",
+        "device",
+        "batch",
+        "threads",
+        "median_s",
+        "min_s",
+        "img/s",
+        "GFLOP/s",
+        "peak MiB"
     );
     for r in reports {
         let opt = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.1}"));
         println!(
-            "{:<10} {:>7} {:>10.4} {:>10.4} {:>10} {:>9} {:>10.0}",
+            "{:<10} {:>7} {:>5} {:>7} {:>10.4} {:>10.4} {:>10} {:>9} {:>10.0}",
             r.workload,
+            r.device,
+            r.batch,
             r.threads,
             r.median_s,
             r.min_s,
