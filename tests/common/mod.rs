@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use cyclegan::config::TrainConfig;
 use cyclegan::model::{DiscriminatorConfig, GeneratorConfig};
-use image::{DynamicImage, ImageFormat, RgbImage};
+use image::{DynamicImage, ImageFormat};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
