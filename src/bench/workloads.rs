@@ -15,7 +15,7 @@ use super::flop::{forward_flop, iteration_flop};
 use super::timing::{median, min, peak_rss_mib, time_runs};
 use super::{Report, Settings, Workload};
 use crate::config::TrainConfig;
-use crate::family::{CycleGan, Family};
+use crate::family::{CycleGan, Family, UnpairedModel};
 use crate::model::weights::init_normal;
 use crate::model::{DiscriminatorConfig, GeneratorConfig, ResnetGenerator};
 
@@ -91,15 +91,7 @@ fn train(settings: &Settings, size: usize, blocks: usize) -> Result<Report> {
         model.discs.d_b.set_conv_policy(policy);
     }
     let flop = settings.batch as f64 * iteration_flop(&model.gens.g_a, &model.discs.d_a, size);
-    let n = settings.batch;
-    let (a, b) = (
-        random_batch(n, size, size, &device),
-        random_batch(n, size, size, &device),
-    );
-    let times = time_runs(settings.warmup, settings.iters, || {
-        let (losses, _) = model.step(a.clone(), b.clone(), config.lr, &mut rng, false);
-        assert!(losses.all_finite(), "non-finite loss in the benchmark");
-    });
+    let times = time_iterations(&mut model, settings, size, config.lr, &device, &mut rng);
     let workload = if size == 128 {
         Workload::Train128
     } else {
@@ -125,16 +117,28 @@ fn train_family(
     };
     let mut rng = ChaCha8Rng::seed_from_u64(0);
     let mut model = family.init(&config, &device, &mut rng)?;
+    let times = time_iterations(model.as_mut(), settings, size, config.lr, &device, &mut rng);
+    Ok(report(workload, settings, &times, None))
+}
+
+/// Seconds of each timed training iteration of `model` on a fixed random batch.
+fn time_iterations(
+    model: &mut dyn UnpairedModel,
+    settings: &Settings,
+    size: usize,
+    lr: f64,
+    device: &Device,
+    rng: &mut ChaCha8Rng,
+) -> Vec<f64> {
     let n = settings.batch;
     let (a, b) = (
-        random_batch(n, size, size, &device),
-        random_batch(n, size, size, &device),
+        random_batch(n, size, size, device),
+        random_batch(n, size, size, device),
     );
-    let times = time_runs(settings.warmup, settings.iters, || {
-        let (losses, _) = model.step(a.clone(), b.clone(), config.lr, &mut rng, false);
+    time_runs(settings.warmup, settings.iters, || {
+        let (losses, _) = model.step(a.clone(), b.clone(), lr, rng, false);
         assert!(losses.all_finite(), "non-finite loss in the benchmark");
-    });
-    Ok(report(workload, settings, &times, None))
+    })
 }
 
 fn infer(settings: &Settings, h: usize, w: usize) -> Result<Report> {
