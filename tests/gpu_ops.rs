@@ -2,9 +2,9 @@
 //! (`CYCLEGAN_TEST_DEVICE`: wgpu, vulkan, tch) against burn's CPU backend, and two Adam steps.
 //! On the CPU alone (the default) there is nothing to compare, and every test returns at once.
 //!
-//! This is the reduced reproducer for burn 0.22's wrong training on its wgpu/Vulkan backends
-//! (README.md, "GPU"; BENCHMARKS.md, "GPU"): `tests/parity.rs` shows that the second
-//! iteration is wrong there, these tests show which operation is.
+//! Written to find why burn 0.22 trained wrongly on its wgpu/Vulkan backends (BENCHMARKS.md,
+//! "GPU"): every operation alone is right, and the fault was their fusion, which
+//! `cyclegan::device` now turns off; `tests/parity.rs` checks the whole iteration.
 
 use burn::nn::conv::Conv2dConfig;
 use burn::nn::{InstanceNormConfig, PaddingConfig2d};

@@ -39,8 +39,7 @@ pub struct TrainArgs {
     /// The settings (on --resume only the run-time ones may change).
     #[command(flatten)]
     settings: Overrides,
-    /// Compute device [default: cpu]. On NVIDIA GPUs use `tch` (README.md, "GPU"): burn's
-    /// `vulkan`/`wgpu` training fails the PyTorch parity test there.
+    /// Compute device.
     #[arg(long, value_enum, default_value_t = DeviceArg::Cpu, help_heading = "Run")]
     device: DeviceArg,
     /// No progress bar.
@@ -51,9 +50,6 @@ pub struct TrainArgs {
 /// Run the command.
 pub fn run(args: TrainArgs) -> Result<ExitCode> {
     let device = args.device.device()?;
-    if let Some(warning) = args.device.training_warning() {
-        eprintln!("warning: {warning}");
-    }
     let opts = RunOptions {
         progress: !args.quiet,
         ..RunOptions::default()
