@@ -1,5 +1,7 @@
 fn main() -> std::process::ExitCode {
-    let device = requested_device(std::env::args().skip(1));
+    // `args_os`: a file name need not be UTF-8 (`args` would panic on it).
+    let args = std::env::args_os().skip(1);
+    let device = requested_device(args.map(|a| a.to_string_lossy().into_owned()));
     if device == "cpu" {
         keep_freed_memory();
     }
