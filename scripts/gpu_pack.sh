@@ -8,9 +8,10 @@
 #   bash scripts/gpu_check.sh      # one JSON summary on stdout, logs under $OUT (or /tmp)
 #
 # What travels: the stripped, xz-compressed `cyclegan` binary and parity test binary built with
-# `--features vulkan,wgpu`, torch_reference.py (from ../shared/reference), a small H.264 clip, and
-# Debian's libvulkan1 package (the loader; the NVIDIA driver brings its own ICD). About 25 MiB
-# with the repository's own files, under the 64 MiB a device call carries.
+# `--features vulkan,wgpu` (add `tch` with the PyTorch variables of README.md, "GPU"),
+# torch_reference.py (from ../shared/reference), a small H.264 clip, and Debian's libvulkan1 and
+# glvnd packages (the NVIDIA driver brings its own ICD). With `tch`: 40 MiB, plus the
+# repository's 16 MiB, under the 64 MiB a device call carries.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 FEATURES=${FEATURES:-vulkan,wgpu}
@@ -36,13 +37,14 @@ cp "$REF/torch_reference.py" .gpu/
 ffmpeg -loglevel error -f lavfi -i testsrc=size=96x64:rate=12 -frames:v 24 \
     -c:v libx264 -profile:v baseline -pix_fmt yuv420p .gpu/clip.mp4
 
-if ! ls .gl/libvulkan1_*.deb >/dev/null 2>&1; then
+# The Vulkan loader and the GL vendor-neutral libraries the NVIDIA driver's Vulkan ICD loads.
+if ! ls .gl/libvulkan1_*.deb .gl/libglvnd0_*.deb >/dev/null 2>&1; then
     mkdir -p .gl /tmp/amd64/partial
     o='-oAPT::Architecture=amd64 -oAPT::Architectures=amd64 -oDir::State::Lists=/tmp/amd64'
     # shellcheck disable=SC2086
     apt-get $o update >/dev/null
     # shellcheck disable=SC2086
-    (cd .gl && apt-get $o download libvulkan1)
+    (cd .gl && apt-get $o download libvulkan1 libegl1 libglvnd0 libopengl0 libgl1 libglx0 libgles2)
 fi
 du -sh .gpu .gl >&2
 echo "packed: carry .gpu and .gl, then run: bash scripts/gpu_check.sh" >&2
