@@ -2,11 +2,14 @@
 //! parameter counts, state-dict keys, forward passes through the first iteration's losses, and
 //! two full training iterations replaying the reference's patch positions and flips.
 
+mod common;
+
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use burn::module::Module;
 use burn::prelude::*;
+use common::fixture as data;
 use cyclegan::family::cut::{Cut, CutOptions, PatchSource, info_nce};
 use cyclegan::model::cut::{
     CutDiscriminator, CutGenerator, CutGeneratorConfig, DEFAULT_NCE_LAYERS, PatchHeads,
@@ -16,12 +19,6 @@ use cyclegan::model::weights::{
     HostTensor, init_normal, load_state_dict, read_safetensors, state_dict,
 };
 use cyclegan::model::{DiscriminatorConfig, GeneratorConfig};
-
-fn data(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/data")
-        .join(name)
-}
 
 fn fixtures_json() -> serde_json::Value {
     serde_json::from_str(&std::fs::read_to_string(data("cut_fixtures.json")).unwrap()).unwrap()

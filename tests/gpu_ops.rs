@@ -6,6 +6,8 @@
 //! "GPU"): every operation alone is right, and the fault was their fusion, which
 //! `cyclegan::device` now turns off; `tests/parity.rs` checks the whole iteration.
 
+mod common;
+
 use burn::nn::conv::Conv2dConfig;
 use burn::nn::{InstanceNormConfig, PaddingConfig2d};
 use burn::optim::{AdamConfig, GradientsParams};
@@ -17,11 +19,7 @@ use burn::tensor::{Distribution, TensorData};
 
 /// The device under test, `None` on the CPU (nothing to compare against).
 fn device_under_test() -> Option<Device> {
-    let name = std::env::var("CYCLEGAN_TEST_DEVICE").unwrap_or_else(|_| "cpu".into());
-    if name == "cpu" {
-        return None;
-    }
-    Some(cyclegan::device::DeviceArg::from_name(&name).expect("CYCLEGAN_TEST_DEVICE"))
+    (common::test_device_name() != "cpu").then(common::test_device)
 }
 
 /// Values in [-1, 1], made on the CPU so that both devices get the same.

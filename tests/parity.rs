@@ -1,29 +1,18 @@
 //! Parity with the PyTorch reference (fixtures in tests/data, see its README).
 
+mod common;
+
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+
+use common::{fixture as data, test_device};
 
 use burn::module::Module;
-use burn::prelude::*;
 use cyclegan::config::TrainConfig;
 use cyclegan::family::cyclegan::{CycleGan, Discriminators, Generators};
 use cyclegan::model::weights::{
     HostTensor, load_state_dict, read_pth, read_safetensors, state_dict,
 };
 use cyclegan::model::{DiscriminatorConfig, GeneratorConfig, PatchDiscriminator, ResnetGenerator};
-
-/// A fixture in tests/data: of the source tree this test was built from, or of the current
-/// folder when that tree is not here (the built test carried to a GPU machine,
-/// `scripts/gpu_check.sh`).
-fn data(name: &str) -> PathBuf {
-    let built_from = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data");
-    let dir = if built_from.is_dir() {
-        built_from
-    } else {
-        PathBuf::from("tests/data")
-    };
-    dir.join(name)
-}
 
 fn max_abs_diff(a: &HostTensor, b: &HostTensor) -> f32 {
     assert_eq!(a.shape, b.shape);
@@ -36,13 +25,6 @@ fn max_abs_diff(a: &HostTensor, b: &HostTensor) -> f32 {
 
 fn fixtures_json() -> serde_json::Value {
     serde_json::from_str(&std::fs::read_to_string(data("fixtures.json")).unwrap()).unwrap()
-}
-
-/// The device under test: `CYCLEGAN_TEST_DEVICE` (cpu, wgpu, vulkan; the GPU ones need their
-/// cargo feature), the CPU by default.
-fn test_device() -> Device {
-    let name = std::env::var("CYCLEGAN_TEST_DEVICE").unwrap_or_else(|_| "cpu".into());
-    cyclegan::device::DeviceArg::from_name(&name).expect("CYCLEGAN_TEST_DEVICE")
 }
 
 #[test]

@@ -786,3 +786,27 @@ fn fnv(bytes: &[u8]) -> u64 {
         (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
     })
 }
+
+/// A PyTorch fixture in tests/data: of the source tree the test was built from, or of the
+/// current folder when that tree is not here (a test binary carried to a GPU machine,
+/// `scripts/gpu_check.sh`).
+pub fn fixture(name: &str) -> PathBuf {
+    let built_from = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data");
+    let dir = if built_from.is_dir() {
+        built_from
+    } else {
+        PathBuf::from("tests/data")
+    };
+    dir.join(name)
+}
+
+/// The name of the device under test: `CYCLEGAN_TEST_DEVICE` (cpu, wgpu, vulkan, tch; the GPU
+/// ones need their cargo feature), `cpu` by default.
+pub fn test_device_name() -> String {
+    std::env::var("CYCLEGAN_TEST_DEVICE").unwrap_or_else(|_| "cpu".into())
+}
+
+/// The device under test ([`test_device_name`]).
+pub fn test_device() -> burn::prelude::Device {
+    cyclegan::device::DeviceArg::from_name(&test_device_name()).expect("CYCLEGAN_TEST_DEVICE")
+}
