@@ -364,19 +364,47 @@ fn iterations_match_pytorch(mode: &str, steps: usize) {
         }
     }
     let share = close as f64 / total as f64;
+    // The yardstick: PyTorch's own float32 run of the same two iterations against the exact
+    // result (see `exact_two_iterations_tolerance`).
+    let yard = &fx.meta["pytorch_f32_vs_f64"];
+    let (min_share, max_worst) = exact_two_iterations_tolerance(
+        yard["share_within_2e-5"].as_f64().unwrap(),
+        yard["worst"].as_f64().unwrap(),
+    );
     println!(
-        "{mode} after two iterations: {:.3}% of {total} weights within 2e-5 of PyTorch, worst {worst:e} ({worst_key})",
-        share * 100.0
+        "{mode} after two iterations: {:.3}% of {total} weights within 2e-5 of the exact result \
+         (PyTorch float32: {:.3}%), worst {worst:e} ({worst_key}; PyTorch float32: {:e})",
+        share * 100.0,
+        yard["share_within_2e-5"].as_f64().unwrap() * 100.0,
+        yard["worst"].as_f64().unwrap(),
     );
     assert!(
-        share >= 0.995,
-        "{mode}: only {:.4}% of weights within 2e-5",
-        share * 100.0
+        share >= min_share,
+        "{mode}: only {:.4}% of weights within 2e-5 (at least {:.4}% required)",
+        share * 100.0,
+        min_share * 100.0
     );
     assert!(
-        worst <= 5e-4,
-        "{mode}: {worst_key} differs from PyTorch by {worst}"
+        f64::from(worst) <= max_worst,
+        "{mode}: {worst_key} differs from the exact result by {worst} (at most {max_worst:e})"
     );
+}
+
+/// The weight tolerance after two CUT/FastCUT iterations, from how close PyTorch's own float32
+/// run comes to the exact (float64) result: `(share of entries within 2e-5, worst difference)`.
+///
+/// The CycleGAN tolerance (99.5% within 2e-5, all within 5e-4) cannot be met here by any float32
+/// implementation: PyTorch's float32 run reaches 98.6% (CUT) and 97.6% (FastCUT), worst 4.0e-4
+/// and 8.0e-4 (tests/data/cut_fixtures.json). The logits are scaled by 1/0.07, and Adam's first
+/// steps move a weight by about +-lr whatever its gradient's size, so every weight whose exact
+/// gradient is within float32 rounding of zero can land up to 2 lr away. Ours must come as close
+/// as PyTorch's float32 run does, less half a percentage point of entries, and no entry further
+/// than PyTorch's worst (or 5e-4) plus 10%.
+fn exact_two_iterations_tolerance(pytorch_share: f64, pytorch_worst: f64) -> (f64, f64) {
+    (
+        (pytorch_share - 0.005).min(0.995),
+        pytorch_worst.max(5e-4) * 1.1,
+    )
 }
 
 /// The first iteration: the discriminator step (its losses), and the generator's losses
@@ -392,29 +420,19 @@ fn fastcut_first_iteration_matches_pytorch() {
     iterations_match_pytorch("fastcut", 1);
 }
 
-// KNOWN GAP, in the reference rather than here (ignored until the fixtures are remade): the
-// fixtures' generator gradient is not the derivative of the reference's loss. PyTorch's
-// `instance_norm` backward, at batch size 1, reads an incoming gradient with channels-last
-// strides as if it were contiguous (`torch.autograd.gradcheck` fails on
-// `(instance_norm(x) + x).permute(0, 2, 3, 1).flatten(1, 2)[:, ids, :]`; batch_norm, relu and
-// conv are fine). `PatchSampler` gathers patches exactly that way, and PatchNCE layers 12 and
-// 16 are residual-block outputs, so their gradient reaches the blocks' instance norms
-// scrambled; layers 0, 4 and 8 are not affected. With the reference's gather written as
-// `f.flatten(2)[:, :, idx].transpose(1, 2)` (same forward), run in float64, our two iterations
-// agree: CUT iteration-2 losses within 2.5e-4, 98.4% of weights within 2e-5, worst 4.1e-4;
-// FastCUT losses within 1.5e-3 (D_fake; the others 1.8e-4), 97.9%, worst 7.8e-4. Against
-// these fixtures: D_fake 4.2% (CUT) and 11% (FastCUT) off. Our gradient is the true one (see
-// `patch_nce_gradient_through_residual_blocks_is_the_true_derivative`).
-// Run with `cargo test --release --test cut_parity -- --ignored`.
-
+// Two iterations, against fixtures remade by `scripts/cut_fixtures.py` (tests/data/README.md):
+// the shared reference's patch gather makes PyTorch's instance-norm backward at batch size 1 read
+// a channels-last gradient as contiguous (`torch.autograd.gradcheck` fails on
+// `(instance_norm(x) + x).permute(0, 2, 3, 1).flatten(1, 2)[:, ids, :]`), so its generator
+// gradient was not the derivative of its loss (D_fake at iteration 2 was 4.2% / 11% off ours).
+// The script gathers with `f.flatten(2)[:, :, ids].transpose(1, 2)` (same forward) and runs the
+// two iterations in float64 from the same float32 start: the exact result.
 #[test]
-#[ignore = "fixtures carry a PyTorch instance-norm gradient bug at batch 1 (see comment)"]
 fn cut_two_iterations_match_pytorch() {
     iterations_match_pytorch("cut", 2);
 }
 
 #[test]
-#[ignore = "fixtures carry a PyTorch instance-norm gradient bug at batch 1 (see comment)"]
 fn fastcut_two_iterations_match_pytorch() {
     iterations_match_pytorch("fastcut", 2);
 }
