@@ -7,7 +7,7 @@
 #      back on the GPU, then `translate` of a folder and of a video on the GPU;
 #   4. timings interleaved with the PyTorch reference on the same GPU: the CycleGAN iteration
 #      at 256 px / ResNet-9, batch 1 and 4 (PyTorch also under bf16 autocast), inference at
-#      256x256 and 1920x1080, each with its peak GPU memory (nvidia-smi, sampled every 50 ms,
+#      256x256 and 1920x1080, ours also with --precision bf16 (PRECISIONS), each with its peak GPU memory (nvidia-smi, sampled every 50 ms,
 #      above the idle level, for both); a second round and the wgpu backend while time is left.
 #      Round 1 runs before step 3, so that its figures come back even when shader compilation
 #      and autotuning eat the budget (BUDGET_S; ROUNDS, CONVS, TORCH_PRECISIONS select more).
@@ -119,11 +119,11 @@ run_end_to_end() {
 }
 
 # 4. Timings, interleaved.
-ours() { # device workload batch [conv]
-    local conv=${4:-auto}
-    log "ours $1 $2 batch $3 conv $conv"
+ours() { # device workload batch [conv [precision]]
+    local conv=${4:-auto} precision=${5:-f32}
+    log "ours $1 $2 batch $3 conv $conv precision $precision"
     with_peak timeout 120 $CG bench --device "$1" --workload "$2" --batch "$3" --conv "$conv" \
-        --warmup 3 --iters 10 --json >/tmp/ours.json 2>>"$LOG"
+        --precision "$precision" --warmup 3 --iters 10 --json >/tmp/ours.json 2>>"$LOG"
     record "{'impl': 'cyclegan', 'conv': '$conv', 'round': $ROUND, 'peak_gpu_mib': $PEAK_MIB}" </tmp/ours.json
 }
 theirs() { # precision mode args...
@@ -135,19 +135,23 @@ theirs() { # precision mode args...
     record "{'round': $ROUND, 'peak_gpu_sampled_mib': $PEAK_MIB}" </tmp/theirs.json
 }
 # CONVS: the convolution kernels to time in training (`cyclegan bench --conv`), `auto` being
-# what `train` uses on that device.
+# what `train` uses on that device. PRECISIONS: ours in mixed precision too (`--precision`).
 for ROUND in $(seq 1 "${ROUNDS:-2}"); do
     [ "$ROUND" = 1 ] || run_end_to_end
     time_left || break
     for batch in 1 4; do
         for backend in $GPU_BACKENDS; do
             for conv in ${CONVS:-auto}; do ours $backend train256 $batch $conv; done
+            for p in ${PRECISIONS:-bf16}; do ours $backend train256 $batch auto $p; done
         done
         for p in ${TORCH_PRECISIONS:-f32 bf16}; do theirs $p train --size 256 --blocks 9 --batch $batch; done
     done
     for backend in $GPU_BACKENDS; do ours $backend infer256 1; done
     theirs f32 infer --height 256 --width 256
-    for backend in $GPU_BACKENDS; do ours $backend infer1080p 1; done
+    for backend in $GPU_BACKENDS; do
+        ours $backend infer1080p 1
+        for p in ${PRECISIONS:-bf16}; do ours $backend infer1080p 1 auto $p; done
+    done
     for p in ${TORCH_PRECISIONS:-f32 bf16}; do theirs $p infer --height 1080 --width 1920; done
     if [ "$ROUND" = 1 ] && time_left; then
         ours wgpu train256 1
@@ -167,7 +171,7 @@ for r in rows:
     if "workload" not in r:
         continue
     impl = r.get("impl", "cyclegan")
-    tag = r.get("device", "") + "/" + r.get("conv", "auto") if impl == "cyclegan" else r.get("precision", "f32")
+    tag = "/".join([r.get("device", ""), r.get("conv", "auto"), r.get("precision", "f32")]) if impl == "cyclegan" else r.get("precision", "f32")
     key = (r["workload"], r.get("batch", 1), impl, tag)
     groups.setdefault(key, []).append(r)
 timings = []

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::family::Family;
 use crate::family::cut::CutOptions;
+use crate::model::precision::Precision;
 use crate::model::{DiscriminatorConfig, GeneratorConfig};
 use crate::train::guard::GuardConfig;
 
@@ -40,6 +41,10 @@ pub struct TrainConfig {
     pub discriminator: DiscriminatorConfig,
     /// Adversarial loss.
     pub gan_mode: GanMode,
+    /// The float type of the networks' convolutions (`--precision`): float32, or float16 /
+    /// bfloat16 mixed precision on GPUs.
+    #[serde(default)]
+    pub precision: Precision,
     /// Weight of the A -> B -> A cycle loss.
     pub lambda_a: f32,
     /// Weight of the B -> A -> B cycle loss.
@@ -95,6 +100,7 @@ impl Default for TrainConfig {
             generator: GeneratorConfig::default(),
             discriminator: DiscriminatorConfig::default(),
             gan_mode: GanMode::Lsgan,
+            precision: Precision::F32,
             lambda_a: 10.0,
             lambda_b: 10.0,
             lambda_identity: 0.5,

@@ -11,6 +11,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use burn::prelude::*;
 use cyclegan::checkpoint;
 use cyclegan::config::TrainConfig;
+use cyclegan::family::loss_scale;
+use cyclegan::model::precision::Precision;
 use cyclegan::model::weights::{HostTensor, read_safetensors};
 use cyclegan::model::{DiscriminatorConfig, GeneratorConfig};
 use cyclegan::run::{Overrides, Run, UsageError};
@@ -516,4 +518,110 @@ fn cut_and_fastcut_resume_exactly_and_translate() {
             .unwrap();
         assert!(err.to_string().contains("b2a"), "{err}");
     }
+}
+
+/// Mixed precision: the same run in float32, bfloat16 and float16 (convolutions in the reduced
+/// type; norms, losses and weights in float32; float16 with loss scaling). The first
+/// iteration's losses (before any update) measure the forward pass's precision; the cycle losses
+/// of the last ten iterations, how training went.
+#[test]
+fn mixed_precision_follows_the_float32_trajectory() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    cyclegan::demo::write_dataset(&data, 36, 20, 0, 1).unwrap();
+    let n = 30;
+    let config = TrainConfig {
+        generator: GeneratorConfig { ngf: 8, blocks: 2 },
+        discriminator: DiscriminatorConfig { ndf: 8, layers: 2 },
+        load_size: 36,
+        crop_size: 32,
+        epochs: 10,
+        epochs_decay: 0,
+        max_iters: Some(n),
+        ..tiny_config(&data)
+    };
+    let cycle =
+        |r: &LossRecord| r.losses.get("cycle_A").unwrap() + r.losses.get("cycle_B").unwrap();
+    let late_cycle = |l: &[LossRecord]| l[l.len() - 10..].iter().map(cycle).sum::<f32>() / 10.0;
+    let mut reference = Vec::new();
+    for precision in [Precision::F32, Precision::Bf16, Precision::F16] {
+        let run = tmp.path().join(precision.name());
+        let config = TrainConfig {
+            precision,
+            ..config.clone()
+        };
+        train(&config, &run, &quiet()).unwrap();
+        let l = losses(&run);
+        assert_eq!(l.len(), n as usize);
+        assert!(
+            l.iter().all(|r| r.losses.all_finite()),
+            "{}",
+            precision.name()
+        );
+        let newest = checkpoint::list(&run).into_iter().next().unwrap();
+        let scale_file = newest.join(loss_scale::FILE);
+        assert_eq!(scale_file.exists(), precision == Precision::F16);
+        if precision == Precision::F32 {
+            reference = l;
+            continue;
+        }
+        let first = reference[0]
+            .losses
+            .iter()
+            .map(|(name, _, x)| (x - l[0].losses.get(name).unwrap()).abs() / x.abs())
+            .fold(0.0f32, f32::max);
+        let ratio = late_cycle(&l) / late_cycle(&reference);
+        let skipped = if precision == Precision::F16 {
+            let saved: serde_json::Value =
+                serde_json::from_str(&std::fs::read_to_string(&scale_file).unwrap()).unwrap();
+            let scale = saved["scale"].as_f64().unwrap();
+            (loss_scale::INITIAL_SCALE as f64 / scale).log2().round() as i32
+        } else {
+            0
+        };
+        println!(
+            "{}: first iteration's losses within {first:.1e} of float32's; cycle loss of the last 10 of {n} iterations {:.3} vs {:.3} ({ratio:.3}x); {skipped} step(s) skipped by loss scaling",
+            precision.name(),
+            late_cycle(&l),
+            late_cycle(&reference)
+        );
+        assert!(
+            first <= 3e-3,
+            "{}: first iteration {first}",
+            precision.name()
+        );
+        assert!((ratio - 1.0).abs() <= 0.15, "{}: {ratio}", precision.name());
+        assert!((0..=6).contains(&skipped), "{skipped} overflows");
+    }
+}
+
+/// A float16 run resumes exactly: the loss scale is part of the checkpoint.
+#[test]
+fn float16_run_resumes_exactly() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    cyclegan::demo::write_dataset(&data, 20, 5, 0, 3).unwrap();
+    let n = 8;
+    let config = TrainConfig {
+        max_iters: Some(n),
+        precision: Precision::F16,
+        ..tiny_config(&data)
+    };
+    let straight = tmp.path().join("straight");
+    train(&config, &straight, &quiet()).unwrap();
+    let split = tmp.path().join("split");
+    let half = TrainConfig {
+        max_iters: Some(n / 2),
+        ..config.clone()
+    };
+    train(&half, &split, &quiet()).unwrap();
+    let mut resume = quiet();
+    resume.resume = true;
+    train(&config, &split, &resume).unwrap();
+    assert_same_networks(&networks(&straight), &networks(&split));
+    let scale = |run: &Path| {
+        let newest = checkpoint::list(run).into_iter().next().unwrap();
+        std::fs::read_to_string(newest.join(loss_scale::FILE)).unwrap()
+    };
+    assert_eq!(scale(&straight), scale(&split));
 }

@@ -22,6 +22,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::device::DeviceArg;
 use crate::model::conv::{ConvPolicy, Tile};
+use crate::model::precision::Precision;
 
 /// What to measure.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -143,6 +144,8 @@ pub struct Settings {
     pub device: DeviceArg,
     /// Images per training batch (the training workloads only).
     pub batch: usize,
+    /// Float type of the convolutions.
+    pub precision: Precision,
 }
 
 /// One workload's figures.
@@ -160,6 +163,9 @@ pub struct Report {
     /// Images per training batch (1 for inference and data).
     #[serde(default = "one")]
     pub batch: usize,
+    /// Float type of the convolutions ([`Precision::name`]).
+    #[serde(default = "f32_name")]
+    pub precision: String,
     /// Median seconds per iteration (per image for inference, per batch of 2 for data).
     pub median_s: f64,
     /// Fastest iteration, seconds.
@@ -179,4 +185,8 @@ pub struct Report {
 
 fn one() -> usize {
     1
+}
+
+fn f32_name() -> String {
+    Precision::F32.name().into()
 }

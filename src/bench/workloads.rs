@@ -21,6 +21,9 @@ use crate::model::{DiscriminatorConfig, GeneratorConfig, ResnetGenerator};
 
 /// Time `workload` (any but `All` and `Ops`, which are not single timings).
 pub fn measure(workload: Workload, settings: &Settings) -> Result<Report> {
+    settings
+        .precision
+        .check_device(&settings.device.device()?)?;
     match workload {
         Workload::Train128 => train(settings, 128, 6),
         Workload::Train256 => train(settings, 256, 9),
@@ -53,6 +56,7 @@ fn report(workload: Workload, settings: &Settings, times: &[f64], gflop: Option<
         iters: times.len(),
         device: format!("{:?}", settings.device).to_lowercase(),
         batch,
+        precision: settings.precision.name().into(),
         median_s: m,
         min_s: min(times),
         images_per_s: None,
@@ -80,6 +84,7 @@ fn train(settings: &Settings, size: usize, blocks: usize) -> Result<Report> {
         // As in the PyTorch reference's bench: a pool returns its query for the first 50 anyway.
         pool_size: 0,
         batch_size: settings.batch,
+        precision: settings.precision,
         ..TrainConfig::default()
     };
     let mut rng = ChaCha8Rng::seed_from_u64(0);
@@ -113,6 +118,7 @@ fn train_family(
     let config = TrainConfig {
         generator: GeneratorConfig { ngf: 64, blocks },
         batch_size: settings.batch,
+        precision: settings.precision,
         ..TrainConfig::for_family(family)
     };
     let mut rng = ChaCha8Rng::seed_from_u64(0);
@@ -149,6 +155,7 @@ fn infer(settings: &Settings, h: usize, w: usize) -> Result<Report> {
     if let Some(policy) = settings.conv.policy() {
         g.set_conv_policy(policy);
     }
+    g.set_precision(settings.precision);
     // The translator pads each side to a multiple of 4.
     let (hp, wp) = (h.div_ceil(4) * 4, w.div_ceil(4) * 4);
     let flop = forward_flop(&g.conv_layers(hp, wp));

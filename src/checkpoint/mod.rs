@@ -115,8 +115,8 @@ pub struct Loaded {
     pub files: CheckpointFiles,
 }
 
-/// Read and verify one checkpoint folder: every file its family needs present and matching its
-/// checksum.
+/// Read and verify one checkpoint folder: every file its family needs present, and every file
+/// listed in its checksums matching them.
 pub fn read(dir: &Path) -> Result<Loaded> {
     let sums_path = dir.join(SUMS);
     let sums = fs::read_to_string(&sums_path)
@@ -152,6 +152,12 @@ pub fn read(dir: &Path) -> Result<Loaded> {
     };
     for &file in state.config.model.checkpoint_files() {
         files.files.insert(file.to_string(), verified(file)?);
+    }
+    // Files a model saves only sometimes (a float16 run's loss scale), verified like the rest.
+    for &file in expected.keys() {
+        if file != STATE && !files.files.contains_key(file) {
+            files.files.insert(file.to_string(), verified(file)?);
+        }
     }
     Ok(Loaded {
         dir: dir.to_path_buf(),

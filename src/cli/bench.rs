@@ -13,6 +13,7 @@ use crate::bench::profile::{PROFILE_SIZE, Profile, profile_iteration};
 use crate::bench::workloads::measure;
 use crate::bench::{ConvChoice, Report, Settings, Workload};
 use crate::device::DeviceArg;
+use crate::model::precision::Precision;
 
 /// Options of `cyclegan bench`.
 #[derive(clap::Args)]
@@ -49,6 +50,9 @@ pub struct BenchArgs {
     /// Images per batch in the training workloads.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
     batch: u64,
+    /// Float type of the convolutions: f16 or bf16 for mixed precision (GPUs).
+    #[arg(long, value_enum, default_value_t = Precision::F32)]
+    precision: Precision,
     /// One JSON object per workload on stdout instead of a table.
     #[arg(long)]
     json: bool,
@@ -77,6 +81,7 @@ pub fn run(args: BenchArgs) -> Result<ExitCode> {
         conv: args.conv,
         device: args.device,
         batch: args.batch as usize,
+        precision: args.precision,
     };
     if args.workload == Workload::Ops {
         if args.device != DeviceArg::Cpu {
@@ -110,6 +115,8 @@ fn run_all(args: &BenchArgs) -> Result<ExitCode> {
         format!("{:?}", args.device).to_lowercase().into(),
         "--batch".into(),
         args.batch.to_string().into(),
+        "--precision".into(),
+        args.precision.name().into(),
     ];
     if let Some(t) = args.threads {
         forwarded.extend(["--threads".into(), t.to_string().into()]);
@@ -130,10 +137,11 @@ fn run_all(args: &BenchArgs) -> Result<ExitCode> {
 
 fn print_table(reports: &[Report]) {
     println!(
-        "{:<10} {:>7} {:>5} {:>7} {:>10} {:>10} {:>10} {:>9} {:>10}",
+        "{:<10} {:>7} {:>5} {:>5} {:>7} {:>10} {:>10} {:>10} {:>9} {:>10}",
         "workload",
         "device",
         "batch",
+        "prec",
         "threads",
         "median_s",
         "min_s",
@@ -144,10 +152,11 @@ fn print_table(reports: &[Report]) {
     for r in reports {
         let opt = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.1}"));
         println!(
-            "{:<10} {:>7} {:>5} {:>7} {:>10.4} {:>10.4} {:>10} {:>9} {:>10.0}",
+            "{:<10} {:>7} {:>5} {:>5} {:>7} {:>10.4} {:>10.4} {:>10} {:>9} {:>10.0}",
             r.workload,
             r.device,
             r.batch,
+            r.precision,
             r.threads,
             r.median_s,
             r.min_s,

@@ -7,7 +7,8 @@ use anyhow::{Result, bail};
 
 use crate::device::DeviceArg;
 use crate::family::Direction;
-use crate::run::OnOff;
+use crate::model::precision::Precision;
+use crate::run::{OnOff, UsageError};
 use crate::translate::{Translator, translate_file, translate_folder, video};
 
 /// Options of `cyclegan translate`.
@@ -68,6 +69,9 @@ pub struct TranslateArgs {
     /// Compute device.
     #[arg(long, value_enum, default_value_t = DeviceArg::Cpu)]
     device: DeviceArg,
+    /// Float type of the convolutions: f16 or bf16 for mixed precision on GPUs that have it.
+    #[arg(long, value_enum, default_value_t = Precision::F32)]
+    precision: Precision,
     /// Folders: also write OUTPUT/index.html, each input beside its translation (50 per page).
     #[arg(long)]
     report: bool,
@@ -88,7 +92,11 @@ pub fn run(args: TranslateArgs) -> Result<ExitCode> {
     if args.report && !args.input.is_dir() {
         bail!("--report makes a gallery of a folder translation: give a folder of images as input");
     }
-    let translator = Translator::load(&args.model, args.direction, &device)?;
+    args.precision
+        .check_device(&device)
+        .map_err(|e| UsageError(format!("{e:#}")))?;
+    let translator =
+        Translator::load(&args.model, args.direction, &device)?.with_precision(args.precision);
     if args.input.is_dir() {
         let report = translate_folder(
             &translator,

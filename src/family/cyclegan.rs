@@ -15,6 +15,7 @@ use burn::tensor::activation::softplus;
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 
+use super::loss_scale::{self, LossScaler};
 use super::pool::ImagePool;
 use super::{
     CheckpointFiles, Direction, Generator, Losses, NETWORKS, Role, UnpairedModel, Visuals, sub_dict,
@@ -153,6 +154,8 @@ pub struct CycleGan {
     pub pool_b: ImagePool,
     /// Loss weights.
     pub objective: Objective,
+    /// Loss scaling of float16 runs (inactive otherwise).
+    pub scaler: LossScaler,
 }
 
 impl CycleGan {
@@ -163,8 +166,17 @@ impl CycleGan {
         Self::from_networks(config, gens, discs)
     }
 
-    /// Wrap given networks with fresh optimizers and empty pools.
-    pub fn from_networks(config: &TrainConfig, gens: Generators, discs: Discriminators) -> Self {
+    /// Wrap given networks with fresh optimizers and empty pools, computing in the config's
+    /// precision.
+    pub fn from_networks(
+        config: &TrainConfig,
+        mut gens: Generators,
+        mut discs: Discriminators,
+    ) -> Self {
+        gens.g_a.set_precision(config.precision);
+        gens.g_b.set_precision(config.precision);
+        discs.d_a.set_precision(config.precision);
+        discs.d_b.set_precision(config.precision);
         let adam = || {
             AdamConfig::new()
                 .with_beta_1(config.beta1)
@@ -180,6 +192,7 @@ impl CycleGan {
             pool_a: ImagePool::new(config.pool_size),
             pool_b: ImagePool::new(config.pool_size),
             objective: Objective::from_config(config),
+            scaler: LossScaler::new(config.precision),
         }
     }
 
@@ -226,8 +239,10 @@ impl CycleGan {
             + loss_cycle_b.clone()
             + loss_idt_a.clone()
             + loss_idt_b.clone();
-        let grads = GradientsParams::from_grads(loss_g.backward(), &self.gens);
-        self.gens = self.opt_g.step(lr, self.gens.clone(), grads);
+        let grads = GradientsParams::from_grads(self.scaler.scale(loss_g).backward(), &self.gens);
+        if let Some(grads) = self.scaler.unscale(grads, &self.gens) {
+            self.gens = self.opt_g.step(lr, self.gens.clone(), grads);
+        }
 
         // Discriminator step on detached fakes, half of them from the history pools.
         let (fake_a, fake_b) = (fake_a.detach(), fake_b.detach());
@@ -240,11 +255,12 @@ impl CycleGan {
         let loss_d_b = (obj.gan(d_b.forward(real_a.clone()), true)
             + obj.gan(d_b.forward(pooled_a), false))
         .mul_scalar(0.5);
-        let grads = GradientsParams::from_grads(
-            (loss_d_a.clone() + loss_d_b.clone()).backward(),
-            &self.discs,
-        );
-        self.discs = self.opt_d.step(lr, self.discs.clone(), grads);
+        let loss_d = self.scaler.scale(loss_d_a.clone() + loss_d_b.clone());
+        let grads = GradientsParams::from_grads(loss_d.backward(), &self.discs);
+        if let Some(grads) = self.scaler.unscale(grads, &self.discs) {
+            self.discs = self.opt_d.step(lr, self.discs.clone(), grads);
+        }
+        self.scaler.update();
 
         // One read-back for all eight numbers.
         let all = Tensor::cat(
@@ -349,12 +365,14 @@ impl UnpairedModel for CycleGan {
             .opt_d
             .into_bytes()
             .map_err(|e| anyhow!("serialising the discriminators' optimizer: {e:?}"))?;
-        Ok(vec![
+        let mut files = vec![
             (NETWORKS.into(), networks),
             (OPT_G.into(), opt_g.to_vec()),
             (OPT_D.into(), opt_d.to_vec()),
             (POOLS.into(), pools),
-        ])
+        ];
+        files.extend(self.scaler.checkpoint_file());
+        Ok(files)
     }
 }
 
@@ -399,6 +417,9 @@ impl CycleGan {
         };
         model.pool_a = ImagePool::from_host(config.pool_size, &pool("pool_A."), device);
         model.pool_b = ImagePool::from_host(config.pool_size, &pool("pool_B."), device);
+        let saved_scale = files.files.get(loss_scale::FILE).map(Vec::as_slice);
+        model.scaler = LossScaler::restore(config.precision, saved_scale)
+            .map_err(|e| anyhow!("{}: {e}", shown(loss_scale::FILE)))?;
         Ok(model)
     }
 }

@@ -16,6 +16,7 @@
 
 pub mod cut;
 pub mod cyclegan;
+pub mod loss_scale;
 mod losses;
 pub mod pool;
 
@@ -33,6 +34,7 @@ pub use losses::{Losses, Role};
 use crate::config::TrainConfig;
 use crate::model::ResnetGenerator;
 use crate::model::cut::CutGenerator;
+use crate::model::precision::Precision;
 use crate::model::weights::{HostTensor, safetensors_from_bytes};
 
 /// Which model family a run trains.
@@ -68,14 +70,18 @@ impl Family {
     ) -> Result<Box<dyn UnpairedModel>> {
         Ok(match self {
             Family::Cyclegan => Box::new(CycleGan::new(config, device, rng)),
-            Family::Cut | Family::Fastcut => Box::new(cut::Cut::new(
-                &config.generator,
-                &config.discriminator,
-                config.cut.clone(),
-                (config.beta1, config.beta2),
-                device,
-                rng,
-            )?),
+            Family::Cut | Family::Fastcut => {
+                let mut cut = cut::Cut::new(
+                    &config.generator,
+                    &config.discriminator,
+                    config.cut.clone(),
+                    (config.beta1, config.beta2),
+                    device,
+                    rng,
+                )?;
+                cut.set_precision(config.precision, None)?;
+                Box::new(cut)
+            }
         })
     }
 
@@ -181,6 +187,14 @@ pub enum Generator {
 }
 
 impl Generator {
+    /// Compute the convolutions in `precision` (images in and out stay float32).
+    pub fn set_precision(&mut self, precision: Precision) {
+        match self {
+            Generator::Resnet(g) => g.set_precision(precision),
+            Generator::Cut(g) => g.set_precision(precision),
+        }
+    }
+
     /// Translate a batch.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         match self {

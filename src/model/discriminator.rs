@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use super::conv::{ConvPolicy, Padding};
 use super::generator::{conv2d, instance_norm};
 use super::layers::ConvLayer;
+use super::precision::{self, Precision};
 use super::{NamedConv, NamedConvs};
 
 /// Every layer's padding.
@@ -41,6 +42,9 @@ pub struct PatchDiscriminator {
     /// Which convolution kernels run (not a parameter; chosen for the device at construction).
     #[module(skip)]
     kernels: ConvPolicy,
+    /// The float type of the convolutions (not a parameter; float32 unless set).
+    #[module(skip)]
+    precision: Precision,
 }
 
 impl PatchDiscriminator {
@@ -64,7 +68,13 @@ impl PatchDiscriminator {
             convs,
             norms,
             kernels: ConvPolicy::for_device(device),
+            precision: Precision::F32,
         }
+    }
+
+    /// Compute the convolutions in `precision` (input and output stay float32).
+    pub fn set_precision(&mut self, precision: Precision) {
+        self.precision = precision;
     }
 
     /// The convolution kernels this discriminator uses.
@@ -111,11 +121,11 @@ impl PatchDiscriminator {
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         let last = self.convs.len() - 1;
         let conv = |i: usize, x| self.kernels.conv2d(&self.convs[i], x, PADDING);
-        let mut x = leaky_relu(conv(0, x), 0.2);
+        let mut x = leaky_relu(conv(0, self.precision.enter(x)), 0.2);
         for (i, norm) in (1..last).zip(&self.norms) {
-            x = leaky_relu(norm.forward(conv(i, x)), 0.2);
+            x = leaky_relu(precision::instance_norm(norm, conv(i, x)), 0.2);
         }
-        conv(last, x)
+        precision::leave(conv(last, x))
     }
 }
 

@@ -6,8 +6,9 @@ use burn::prelude::*;
 use burn::tensor::activation::{relu, tanh};
 use serde::{Deserialize, Serialize};
 
-use super::conv::{ConvPolicy, Padding};
+use super::conv::{ConvPolicy, Padding, conv_transpose};
 use super::layers::ConvLayer;
+use super::precision::{self, Precision};
 use super::{NamedConv, NamedConvs};
 
 /// Padding of the 7x7 first and last layers (`c7s1-k`).
@@ -48,8 +49,7 @@ impl ReflectConvNorm {
     }
 
     fn forward(&self, x: Tensor<4>, kernels: ConvPolicy) -> Tensor<4> {
-        self.norm
-            .forward(kernels.conv2d(&self.conv, x, BLOCK_PADDING))
+        precision::instance_norm(&self.norm, kernels.conv2d(&self.conv, x, BLOCK_PADDING))
     }
 }
 
@@ -90,6 +90,9 @@ pub struct ResnetGenerator {
     /// Which convolution kernels run (not a parameter; chosen for the device at construction).
     #[module(skip)]
     kernels: ConvPolicy,
+    /// The float type of the convolutions (not a parameter; float32 unless set).
+    #[module(skip)]
+    precision: Precision,
 }
 
 impl ResnetGenerator {
@@ -113,6 +116,7 @@ impl ResnetGenerator {
             up_norms: vec![norm(c2, device), norm(c1, device)],
             head: conv(c1, 3, 7, 1, 0, device),
             kernels: ConvPolicy::for_device(device),
+            precision: Precision::F32,
         }
     }
 
@@ -124,6 +128,11 @@ impl ResnetGenerator {
     /// Use other convolution kernels (benchmarks; results agree up to float rounding).
     pub fn set_conv_policy(&mut self, kernels: ConvPolicy) {
         self.kernels = kernels;
+    }
+
+    /// Compute the convolutions in `precision` (input and output stay float32).
+    pub fn set_precision(&mut self, precision: Precision) {
+        self.precision = precision;
     }
 
     /// Every convolution a `[_, 3, h, w]` input goes through, in order.
@@ -172,18 +181,19 @@ impl ResnetGenerator {
     /// Translate a batch of images `[batch, 3, H, W]` in [-1, 1]; H and W must be multiples of 4.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         let kernels = self.kernels;
-        let x = kernels.conv2d(&self.stem, x, EDGE_PADDING);
-        let mut x = relu(self.stem_norm.forward(x));
+        let x = kernels.conv2d(&self.stem, self.precision.enter(x), EDGE_PADDING);
+        let mut x = relu(precision::instance_norm(&self.stem_norm, x));
         for (conv, norm) in self.down.iter().zip(&self.down_norms) {
-            x = relu(norm.forward(kernels.conv2d(conv, x, DOWN_PADDING)));
+            let y = kernels.conv2d(conv, x, DOWN_PADDING);
+            x = relu(precision::instance_norm(norm, y));
         }
         for block in &self.blocks {
             x = block.forward(x, kernels);
         }
         for (conv, norm) in self.up.iter().zip(&self.up_norms) {
-            x = relu(norm.forward(conv.forward(x)));
+            x = relu(precision::instance_norm(norm, conv_transpose(conv, x)));
         }
-        tanh(kernels.conv2d(&self.head, x, EDGE_PADDING))
+        precision::leave(tanh(kernels.conv2d(&self.head, x, EDGE_PADDING)))
     }
 }
 

@@ -15,6 +15,7 @@ pub mod cut;
 mod discriminator;
 mod generator;
 pub mod layers;
+pub mod precision;
 pub mod weights;
 
 pub use discriminator::{DiscriminatorConfig, PatchDiscriminator};

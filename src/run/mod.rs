@@ -52,6 +52,7 @@ impl Run {
     pub fn start(config: TrainConfig, dir: &Path, device: &Device) -> Result<Run> {
         config
             .validate()
+            .and_then(|()| config.precision.check_device(device))
             .map_err(|e| UsageError(format!("{e:#}")))?;
         if !checkpoint::list(dir).is_empty() {
             bail!(
@@ -119,6 +120,7 @@ impl Run {
         }
         config
             .validate()
+            .and_then(|()| config.precision.check_device(device))
             .map_err(|e| UsageError(format!("{e:#}")))?;
         if config.data_dir != state.config.data_dir {
             let dataset = UnpairedDataset::open(&config.data_dir)?;

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use crate::config::{GanMode, TrainConfig};
 use crate::family::Family;
+use crate::model::precision::Precision;
 
 /// A switch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -144,6 +145,11 @@ pub struct Overrides {
     /// Stop after this many iterations in total (smoke runs).
     #[arg(long, help_heading = "Run")]
     pub max_iters: Option<u64>,
+    /// Float type of the convolutions [default: f32]: f16 or bf16 for mixed precision on GPUs
+    /// that have it (weights, norms and losses stay f32; f16 scales the loss). Can change on
+    /// --resume.
+    #[arg(long, value_enum, help_heading = "Run")]
+    pub precision: Option<Precision>,
 
     /// Divergence guard: on NaN, exploding or collapsing losses, roll back to the last good
     /// checkpoint and lower the learning rate [default: on].
@@ -238,6 +244,7 @@ impl Overrides {
         set!("--keep-last", false, keep_last = self.keep_last);
         set!("--sample-every", false, sample_every = self.sample_every);
         set!("--max-iters", false, max_iters = self.max_iters.map(Some));
+        set!("--precision", false, precision = self.precision);
         set!(
             "--guard",
             false,

@@ -18,6 +18,7 @@ pub use files::{folder_jobs, save_image, translate_file, translate_folder};
 pub use load::{infer_generator_config, load_generator};
 
 use crate::family::{Direction, Generator};
+use crate::model::precision::Precision;
 use crate::tensor_image::{images_to_tensor, tensor_to_images};
 
 /// A generator ready to translate images (cheap to clone: weights are shared).
@@ -37,6 +38,12 @@ impl Translator {
             generator,
             device: device.clone(),
         })
+    }
+
+    /// Compute the generator's convolutions in `precision` (`--precision`).
+    pub fn with_precision(mut self, precision: Precision) -> Self {
+        self.generator.set_precision(precision);
+        self
     }
 
     /// Wrap a generator already in memory.

@@ -28,6 +28,7 @@ use crate::config::TrainConfig;
 use crate::model::cut::{
     CutDiscriminator, CutGenerator, CutGeneratorConfig, DEFAULT_NCE_LAYERS, PatchHeads,
 };
+use crate::model::precision::Precision;
 use crate::model::weights::safetensors_to_bytes;
 use crate::model::weights::{
     HostTensor, StateDict, assign_stable_ids, init_normal, load_state_dict, state_dict,
@@ -35,6 +36,7 @@ use crate::model::weights::{
 use crate::model::{DiscriminatorConfig, GeneratorConfig};
 use rand_chacha::ChaCha8Rng;
 
+use super::loss_scale::{self, LossScaler};
 use super::{
     CheckpointFiles, Direction, Generator, Losses, NETWORKS, Role, UnpairedModel, Visuals,
 };
@@ -181,6 +183,8 @@ pub struct Cut {
     pub opt_f: ModuleOptimizer,
     /// Loss weights and PatchNCE settings.
     pub options: CutOptions,
+    /// Loss scaling of float16 runs (inactive otherwise).
+    pub scaler: LossScaler,
 }
 
 impl Cut {
@@ -229,7 +233,21 @@ impl Cut {
             opt_d: adam(),
             opt_f: adam(),
             options,
+            scaler: LossScaler::new(Precision::F32),
         }
+    }
+
+    /// Compute G's and D's convolutions in `precision` (float32 unless set), with loss scaling
+    /// for float16 continuing from a checkpoint's `saved_scale` when given.
+    pub fn set_precision(
+        &mut self,
+        precision: Precision,
+        saved_scale: Option<&[u8]>,
+    ) -> Result<()> {
+        self.g.set_precision(precision);
+        self.d.set_precision(precision);
+        self.scaler = LossScaler::restore(precision, saved_scale)?;
+        Ok(())
     }
 
     /// The three networks' parameters under the reference's keys, prefixed `G.`, `D.`, `F.`
@@ -358,8 +376,11 @@ impl Cut {
         let loss_d_fake = mse(self.d.forward(fake_b.clone().detach()), 0.0);
         let loss_d_real = mse(self.d.forward(real_b.clone()), 1.0);
         let loss_d = (loss_d_fake.clone() + loss_d_real.clone()).mul_scalar(0.5);
-        let grads = GradientsParams::from_grads(loss_d.backward(), &self.d);
-        self.d = self.opt_d.step(lr, self.d.clone(), grads);
+        let grads =
+            GradientsParams::from_grads(self.scaler.scale(loss_d.clone()).backward(), &self.d);
+        if let Some(grads) = self.scaler.unscale(grads, &self.d) {
+            self.d = self.opt_d.step(lr, self.d.clone(), grads);
+        }
 
         // Generator and heads step, against the updated discriminator.
         let (loss_gan, loss_nce, loss_nce_y, loss_g) = self.generator_losses(
@@ -370,11 +391,16 @@ impl Cut {
             flipped,
             patches,
         );
-        let mut grads = loss_g.backward();
+        let mut grads = self.scaler.scale(loss_g.clone()).backward();
         let grads_g = GradientsParams::from_module(&mut grads, &self.g);
         let grads_f = GradientsParams::from_module(&mut grads, &self.f);
-        self.g = self.opt_g.step(lr, self.g.clone(), grads_g);
-        self.f = self.opt_f.step(lr, self.f.clone(), grads_f);
+        if let Some(grads_g) = self.scaler.unscale(grads_g, &self.g) {
+            self.g = self.opt_g.step(lr, self.g.clone(), grads_g);
+        }
+        if let Some(grads_f) = self.scaler.unscale(grads_f, &self.f) {
+            self.f = self.opt_f.step(lr, self.f.clone(), grads_f);
+        }
+        self.scaler.update();
 
         // One read-back for all the numbers.
         let mut all = vec![loss_d_fake, loss_d_real, loss_d, loss_gan, loss_nce];
@@ -581,12 +607,14 @@ impl UnpairedModel for Cut {
         let networks = safetensors_to_bytes(&self.state_dict(), Some(meta))
             .map_err(|e| anyhow!("serialising networks: {e}"))?;
         let [g, d, f] = self.optimizer_bytes()?;
-        Ok(vec![
+        let mut files = vec![
             (NETWORKS.into(), networks),
             (OPT_G.into(), g),
             (OPT_D.into(), d),
             (OPT_F.into(), f),
-        ])
+        ];
+        files.extend(self.scaler.checkpoint_file());
+        Ok(files)
     }
 }
 
@@ -598,7 +626,7 @@ pub fn restore(config: &TrainConfig, files: &CheckpointFiles, device: &Device) -
         files.get(OPT_D)?.to_vec(),
         files.get(OPT_F)?.to_vec(),
     ];
-    Cut::from_state(
+    let mut cut = Cut::from_state(
         &config.generator,
         &config.discriminator,
         config.cut.clone(),
@@ -607,7 +635,11 @@ pub fn restore(config: &TrainConfig, files: &CheckpointFiles, device: &Device) -
         &dict,
         &files.path(NETWORKS),
         Some(optimizers),
-    )
+    )?;
+    let saved_scale = files.files.get(loss_scale::FILE).map(Vec::as_slice);
+    cut.set_precision(config.precision, saved_scale)
+        .map_err(|e| anyhow!("{}: {e}", files.path(loss_scale::FILE).display()))?;
+    Ok(cut)
 }
 
 /// The generator a CUT checkpoint holds; CUT translates from A to B only.

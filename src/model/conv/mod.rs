@@ -26,8 +26,13 @@ pub use native::burn_conv2d;
 pub use padding::Padding;
 pub use winograd::{Tile, conv3x3};
 
-use burn::nn::conv::Conv2d;
+use burn::nn::conv::{Conv2d, ConvTranspose2d};
 use burn::prelude::*;
+use burn::tensor::DType;
+use burn::tensor::module::conv_transpose2d;
+use burn::tensor::ops::ConvTransposeOptions;
+
+use super::precision;
 
 /// Which convolution kernels a network uses: chosen once per device, applied per layer shape.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -114,12 +119,36 @@ impl ConvPolicy {
     ) -> Tensor<4> {
         let [_, c, _, _] = x.dims();
         let [_, _, kh, kw] = weight.dims();
-        match self.kernel(c, [kh, kw], stride, x.device().is_autodiff()) {
+        // Reduced precision (see `model::precision`): the weights follow the activations' type,
+        // and only burn's convolution has kernels for it.
+        let reduced = x.dtype() != DType::F32;
+        let weight = precision::like(weight, &x);
+        let bias = bias.map(|b| precision::like(b, &x));
+        let kernel = match self.kernel(c, [kh, kw], stride, x.device().is_autodiff()) {
+            _ if reduced => Kernel::Burn,
+            kernel => kernel,
+        };
+        match kernel {
             Kernel::Burn => burn_conv2d(x, weight, bias, stride, padding),
             Kernel::Gemm => conv2d_gemm(x, weight, bias, stride, padding),
             Kernel::Winograd(tile) => conv3x3(x, weight, bias, padding, tile),
         }
     }
+}
+
+/// A transposed convolution (burn's kernel under every policy) whose weight follows the type of
+/// `x` (see [`crate::model::precision`]).
+pub fn conv_transpose(conv: &ConvTranspose2d, x: Tensor<4>) -> Tensor<4> {
+    let weight = precision::like(conv.weight.val(), &x);
+    let bias = conv.bias.as_ref().map(|b| precision::like(b.val(), &x));
+    let options = ConvTransposeOptions::new(
+        conv.stride,
+        conv.padding,
+        conv.padding_out,
+        conv.dilation,
+        conv.groups,
+    );
+    conv_transpose2d(x, weight, bias, options)
 }
 
 #[cfg(test)]

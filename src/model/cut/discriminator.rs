@@ -9,6 +9,7 @@ use super::antialias::{blur_down, down_filter};
 use super::conv;
 use crate::model::conv::Padding;
 use crate::model::generator::{conv2d, instance_norm};
+use crate::model::precision::{self, Precision};
 use crate::model::weights::HostTensor;
 use crate::model::{DiscriminatorConfig, NamedConv, NamedConvs};
 
@@ -24,6 +25,9 @@ pub struct CutDiscriminator {
     convs: Vec<Conv2d>,
     /// Norms of `convs[1..convs.len()-1]`.
     norms: Vec<InstanceNorm>,
+    /// The float type of the convolutions (not a parameter; float32 unless set).
+    #[module(skip)]
+    precision: Precision,
 }
 
 impl CutDiscriminator {
@@ -43,7 +47,11 @@ impl CutDiscriminator {
         convs.push(conv2d(width(config.layers - 1), last, 4, 1, 1, device));
         norms.push(instance_norm(last, device));
         convs.push(conv2d(last, 1, 4, 1, 1, device));
-        CutDiscriminator { convs, norms }
+        CutDiscriminator {
+            convs,
+            norms,
+            precision: Precision::F32,
+        }
     }
 
     /// The configuration this discriminator was built with, and whether it is anti-aliased.
@@ -54,6 +62,11 @@ impl CutDiscriminator {
             layers: self.convs.len() - 2,
         };
         (config, self.antialias())
+    }
+
+    /// Compute the convolutions in `precision` (input and output stay float32).
+    pub fn set_precision(&mut self, precision: Precision) {
+        self.precision = precision;
     }
 
     fn antialias(&self) -> bool {
@@ -67,17 +80,17 @@ impl CutDiscriminator {
         let downsamples = self.convs.len() - 2;
         let last = self.convs.len() - 1;
         let conv = |i: usize, x| conv(&self.convs[i], x, Padding::Zeros(1));
-        let mut x = leaky_relu(conv(0, x), 0.2);
+        let mut x = leaky_relu(conv(0, self.precision.enter(x)), 0.2);
         if antialias {
             x = blur_down(x);
         }
         for (i, norm) in (1..last).zip(&self.norms) {
-            x = leaky_relu(norm.forward(conv(i, x)), 0.2);
+            x = leaky_relu(precision::instance_norm(norm, conv(i, x)), 0.2);
             if antialias && i < downsamples {
                 x = blur_down(x);
             }
         }
-        conv(last, x)
+        precision::leave(conv(last, x))
     }
 
     /// Sequence index of each convolution, and of each blur (empty without anti-aliasing).

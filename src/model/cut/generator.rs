@@ -13,7 +13,9 @@ use serde::{Deserialize, Serialize};
 use super::antialias::{blur_down, blur_up, down_filter, up_filter};
 use super::{DEFAULT_NCE_LAYERS, conv};
 use crate::model::conv::Padding;
+use crate::model::conv::conv_transpose;
 use crate::model::generator::{conv2d, instance_norm};
+use crate::model::precision::{self, Precision};
 use crate::model::weights::HostTensor;
 use crate::model::{GeneratorConfig, NamedConv, NamedConvs};
 
@@ -131,13 +133,9 @@ struct Block {
 
 impl Block {
     fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let y = relu(
-            self.norm
-                .forward(conv(&self.first, x.clone(), Padding::Reflect(1))),
-        );
-        x + self
-            .norm
-            .forward(conv(&self.second, y, Padding::Reflect(1)))
+        let norm = |y| precision::instance_norm(&self.norm, y);
+        let y = relu(norm(conv(&self.first, x.clone(), Padding::Reflect(1))));
+        x + norm(conv(&self.second, y, Padding::Reflect(1)))
     }
 }
 
@@ -158,6 +156,9 @@ pub struct CutGenerator {
     blocks: Vec<Block>,
     /// One instance norm per width: ngf, 2 ngf, 4 ngf.
     norms: Vec<InstanceNorm>,
+    /// The float type of the convolutions (not a parameter; float32 unless set).
+    #[module(skip)]
+    precision: Precision,
 }
 
 impl CutGenerator {
@@ -199,7 +200,13 @@ impl CutGenerator {
                 .into_iter()
                 .map(|c| instance_norm(c, device))
                 .collect(),
+            precision: Precision::F32,
         }
+    }
+
+    /// Compute the convolutions in `precision` (input, output and features stay float32).
+    pub fn set_precision(&mut self, precision: Precision) {
+        self.precision = precision;
     }
 
     /// The configuration this generator was built with.
@@ -229,7 +236,8 @@ impl CutGenerator {
     }
 
     /// The pass through `model`, recording `layers`; with none, the whole pass and its output.
-    fn run(&self, mut x: Tensor<4>, layers: &[usize]) -> (Option<Tensor<4>>, Vec<Tensor<4>>) {
+    fn run(&self, x: Tensor<4>, layers: &[usize]) -> (Option<Tensor<4>>, Vec<Tensor<4>>) {
+        let mut x = self.precision.enter(x);
         let mut feats = Vec::with_capacity(layers.len());
         let (mut conv_i, mut block_i, mut transposed_i) = (0, 0, 0);
         let mut pending_pad = None;
@@ -241,7 +249,8 @@ impl CutGenerator {
                 Layer::ReflectPad => {
                     pending_pad = Some(Padding::Reflect(3));
                     if wanted {
-                        feats.push(x.clone().pad([(3, 3), (3, 3)], PadMode::Reflect));
+                        let padded = x.clone().pad([(3, 3), (3, 3)], PadMode::Reflect);
+                        feats.push(precision::leave(padded));
                     }
                     x
                 }
@@ -251,7 +260,7 @@ impl CutGenerator {
                     // The 7x7 convolutions follow a reflection pad, the 3x3 ones pad with zeros.
                     conv(c, x, pending_pad.take().unwrap_or(Padding::Zeros(1)))
                 }
-                Layer::Norm(c) => norm(c).forward(x),
+                Layer::Norm(c) => precision::instance_norm(norm(c), x),
                 Layer::Relu(_) => relu(x),
                 Layer::BlurDown(_) => blur_down(x),
                 Layer::BlurUp(_) => blur_up(x),
@@ -261,18 +270,18 @@ impl CutGenerator {
                 }
                 Layer::Transposed(_) => {
                     transposed_i += 1;
-                    self.transposed[transposed_i - 1].forward(x)
+                    conv_transpose(&self.transposed[transposed_i - 1], x)
                 }
                 Layer::Tanh => tanh(x),
             };
             if wanted && !matches!(layer, Layer::ReflectPad) {
-                feats.push(x.clone());
+                feats.push(precision::leave(x.clone()));
             }
             if layers.last() == Some(&i) {
                 return (None, feats);
             }
         }
-        (Some(x), feats)
+        (Some(precision::leave(x)), feats)
     }
 }
 
