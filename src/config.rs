@@ -5,6 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
+use cyclegan_data::loader::{LoaderConfig, Preprocess};
 use serde::{Deserialize, Serialize};
 
 use crate::family::Family;
@@ -35,6 +36,10 @@ pub struct TrainConfig {
     /// CUT's and FastCUT's own settings (unused by CycleGAN).
     #[serde(default)]
     pub cut: CutOptions,
+    /// Networks to start from instead of random weights (`--init-from`: fine-tuning); the
+    /// optimizers and the schedule start fresh.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub init_from: Option<PathBuf>,
     /// Generator shape (`ngf`, residual blocks).
     pub generator: GeneratorConfig,
     /// Discriminator shape (`ndf`, layers).
@@ -65,12 +70,22 @@ pub struct TrainConfig {
     pub epochs_decay: usize,
     /// Images per batch.
     pub batch_size: usize,
-    /// Images are first resized to this size (square)...
+    /// How images are resized and cropped (the reference's `--preprocess`).
+    #[serde(default)]
+    pub preprocess: Preprocess,
+    /// The size images are resized to first (see [`Preprocess`])...
     pub load_size: u32,
-    /// ...then randomly cropped to this size.
+    /// ...and the side of the random square crop taken then.
     pub crop_size: u32,
     /// Random horizontal flips.
     pub flip: bool,
+    /// Domain B's image `i % len` with domain A's image `i`, in file order, instead of both
+    /// shuffled (the reference's `--serial_batches`).
+    #[serde(default)]
+    pub serial_batches: bool,
+    /// Use only the first this many images of each domain (`--max-dataset-size`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_dataset_size: Option<usize>,
     /// Threads decoding and augmenting images.
     pub workers: usize,
     /// Seed of every random choice (weights, order, crops, flips, pools).
@@ -97,6 +112,7 @@ impl Default for TrainConfig {
             data_dir: PathBuf::new(),
             model: Family::Cyclegan,
             cut: CutOptions::cut(),
+            init_from: None,
             generator: GeneratorConfig::default(),
             discriminator: DiscriminatorConfig::default(),
             gan_mode: GanMode::Lsgan,
@@ -111,9 +127,12 @@ impl Default for TrainConfig {
             epochs: 100,
             epochs_decay: 100,
             batch_size: 1,
+            preprocess: Preprocess::ResizeAndCrop,
             load_size: 286,
             crop_size: 256,
             flip: true,
+            serial_batches: false,
+            max_dataset_size: None,
             workers: 2,
             seed: 0,
             save_every_minutes: 10.0,
@@ -185,6 +204,20 @@ impl TrainConfig {
             .collect()
     }
 
+    /// How the training loader reads images for this run.
+    pub fn loader_config(&self) -> LoaderConfig {
+        LoaderConfig {
+            preprocess: self.preprocess,
+            load_size: self.load_size,
+            crop_size: self.crop_size,
+            flip: self.flip,
+            serial: self.serial_batches,
+            batch_size: self.batch_size,
+            workers: self.workers,
+            seed: self.seed,
+        }
+    }
+
     /// Check values that would make training meaningless, naming the option (the command line
     /// reports these as usage errors, exit status 2).
     pub fn validate(&self) -> anyhow::Result<()> {
@@ -195,7 +228,8 @@ impl TrainConfig {
                 self.crop_size
             );
         }
-        if self.load_size < self.crop_size {
+        let uses_load_size = !matches!(self.preprocess, Preprocess::Crop | Preprocess::None);
+        if uses_load_size && self.load_size < self.crop_size {
             bail!(
                 "--load-size {} must be at least --crop-size {}",
                 self.load_size,
@@ -204,6 +238,21 @@ impl TrainConfig {
         }
         if self.batch_size == 0 {
             bail!("--batch-size must be at least 1");
+        }
+        if self.preprocess == Preprocess::ScaleWidth && !self.load_size.is_multiple_of(4) {
+            bail!(
+                "--load-size {} must be a multiple of 4 with --preprocess scale_width (whole images go through the generator)",
+                self.load_size
+            );
+        }
+        if !self.preprocess.fixed_size() && self.batch_size > 1 {
+            bail!(
+                "--preprocess {} keeps each image's own size, so images cannot share a batch: use --batch-size 1, or a mode with a crop (scale_width_and_crop)",
+                self.preprocess.name()
+            );
+        }
+        if self.max_dataset_size == Some(0) {
+            bail!("--max-dataset-size must be at least 1");
         }
         if self.generator.ngf == 0 || self.discriminator.ndf == 0 {
             bail!("--ngf and --ndf must be at least 1");

@@ -13,12 +13,13 @@ use cyclegan::checkpoint;
 use cyclegan::config::TrainConfig;
 use cyclegan::family::loss_scale;
 use cyclegan::model::precision::Precision;
-use cyclegan::model::weights::{HostTensor, read_safetensors};
+use cyclegan::model::weights::{HostTensor, read_pth, read_safetensors, safetensors_from_bytes};
 use cyclegan::model::{DiscriminatorConfig, GeneratorConfig};
 use cyclegan::run::{Overrides, Run, UsageError};
 use cyclegan::train::fault::Fault;
 use cyclegan::train::log::LossRecord;
 use cyclegan::train::{Outcome, RunOptions, Summary};
+use cyclegan_data::loader::Preprocess;
 
 /// How a test runs `train`: fresh or resumed, with a stop flag and a fault.
 #[derive(Clone, Default)]
@@ -624,4 +625,149 @@ fn float16_run_resumes_exactly() {
         std::fs::read_to_string(newest.join(loss_scale::FILE)).unwrap()
     };
     assert_eq!(scale(&straight), scale(&split));
+}
+
+/// The networks a run holds right now, as its checkpoints would save them.
+fn current_networks(run: &mut Run) -> HashMap<String, HostTensor> {
+    let files = run.model.save().unwrap();
+    let (_, bytes) = files
+        .iter()
+        .find(|(name, _)| name == "networks.safetensors")
+        .unwrap();
+    safetensors_from_bytes(bytes, "").unwrap()
+}
+
+/// Fine-tuning: a new run starts from another run's networks, or from the PyTorch reference's
+/// `latest_net_G_A.pth`, with a fresh schedule; another architecture or family is refused,
+/// naming the source.
+#[test]
+fn init_from_starts_a_new_run_from_another_models_networks() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    cyclegan::demo::write_dataset(&data, 20, 5, 0, 3).unwrap();
+    let first = tmp.path().join("first");
+    let config = TrainConfig {
+        max_iters: Some(3),
+        ..tiny_config(&data)
+    };
+    train(&config, &first, &quiet()).unwrap();
+
+    let tuned = TrainConfig {
+        init_from: Some(first.clone()),
+        seed: 9,
+        ..config.clone()
+    };
+    let mut run = Run::start(tuned.clone(), &tmp.path().join("tuned"), &Device::flex()).unwrap();
+    assert_eq!(run.state.global_iter, 0);
+    assert_same_networks(&networks(&first), &current_networks(&mut run));
+    let toml = std::fs::read_to_string(tmp.path().join("tuned/config.toml")).unwrap();
+    assert!(toml.contains("init_from"), "{toml}");
+    // It trains on from there.
+    let s = cyclegan::train::train(
+        &mut run,
+        &RunOptions {
+            progress: false,
+            ..RunOptions::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(s.global_iter, 3);
+
+    // Another architecture: the error names the source and the weight that does not fit.
+    let wider = TrainConfig {
+        generator: GeneratorConfig { ngf: 8, blocks: 1 },
+        ..tuned.clone()
+    };
+    let err = Run::start(wider, &tmp.path().join("wider"), &Device::flex())
+        .err()
+        .unwrap();
+    let msg = format!("{err:#}");
+    assert!(
+        msg.contains("first") && msg.contains("model.1.weight"),
+        "{msg}"
+    );
+    // Another family.
+    let cut = TrainConfig {
+        model: cyclegan::family::Family::Cut,
+        ..tuned
+    };
+    let msg = format!(
+        "{:#}",
+        Run::start(cut, &tmp.path().join("cut"), &Device::flex())
+            .err()
+            .unwrap()
+    );
+    assert!(msg.contains("cyclegan model"), "{msg}");
+
+    // The reference's checkpoint folder: `latest` is taken over numbered epochs; the networks
+    // without a file keep their random weights.
+    let reference = tmp.path().join("reference");
+    std::fs::create_dir_all(&reference).unwrap();
+    let pth = common::fixture("generator_resnet9_ngf16.pth");
+    std::fs::copy(&pth, reference.join("latest_net_G_A.pth")).unwrap();
+    std::fs::write(reference.join("5_net_G_A.pth"), b"not a checkpoint").unwrap();
+    let from_pytorch = TrainConfig {
+        init_from: Some(reference),
+        generator: GeneratorConfig { ngf: 16, blocks: 9 },
+        ..config
+    };
+    let mut run = Run::start(
+        from_pytorch,
+        &tmp.path().join("from_pytorch"),
+        &Device::flex(),
+    )
+    .unwrap();
+    let now = current_networks(&mut run);
+    let want = read_pth(&pth).unwrap();
+    for (key, w) in &want {
+        assert_eq!(now[&format!("G_A.{key}")].data, w.data, "{key}");
+    }
+    assert_ne!(
+        now["G_B.model.1.weight"].data,
+        now["G_A.model.1.weight"].data
+    );
+}
+
+/// `--preprocess scale_width` and `none` train on whole images of their own, non-square sizes
+/// (batch 1); a larger batch is refused naming the option.
+#[test]
+fn whole_image_preprocessing_trains_on_non_square_images() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    for (domain, sizes) in [
+        ("trainA", [(40, 24), (36, 30)]),
+        ("trainB", [(32, 20), (44, 26)]),
+    ] {
+        let dir = data.join(domain);
+        std::fs::create_dir_all(&dir).unwrap();
+        for (i, (w, h)) in sizes.into_iter().enumerate() {
+            let img = image::RgbImage::from_fn(w, h, |x, y| {
+                image::Rgb([(x * 6) as u8, (y * 8) as u8, i as u8 * 90])
+            });
+            img.save(dir.join(format!("{i}.png"))).unwrap();
+        }
+    }
+    for preprocess in [Preprocess::ScaleWidth, Preprocess::None] {
+        let config = TrainConfig {
+            preprocess,
+            load_size: 32,
+            max_iters: Some(3),
+            ..tiny_config(&data)
+        };
+        let run = tmp.path().join(preprocess.name());
+        let s = train(&config, &run, &quiet()).unwrap();
+        assert_eq!(s.global_iter, 3, "{}", preprocess.name());
+        assert!(losses(&run).iter().all(|r| r.losses.all_finite()));
+        let err = Run::start(
+            TrainConfig {
+                batch_size: 2,
+                ..config
+            },
+            &tmp.path().join("batched"),
+            &Device::flex(),
+        )
+        .err()
+        .unwrap();
+        assert!(err.to_string().contains("--preprocess"), "{err}");
+    }
 }

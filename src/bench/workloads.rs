@@ -175,13 +175,10 @@ fn infer(settings: &Settings, h: usize, w: usize) -> Result<Report> {
 
 fn data(settings: &Settings) -> Result<Report> {
     let dataset = Arc::new(UnpairedDataset::from_dirs(&settings.data, &settings.data)?);
+    // The paper's preprocessing, with the benchmark's threads.
     let config = LoaderConfig {
-        load_size: 286,
-        crop_size: 256,
-        flip: true,
-        batch_size: 1,
         workers: settings.threads,
-        seed: 0,
+        ..TrainConfig::default().loader_config()
     };
     let loader = Loader::start(dataset, config, 0, 0);
     for _ in 0..settings.warmup {

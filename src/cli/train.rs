@@ -19,6 +19,7 @@ cyclegan train data/horse2zebra --out runs/h2z                      # the paper'
 cyclegan train data/horse2zebra --out runs/h2z128 --crop-size 128 --load-size 143 --blocks 6\n  \
 cyclegan train data/horse2zebra --out runs/h2z-fast --model fastcut # one generator: about 2x faster\n  \
 cyclegan train --resume runs/h2z                                    # continue after Ctrl-C or a crash\n  \
+cyclegan train data/mine --out runs/mine --init-from runs/h2z       # fine-tune another model\n  \
 cyclegan train --resume runs/h2z --lr 0.0001                        # run-time settings may change\n\n\
 Writes RUN_DIR/config.toml, losses.jsonl (every iteration), losses.png and samples/ (each epoch),\n\
 and checkpoints/ (each epoch and every --save-every-minutes; atomic, verified on load).")]

@@ -21,7 +21,7 @@ mod losses;
 pub mod pool;
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::Result;
 use burn::prelude::*;
@@ -32,10 +32,11 @@ pub use cyclegan::CycleGan;
 pub use losses::{Losses, Role};
 
 use crate::config::TrainConfig;
+use crate::model::NamedConvs;
 use crate::model::ResnetGenerator;
 use crate::model::cut::CutGenerator;
 use crate::model::precision::Precision;
-use crate::model::weights::{HostTensor, safetensors_from_bytes};
+use crate::model::weights::{HostTensor, load_state_dict, safetensors_from_bytes};
 
 /// Which model family a run trains.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
@@ -167,6 +168,21 @@ pub fn sub_dict(
         .collect()
 }
 
+/// Object-safe loading of one network's state dict, so that a family can loop over its
+/// networks; an empty dict is an error naming the network.
+trait LoadNetwork {
+    fn load(&mut self, dict: &HashMap<String, HostTensor>, path: &Path, what: &str) -> Result<()>;
+}
+
+impl<T: NamedConvs> LoadNetwork for T {
+    fn load(&mut self, dict: &HashMap<String, HostTensor>, path: &Path, what: &str) -> Result<()> {
+        if dict.is_empty() {
+            anyhow::bail!("{}: no `{what}.*` weights in it", path.display());
+        }
+        Ok(load_state_dict(self, dict, path, what)?)
+    }
+}
+
 /// Which way to translate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Direction {
@@ -233,4 +249,14 @@ pub trait UnpairedModel {
     /// `networks.safetensors` with the PyTorch reference's keys, prefixed by network name, and
     /// the optimizers' and any other state.
     fn save(&mut self) -> Result<Vec<(String, Vec<u8>)>>;
+
+    /// Set the weights of the networks found in `networks` (prefixed keys, the layout of
+    /// [`NETWORKS`]) for fine-tuning; the others keep theirs. Returns the names of those set.
+    /// A network whose weights do not fit is an error naming `source` and the key; nothing
+    /// changes then.
+    fn load_networks(
+        &mut self,
+        networks: &BTreeMap<String, HostTensor>,
+        source: &Path,
+    ) -> Result<Vec<&'static str>>;
 }

@@ -10,6 +10,7 @@
 //! - settings the checkpoint fixes (model family, architecture, image size, losses, seed, ...)
 //!   are refused with a [`UsageError`] that names the flag and says why.
 
+mod init_from;
 mod overrides;
 
 use std::fs;
@@ -66,7 +67,39 @@ impl Run {
         let device = device.clone().autodiff();
         let dataset = UnpairedDataset::open(&config.data_dir)?;
         let mut rng = rng_for(config.seed, &[u64::MAX - 1]);
-        let model = config.model.init(&config, &device, &mut rng)?;
+        let mut model = config.model.init(&config, &device, &mut rng)?;
+        let mut history = format!("{}: new run", now());
+        if let Some(source) = &config.init_from {
+            let networks = init_from::read_networks(source, config.model)?;
+            let loaded = model.load_networks(&networks, source)?;
+            if loaded.is_empty() {
+                bail!(
+                    "--init-from {}: none of the {} networks' weights are in it",
+                    source.display(),
+                    config.model.name()
+                );
+            }
+            let fresh: Vec<&str> = init_from::network_names(config.model)
+                .iter()
+                .filter(|n| !loaded.contains(n))
+                .copied()
+                .collect();
+            eprintln!(
+                "networks from {}: {}{}",
+                source.display(),
+                loaded.join(", "),
+                if fresh.is_empty() {
+                    String::new()
+                } else {
+                    format!("; from random weights: {}", fresh.join(", "))
+                }
+            );
+            history = format!(
+                "{history} from {} ({})",
+                source.display(),
+                loaded.join(", ")
+            );
+        }
         let state = TrainingState {
             format: checkpoint::FORMAT,
             epoch: 0,
@@ -77,7 +110,7 @@ impl Run {
             data_fingerprint: fingerprint(&dataset),
             config: config.clone(),
         };
-        config.save(&dir.join("config.toml"), &[format!("{}: new run", now())])?;
+        config.save(&dir.join("config.toml"), &[history])?;
         Ok(Run {
             dir: dir.to_path_buf(),
             config,

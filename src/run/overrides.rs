@@ -5,6 +5,11 @@ use std::path::PathBuf;
 use crate::config::{GanMode, TrainConfig};
 use crate::family::Family;
 use crate::model::precision::Precision;
+use cyclegan_data::loader::Preprocess;
+
+fn parse_preprocess(s: &str) -> Result<Preprocess, String> {
+    s.parse()
+}
 
 /// A switch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -55,6 +60,12 @@ pub struct Overrides {
     /// Discriminator stride-2 layers [default: 3, the 70x70 PatchGAN].
     #[arg(long, help_heading = "Networks")]
     pub d_layers: Option<usize>,
+    /// Fine-tune: start the networks from another model (a run or checkpoint folder, a folder
+    /// of the PyTorch reference's <epoch>_net_<NAME>.pth files, or one .pth/.safetensors
+    /// generator) instead of random weights; optimizers and schedule start fresh. The
+    /// architecture options must match it.
+    #[arg(long, value_name = "RUN_OR_PTH", help_heading = "Networks")]
+    pub init_from: Option<PathBuf>,
 
     /// Adversarial loss [default: lsgan].
     #[arg(long, value_enum, help_heading = "Losses")]
@@ -120,7 +131,14 @@ pub struct Overrides {
     #[arg(long, help_heading = "Optimisation")]
     pub seed: Option<u64>,
 
-    /// Resize images to this square size first [default: 286].
+    /// How images are resized and cropped [default: resize_and_crop]: resize_and_crop
+    /// (squash to --load-size, random --crop-size square), crop (a random square at the
+    /// image's own scale), scale_width (width to --load-size, height in proportion; whole
+    /// images, batch 1), scale_width_and_crop (then a random square: for large images), none
+    /// (sides made multiples of 4 only; batch 1).
+    #[arg(long, value_name = "MODE", value_parser = parse_preprocess, help_heading = "Data")]
+    pub preprocess: Option<Preprocess>,
+    /// Resize images to this size first [default: 286].
     #[arg(long, help_heading = "Data")]
     pub load_size: Option<u32>,
     /// Then take random crops of this size, a multiple of 4 [default: 256].
@@ -129,6 +147,13 @@ pub struct Overrides {
     /// Do not flip images horizontally at random.
     #[arg(long, help_heading = "Data")]
     pub no_flip: bool,
+    /// Pair domain B's image i % len with A's image i, in file order, instead of both
+    /// shuffled.
+    #[arg(long, help_heading = "Data")]
+    pub serial_batches: bool,
+    /// Use only the first N images of each domain (file order).
+    #[arg(long, value_name = "N", help_heading = "Data")]
+    pub max_dataset_size: Option<usize>,
     /// Threads decoding images [default: 2].
     #[arg(long, help_heading = "Data")]
     pub workers: Option<usize>,
@@ -194,6 +219,11 @@ impl Overrides {
         set!("--ngf", true, generator.ngf = self.ngf);
         set!("--ndf", true, discriminator.ndf = self.ndf);
         set!("--d-layers", true, discriminator.layers = self.d_layers);
+        set!(
+            "--init-from",
+            true,
+            init_from = self.init_from.clone().map(Some)
+        );
         set!("--gan-mode", true, gan_mode = self.gan_mode);
         set!("--lambda-a", true, lambda_a = self.lambda_a);
         set!("--lambda-b", true, lambda_b = self.lambda_b);
@@ -209,6 +239,17 @@ impl Overrides {
         set!("--load-size", true, load_size = self.load_size);
         set!("--crop-size", true, crop_size = self.crop_size);
         set!("--no-flip", true, flip = self.no_flip.then_some(false));
+        set!("--preprocess", true, preprocess = self.preprocess);
+        set!(
+            "--serial-batches",
+            true,
+            serial_batches = self.serial_batches.then_some(true)
+        );
+        set!(
+            "--max-dataset-size",
+            true,
+            max_dataset_size = self.max_dataset_size.map(Some)
+        );
         set!("--lambda-nce", true, cut.lambda_nce = self.lambda_nce);
         set!(
             "--nce-idt",

@@ -27,9 +27,11 @@ pub fn write_grid(visuals: &Visuals, path: &Path) -> Result<()> {
     Ok(write_atomic(path, &bytes)?)
 }
 
-/// Tiles of one size in rows of `columns`, separated by `gap` white pixels.
+/// Tiles in rows of `columns`, separated by `gap` white pixels; each cell is as large as the
+/// largest tile (whole-image preprocessing gives the two domains different sizes).
 pub fn grid(tiles: &[RgbImage], columns: usize, gap: u32) -> RgbImage {
-    let (w, h) = tiles[0].dimensions();
+    let w = tiles.iter().map(|t| t.width()).max().unwrap_or(1);
+    let h = tiles.iter().map(|t| t.height()).max().unwrap_or(1);
     let rows = tiles.len().div_ceil(columns) as u32;
     let cols = columns as u32;
     let mut out = RgbImage::from_pixel(

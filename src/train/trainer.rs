@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use anyhow::{Result, bail};
 use burn::prelude::*;
-use cyclegan_data::loader::{ImageBatch, Loader, LoaderConfig, UnpairedDataset, rng_for};
+use cyclegan_data::loader::{ImageBatch, Loader, UnpairedDataset, rng_for};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use super::fault::Fault;
@@ -59,7 +59,8 @@ pub struct Summary {
 /// Train `run` to the end of its schedule (or `max_iters`, or a stop request).
 pub fn train(run: &mut Run, opts: &RunOptions) -> Result<Summary> {
     let config = run.config.clone();
-    let dataset = Arc::new(UnpairedDataset::open(&config.data_dir)?);
+    let dataset =
+        Arc::new(UnpairedDataset::open(&config.data_dir)?.truncated(config.max_dataset_size));
     let per_epoch = dataset.iterations_per_epoch(config.batch_size);
     if per_epoch == 0 {
         bail!(
@@ -74,14 +75,7 @@ pub fn train(run: &mut Run, opts: &RunOptions) -> Result<Summary> {
     }
     let end = (config.total_epochs() * per_epoch) as u64;
     let end = config.max_iters.map_or(end, |m| m.min(end));
-    let loader_config = LoaderConfig {
-        load_size: config.load_size,
-        crop_size: config.crop_size,
-        flip: config.flip,
-        batch_size: config.batch_size,
-        workers: config.workers,
-        seed: config.seed,
-    };
+    let loader_config = config.loader_config();
     let start_loader = |run: &Run| {
         Loader::start(
             dataset.clone(),
@@ -216,7 +210,10 @@ pub fn train(run: &mut Run, opts: &RunOptions) -> Result<Summary> {
 
 fn to_tensor(batch: &ImageBatch, device: &Device) -> Tensor<4> {
     Tensor::from_data(
-        TensorData::new(batch.data.clone(), [batch.batch, 3, batch.size, batch.size]),
+        TensorData::new(
+            batch.data.clone(),
+            [batch.batch, 3, batch.height, batch.width],
+        ),
         device,
     )
 }

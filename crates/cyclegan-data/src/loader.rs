@@ -17,18 +17,122 @@ use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
 
 use crate::imageio::{self, DecodeError};
+
+/// How training images are resized and cropped (`--preprocess`), with the names and meanings
+/// of the PyTorch reference's `--preprocess`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Preprocess {
+    /// Squash to `load_size` x `load_size`, then a random `crop_size` square (the default).
+    #[default]
+    ResizeAndCrop,
+    /// A random `crop_size` square of the image at its own size (images smaller than that are
+    /// first scaled up to fit, keeping their shape).
+    Crop,
+    /// Width scaled to `load_size` and the height in proportion (to a multiple of 4, at least
+    /// `crop_size`): whole images, of different sizes, so batches of one.
+    ScaleWidth,
+    /// `scale_width`, then a random `crop_size` square: the reference's advice for training on
+    /// large images (translate them whole afterwards).
+    ScaleWidthAndCrop,
+    /// The image as it is, resized only to make its sides multiples of 4: batches of one.
+    None,
+}
+
+impl Preprocess {
+    /// Every mode, in the order `--help` lists them.
+    pub const ALL: [Preprocess; 5] = [
+        Preprocess::ResizeAndCrop,
+        Preprocess::Crop,
+        Preprocess::ScaleWidth,
+        Preprocess::ScaleWidthAndCrop,
+        Preprocess::None,
+    ];
+
+    /// The name on the command line and in `config.toml`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Preprocess::ResizeAndCrop => "resize_and_crop",
+            Preprocess::Crop => "crop",
+            Preprocess::ScaleWidth => "scale_width",
+            Preprocess::ScaleWidthAndCrop => "scale_width_and_crop",
+            Preprocess::None => "none",
+        }
+    }
+
+    /// Whether every image comes out `crop_size` square, so that images can share a batch.
+    pub fn fixed_size(self) -> bool {
+        !matches!(self, Preprocess::ScaleWidth | Preprocess::None)
+    }
+
+    /// The size an image of `(w, h)` pixels is resized to before the crop, or `None` to keep it.
+    fn resized(self, (w, h): (u32, u32), load: u32, crop: u32) -> Option<(u32, u32)> {
+        let to = match self {
+            Preprocess::ResizeAndCrop => (load, load),
+            Preprocess::Crop if w < crop || h < crop => {
+                let scale = f64::from(crop) / f64::from(w.min(h));
+                let up = |x: u32| ((f64::from(x) * scale).ceil() as u32).max(crop);
+                (up(w), up(h))
+            }
+            Preprocess::Crop => (w, h),
+            Preprocess::ScaleWidthAndCrop => {
+                let height = (f64::from(load) * f64::from(h) / f64::from(w)) as u32;
+                (load, height.max(crop))
+            }
+            // Whole images go through the generator, whose sides must be multiples of 4.
+            Preprocess::ScaleWidth => {
+                let height = (f64::from(load) * f64::from(h) / f64::from(w)) as u32;
+                (load, multiple_of_4(height).max(crop))
+            }
+            Preprocess::None => (multiple_of_4(w), multiple_of_4(h)),
+        };
+        (to != (w, h)).then_some(to)
+    }
+
+    /// Whether a random `crop_size` square is taken after the resize.
+    fn crops(self) -> bool {
+        matches!(
+            self,
+            Preprocess::ResizeAndCrop | Preprocess::Crop | Preprocess::ScaleWidthAndCrop
+        )
+    }
+}
+
+/// The nearest multiple of 4 (at least 4).
+fn multiple_of_4(x: u32) -> u32 {
+    ((x + 2) / 4 * 4).max(4)
+}
+
+impl std::str::FromStr for Preprocess {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        Preprocess::ALL
+            .into_iter()
+            .find(|p| p.name() == s)
+            .ok_or_else(|| {
+                let names: Vec<&str> = Preprocess::ALL.iter().map(|p| p.name()).collect();
+                format!("unknown preprocessing `{s}`; one of: {}", names.join(", "))
+            })
+    }
+}
 
 /// How images become training tensors.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LoaderConfig {
-    /// Resize (squash) every image to `load_size` x `load_size` first.
+    /// How images are resized and cropped.
+    pub preprocess: Preprocess,
+    /// The size images are resized to (see [`Preprocess`]).
     pub load_size: u32,
-    /// Then take a random `crop_size` x `crop_size` crop.
+    /// The side of the random square crop (see [`Preprocess`]).
     pub crop_size: u32,
     /// Then flip horizontally with probability 1/2.
     pub flip: bool,
+    /// Domain B's image `i % len` goes with domain A's image `i`, both in file order
+    /// (`--serial-batches`), instead of both in a shuffled order.
+    pub serial: bool,
     /// Images per batch and domain.
     pub batch_size: usize,
     /// Decoding threads.
@@ -116,6 +220,16 @@ impl UnpairedDataset {
         self.a.len().max(self.b.len())
     }
 
+    /// Only the first `max` images of each domain, in file order (`--max-dataset-size`, as the
+    /// reference); `None` keeps all.
+    pub fn truncated(mut self, max: Option<usize>) -> Self {
+        if let Some(max) = max {
+            self.a.truncate(max.max(1));
+            self.b.truncate(max.max(1));
+        }
+        self
+    }
+
     /// Iterations in one epoch at `batch_size` (a last partial batch is dropped).
     pub fn iterations_per_epoch(&self, batch_size: usize) -> usize {
         self.epoch_len() / batch_size.max(1)
@@ -126,15 +240,17 @@ impl UnpairedDataset {
     }
 }
 
-/// A batch of images as a row-major `[batch, 3, size, size]` array in [-1, 1].
+/// A batch of images as a row-major `[batch, 3, height, width]` array in [-1, 1].
 #[derive(Debug, Clone, PartialEq)]
 pub struct ImageBatch {
     /// Pixel values, channel-first per image.
     pub data: Vec<f32>,
     /// Images in the batch.
     pub batch: usize,
-    /// Side of each (square) image.
-    pub size: usize,
+    /// Height of each image.
+    pub height: usize,
+    /// Width of each image.
+    pub width: usize,
     /// The file each image came from.
     pub paths: Vec<PathBuf>,
 }
@@ -230,7 +346,7 @@ fn produce(
     loop {
         // A chunk of upcoming batches is decoded in parallel, then sent in order.
         let end = (index + 2 * workers).min(per_epoch);
-        let orders = EpochOrder::new(&dataset, config.seed, epoch);
+        let orders = EpochOrder::new(&dataset, config.seed, epoch, config.serial);
         let batches: Vec<Result<Batch, LoaderError>> = pool.install(|| {
             (index..end)
                 .into_par_iter()
@@ -258,13 +374,15 @@ struct EpochOrder {
 }
 
 impl EpochOrder {
-    fn new(dataset: &UnpairedDataset, seed: u64, epoch: usize) -> Self {
+    fn new(dataset: &UnpairedDataset, seed: u64, epoch: usize, serial: bool) -> Self {
         let n = dataset.epoch_len();
         let order = |domain: usize| {
             let len = dataset.files(domain).len();
             // The smaller domain repeats to fill the epoch, each copy in shuffled order.
             let mut v: Vec<usize> = (0..n).map(|i| i % len).collect();
-            v.shuffle(&mut rng_for(seed, &[epoch as u64, domain as u64, u64::MAX]));
+            if !serial {
+                v.shuffle(&mut rng_for(seed, &[epoch as u64, domain as u64, u64::MAX]));
+            }
             v
         };
         EpochOrder {
@@ -300,11 +418,11 @@ fn make_batch(
 ) -> Result<Batch, LoaderError> {
     let domain_batch = |domain: usize| -> Result<ImageBatch, LoaderError> {
         let order = if domain == 0 { &orders.a } else { &orders.b };
-        let size = config.crop_size as usize;
         let mut out = ImageBatch {
-            data: Vec::with_capacity(config.batch_size * 3 * size * size),
+            data: Vec::new(),
             batch: 0,
-            size,
+            height: 0,
+            width: 0,
             paths: vec![],
         };
         for k in 0..config.batch_size {
@@ -312,6 +430,9 @@ fn make_batch(
             let (path, img) = decode_or_next(dataset, domain, order[slot], skips)?;
             let mut rng = rng_for(config.seed, &[epoch as u64, slot as u64, domain as u64]);
             let img = augment(&img, config, &mut rng);
+            // Modes without a crop give whole images of their own size: batches of one
+            // (the config is checked for that), so the first image sets the shape.
+            (out.width, out.height) = (img.width() as usize, img.height() as usize);
             push_chw(&img, &mut out.data);
             out.paths.push(path);
             out.batch += 1;
@@ -355,17 +476,21 @@ fn note_skip(skips: &Mutex<SkipLog>, path: &Path, e: &DecodeError) {
     }
 }
 
-/// The reference's `resize_and_crop` (+ flip): squash to `load_size`, random crop, random flip.
+/// The reference's preprocessing ([`Preprocess`]), then a random flip.
 pub fn augment(img: &RgbImage, config: &LoaderConfig, rng: &mut impl Rng) -> RgbImage {
     let (l, c) = (config.load_size, config.crop_size);
-    let resized = if img.dimensions() == (l, l) {
-        img.clone()
-    } else {
-        resize(img, l, l, FilterType::CatmullRom)
+    let resized = match config.preprocess.resized(img.dimensions(), l, c) {
+        Some((w, h)) => resize(img, w, h, FilterType::CatmullRom),
+        None => img.clone(),
     };
-    let x = rng.random_range(0..=l - c);
-    let y = rng.random_range(0..=l - c);
-    let cropped = crop_imm(&resized, x, y, c, c).to_image();
+    let cropped = if config.preprocess.crops() {
+        let (w, h) = resized.dimensions();
+        let x = rng.random_range(0..=w - c);
+        let y = rng.random_range(0..=h - c);
+        crop_imm(&resized, x, y, c, c).to_image()
+    } else {
+        resized
+    };
     let flip = config.flip && rng.random::<f64>() < 0.5;
     if flip {
         flip_horizontal(&cropped)
@@ -396,9 +521,11 @@ mod tests {
 
     fn config() -> LoaderConfig {
         LoaderConfig {
+            preprocess: Preprocess::ResizeAndCrop,
             load_size: 36,
             crop_size: 32,
             flip: true,
+            serial: false,
             batch_size: 1,
             workers: 2,
             seed: 7,
@@ -587,5 +714,90 @@ mod tests {
             let out = augment(&img, &no_flip, &mut rng_for(s, &[]));
             assert!(out.get_pixel(0, 0)[0] < out.get_pixel(31, 0)[0]);
         }
+    }
+
+    /// Each `--preprocess` mode gives the reference's sizes for a 100x50 picture (load 64,
+    /// crop 32), and the crops stay inside the picture.
+    #[test]
+    fn preprocess_modes_give_the_reference_sizes() {
+        let img = RgbImage::from_fn(100, 50, |x, y| Rgb([x as u8, y as u8, 7]));
+        let cases = [
+            (Preprocess::ResizeAndCrop, (32, 32)),
+            (Preprocess::Crop, (32, 32)),
+            // Width to 64, height 64 * 50 / 100 = 32.
+            (Preprocess::ScaleWidth, (64, 32)),
+            (Preprocess::ScaleWidthAndCrop, (32, 32)),
+            // 100x50 to multiples of 4: 100x52.
+            (Preprocess::None, (100, 52)),
+        ];
+        for (preprocess, size) in cases {
+            let cfg = LoaderConfig {
+                preprocess,
+                load_size: 64,
+                crop_size: 32,
+                flip: false,
+                ..config()
+            };
+            let out = augment(&img, &cfg, &mut rng_for(3, &[]));
+            assert_eq!(out.dimensions(), size, "{}", preprocess.name());
+            assert_eq!(preprocess.fixed_size(), size == (32, 32));
+            assert_eq!(preprocess.name().parse::<Preprocess>(), Ok(preprocess));
+        }
+        // `crop` keeps the original scale: the pixel values are the picture's own coordinates.
+        let cfg = LoaderConfig {
+            preprocess: Preprocess::Crop,
+            load_size: 64,
+            crop_size: 32,
+            flip: false,
+            ..config()
+        };
+        let out = augment(&img, &cfg, &mut rng_for(4, &[]));
+        let (x0, y0) = (out.get_pixel(0, 0)[0], out.get_pixel(0, 0)[1]);
+        assert_eq!(out.get_pixel(31, 31).0, [x0 + 31, y0 + 31, 7]);
+        // A picture smaller than the crop is scaled up to fit, keeping its shape.
+        let small = RgbImage::new(20, 10);
+        assert_eq!(
+            augment(&small, &cfg, &mut rng_for(5, &[])).dimensions(),
+            (32, 32)
+        );
+        let scaled = LoaderConfig {
+            preprocess: Preprocess::ScaleWidth,
+            ..cfg
+        };
+        // Heights never fall below the crop size.
+        assert_eq!(
+            augment(&RgbImage::new(200, 20), &scaled, &mut rng_for(6, &[])).dimensions(),
+            (64, 32)
+        );
+        assert!(
+            "resize"
+                .parse::<Preprocess>()
+                .unwrap_err()
+                .contains("scale_width_and_crop")
+        );
+    }
+
+    /// `--serial-batches` pairs A's image i with B's image i % len, in file order;
+    /// `--max-dataset-size` keeps the first files of each domain.
+    #[test]
+    fn serial_batches_and_max_dataset_size() {
+        let tmp = tempfile::tempdir().unwrap();
+        let a = write_set(tmp.path(), "trainA", 5, 1);
+        let b = write_set(tmp.path(), "trainB", 3, 2);
+        let dataset = UnpairedDataset::from_dirs(&a, &b).unwrap();
+        let cfg = LoaderConfig {
+            serial: true,
+            ..config()
+        };
+        let loader = Loader::start(Arc::new(dataset.clone()), cfg.clone(), 0, 0);
+        for i in 0..5 {
+            let batch = loader.next_batch().unwrap();
+            assert_eq!(batch.a.paths[0], dataset.a[i]);
+            assert_eq!(batch.b.paths[0], dataset.b[i % 3]);
+        }
+        let small = dataset.clone().truncated(Some(2));
+        assert_eq!((small.a.len(), small.b.len()), (2, 2));
+        assert_eq!(small.a[..], dataset.a[..2]);
+        assert_eq!(dataset.clone().truncated(None).a.len(), 5);
     }
 }

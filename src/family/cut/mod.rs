@@ -13,7 +13,7 @@
 //! temperature `nce_t`); the loss is the layers' mean of the mean per-patch loss, times
 //! `lambda_NCE`. No image pool.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
 use anyhow::{Context, Result, anyhow, bail};
@@ -38,7 +38,8 @@ use rand_chacha::ChaCha8Rng;
 
 use super::loss_scale::{self, LossScaler};
 use super::{
-    CheckpointFiles, Direction, Generator, Losses, NETWORKS, Role, UnpairedModel, Visuals,
+    CheckpointFiles, Direction, Generator, LoadNetwork, Losses, NETWORKS, Role, UnpairedModel,
+    Visuals, sub_dict,
 };
 
 /// CUT's and FastCUT's settings, named after the authors' options.
@@ -599,6 +600,26 @@ impl UnpairedModel for Cut {
         });
         let visuals = images.map(|images| Visuals { images, columns: 2 });
         (losses, visuals)
+    }
+
+    fn load_networks(
+        &mut self,
+        networks: &BTreeMap<String, HostTensor>,
+        source: &Path,
+    ) -> Result<Vec<&'static str>> {
+        let mut loaded = Vec::new();
+        let mut load = |name: &'static str, net: &mut dyn LoadNetwork| -> Result<()> {
+            let dict = sub_dict(networks, name);
+            if !dict.is_empty() {
+                net.load(&dict, source, name)?;
+                loaded.push(name);
+            }
+            Ok(())
+        };
+        load("G", &mut self.g)?;
+        load("D", &mut self.d)?;
+        load("F", &mut self.f)?;
+        Ok(loaded)
     }
 
     fn save(&mut self) -> Result<Vec<(String, Vec<u8>)>> {
