@@ -74,6 +74,7 @@ impl Run {
             lr_scale: 1.0,
             rollbacks: 0,
             data_fingerprint: fingerprint(&dataset),
+            plateau: Default::default(),
             config: config.clone(),
         };
         config.save(&dir.join("config.toml"), &[format!("{}: new run", now())])?;
