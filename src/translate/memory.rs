@@ -14,18 +14,28 @@ use crate::family::Generator;
 /// memory over that of a 16 x 16 image): 14.0 for ngf 64 / 9 blocks and 14.1 for ngf 32 /
 /// 6 blocks at 1024 x 768, 11 to 15 from run to run for ngf 16 at 768 x 768; 24 leaves a margin.
 const BYTES_PER_FEATURE: u64 = 24;
+/// The same for CUT's anti-aliased generator, whose stride-1 convolution before each blur
+/// down and the blur up hold twice the channels at full resolution: measured 53 (ngf 64,
+/// 9 blocks, 1024 x 768).
+const BYTES_PER_FEATURE_ANTIALIASED: u64 = 72;
 
 /// Estimated peak memory, in bytes, of translating one `w` x `h` image with `generator`: its
-/// weights plus [`BYTES_PER_FEATURE`] for each of its `ngf` channels at each pixel of the image
-/// as padded for the generator. Activations dominate: at full resolution the generator holds
-/// `ngf` channels per pixel (a 4000 x 3000 photo with `ngf` 64: 768 M floats per tensor).
+/// weights plus [`BYTES_PER_FEATURE`] (anti-aliased CUT: [`BYTES_PER_FEATURE_ANTIALIASED`])
+/// for each of its `ngf` channels at each pixel of the image as padded for the generator.
+/// Activations dominate: a 4000 x 3000 photo with `ngf` 64 has 768 M feature values.
 pub fn estimate(generator: &Generator, w: u32, h: u32) -> u64 {
     let padded = |n: u32| u64::from(if n < 8 { 8 } else { n.next_multiple_of(4) });
-    let ngf = match generator {
-        Generator::Resnet(g) => g.config().ngf,
-        Generator::Cut(g) => g.config().ngf,
+    let (ngf, per_feature) = match generator {
+        Generator::Resnet(g) => (g.config().ngf, BYTES_PER_FEATURE),
+        Generator::Cut(g) => {
+            let c = g.config();
+            match c.antialias_down || c.antialias_up {
+                true => (c.ngf, BYTES_PER_FEATURE_ANTIALIASED),
+                false => (c.ngf, BYTES_PER_FEATURE),
+            }
+        }
     };
-    weight_bytes(generator) + BYTES_PER_FEATURE * ngf as u64 * padded(w) * padded(h)
+    weight_bytes(generator) + per_feature * ngf as u64 * padded(w) * padded(h)
 }
 
 /// Bytes of `generator`'s weights (float32).
