@@ -22,6 +22,32 @@ pub enum GanMode {
     Lsgan,
     /// The original GAN loss: binary cross-entropy on logits.
     Vanilla,
+    /// Wasserstein GAN with gradient penalty (Gulrajani et al. 2017): the critic's mean score,
+    /// plus 10 x (||grad D(x)||_2 - 1)^2 at random mixes of real and fake images.
+    Wgangp,
+    /// Hinge loss (Lim & Ye 2017, as in SAGAN): the discriminator pays relu(1 - D(real)) +
+    /// relu(1 + D(fake)), the generator -D(fake).
+    Hinge,
+}
+
+/// How the learning rate changes over the epochs (the reference's `--lr_policy`).
+///
+/// Epoch `k` (0-based) trains at the rate the reference's scheduler gives after `k` steps: the
+/// scheduler steps at the end of each epoch. [`crate::train::schedule`] says which epoch gets
+/// which rate, and how that differs from the reference's current `train.py`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LrPolicy {
+    /// `--epochs` at the initial rate, then linear decay towards zero over `--epochs-decay`.
+    #[default]
+    Linear,
+    /// Multiplied by 0.1 every `--lr-decay-iters` epochs.
+    Step,
+    /// Multiplied by 0.2 when the epoch's mean cycle + identity loss (CUT: PatchNCE) has not
+    /// improved by 1% for 5 epochs.
+    Plateau,
+    /// Cosine annealing from the initial rate to 0 over `--epochs` + `--epochs-decay`.
+    Cosine,
 }
 
 /// Everything that defines a training run.
@@ -68,6 +94,12 @@ pub struct TrainConfig {
     pub epochs: usize,
     /// Epochs over which the learning rate then decays linearly to zero.
     pub epochs_decay: usize,
+    /// How the learning rate changes over the epochs (runs from before this option: linear).
+    #[serde(default)]
+    pub lr_policy: LrPolicy,
+    /// Epochs between two reductions of the `step` policy.
+    #[serde(default = "default_lr_decay_iters")]
+    pub lr_decay_iters: usize,
     /// Images per batch.
     pub batch_size: usize,
     /// How images are resized and cropped (the reference's `--preprocess`).
@@ -105,6 +137,11 @@ pub struct TrainConfig {
     pub guard: GuardConfig,
 }
 
+/// The reference's `--lr_decay_iters`.
+fn default_lr_decay_iters() -> usize {
+    50
+}
+
 impl Default for TrainConfig {
     /// The paper's settings.
     fn default() -> Self {
@@ -126,6 +163,8 @@ impl Default for TrainConfig {
             beta2: 0.999,
             epochs: 100,
             epochs_decay: 100,
+            lr_policy: LrPolicy::Linear,
+            lr_decay_iters: default_lr_decay_iters(),
             batch_size: 1,
             preprocess: Preprocess::ResizeAndCrop,
             load_size: 286,
@@ -275,6 +314,18 @@ impl TrainConfig {
         if !(self.lr > 0.0 && self.lr.is_finite()) {
             bail!("--lr must be a positive number");
         }
+        if self.lr_policy == LrPolicy::Step && self.lr_decay_iters == 0 {
+            bail!(
+                "--lr-decay-iters must be at least 1 (epochs between two steps of --lr-policy step)"
+            );
+        }
+        if self.model != Family::Cyclegan && self.gan_mode != GanMode::Lsgan {
+            bail!(
+                "--gan-mode {} is not available with --model {}: CUT and FastCUT train with lsgan only",
+                format!("{:?}", self.gan_mode).to_lowercase(),
+                self.model.name()
+            );
+        }
         if self.workers == 0 {
             bail!("--workers must be at least 1");
         }
@@ -343,7 +394,7 @@ mod tests {
     fn nonsense_values_are_refused_naming_the_option() {
         assert!(TrainConfig::default().validate().is_ok());
         type Spoil = fn(&mut TrainConfig);
-        let cases: [(&str, Spoil); 7] = [
+        let cases: [(&str, Spoil); 9] = [
             ("--lambda-a", |c| c.lambda_a = -1.0),
             ("--lambda-identity", |c| c.lambda_identity = f32::NAN),
             ("--beta1", |c| c.beta1 = 1.0),
@@ -351,6 +402,14 @@ mod tests {
             ("--lr", |c| c.lr = 0.0),
             ("--save-every-minutes", |c| c.save_every_minutes = -2.0),
             ("--guard-lr-factor", |c| c.guard.lr_factor = 1.5),
+            ("--lr-decay-iters", |c| {
+                c.lr_policy = LrPolicy::Step;
+                c.lr_decay_iters = 0;
+            }),
+            ("--gan-mode hinge", |c| {
+                c.model = Family::Cut;
+                c.gan_mode = GanMode::Hinge;
+            }),
         ];
         for (flag, spoil) in cases {
             let mut c = TrainConfig::default();
@@ -358,5 +417,27 @@ mod tests {
             let err = c.validate().unwrap_err().to_string();
             assert!(err.contains(flag), "{flag}: {err}");
         }
+    }
+
+    #[test]
+    fn a_config_from_before_the_schedule_options_loads_with_their_defaults() {
+        let mut c = TrainConfig {
+            lr_policy: LrPolicy::Cosine,
+            lr_decay_iters: 7,
+            gan_mode: GanMode::Wgangp,
+            ..TrainConfig::default()
+        };
+        let text = c.to_toml();
+        assert!(text.contains("lr_policy = \"cosine\"") && text.contains("gan_mode = \"wgangp\""));
+        assert_eq!(toml::from_str::<TrainConfig>(&text).unwrap(), c);
+        // An old run's config.toml has neither key.
+        let old: String = text
+            .lines()
+            .filter(|l| !l.starts_with("lr_policy") && !l.starts_with("lr_decay_iters"))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        let back: TrainConfig = toml::from_str(&old).unwrap();
+        (c.lr_policy, c.lr_decay_iters) = (LrPolicy::Linear, 50);
+        assert_eq!(back, c);
     }
 }

@@ -584,6 +584,32 @@ fn exit_statuses_match_the_readme() {
     }
 }
 
+/// The loss and schedule options refuse bad values as usage errors (exit 2) naming the option,
+/// before any file is read.
+#[test]
+fn loss_and_schedule_options_refuse_bad_values_naming_them() {
+    for (args, flag) in [
+        (&["--gan-mode", "wgan"][..], "--gan-mode"),
+        (&["--lr-policy", "exponential"], "--lr-policy"),
+        (
+            &["--lr-policy", "step", "--lr-decay-iters", "0"],
+            "--lr-decay-iters",
+        ),
+        (&["--lr-decay-iters=-3"], "--lr-decay-iters"),
+        (&["--beta2", "1.5"], "--beta2"),
+        (&["--model", "cut", "--gan-mode", "hinge"], "--gan-mode"),
+    ] {
+        let f = run(
+            bin()
+                .args(["train", "no-such-data", "--out", "no-such-run"])
+                .args(args),
+            TIMEOUT,
+        );
+        f.expect(2);
+        assert!(f.stderr.contains(flag), "{args:?}: {}", f.describe());
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Mutation fuzzing of the decoders (stable Rust, deterministic: seeded).
 

@@ -203,3 +203,85 @@ fn two_training_iterations_match_pytorch() {
     );
     assert!(worst <= 5e-4, "a weight differs from PyTorch by {worst}");
 }
+
+/// WGAN-GP's penalty and its gradient with respect to every weight (a second derivative,
+/// through our written-out backward pass of the discriminator) against PyTorch's double
+/// backward (`scripts/gradient_penalty_fixture.py`: ndf 4, 2 stride-2 layers, 22 x 22 inputs).
+#[test]
+fn gradient_penalty_and_its_weight_gradients_match_pytorch() {
+    use burn::optim::GradientsParams;
+    use cyclegan::family::adversarial::gradient_penalty_at;
+    use cyclegan::model::NamedConvs;
+
+    let device = test_device().autodiff();
+    let path = data("gradient_penalty.safetensors");
+    let f = read_safetensors(&path, "").unwrap();
+    let weights = read_safetensors(&path, "D.").unwrap();
+    let mut d = PatchDiscriminator::new(&DiscriminatorConfig { ndf: 4, layers: 2 }, &device);
+    load_state_dict(&mut d, &weights, &path, "D").unwrap();
+    let (real, fake) = (f["real"].to_tensor(&device), f["fake"].to_tensor(&device));
+
+    let grad_x = HostTensor::from_tensor(
+        d.input_gradient(real.clone().mul_scalar(0.3) + fake.clone().mul_scalar(0.7)),
+    );
+    let expected_x = &f["input_gradient"];
+    // Only the first image was mixed with alpha 0.3: compare it alone.
+    let first = |t: &HostTensor| t.data[..t.data.len() / 2].to_vec();
+    let diff = first(&grad_x)
+        .iter()
+        .zip(first(expected_x))
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0, f32::max);
+    assert!(
+        diff <= 1e-5,
+        "input gradient differs from PyTorch by {diff}"
+    );
+
+    let alpha = f["alpha"].data.clone();
+    let penalty = gradient_penalty_at(&d, real, fake, &alpha);
+    let value = HostTensor::from_tensor(penalty.clone()).data[0];
+    let expected = f["penalty"].data[0];
+    assert!(
+        (value - expected).abs() <= 1e-4 * expected,
+        "penalty {value}, PyTorch {expected}"
+    );
+
+    let grads = GradientsParams::from_grads(penalty.backward(), &d);
+    let largest = f
+        .iter()
+        .filter(|(k, _)| k.starts_with("grad."))
+        .flat_map(|(_, t)| t.data.iter())
+        .fold(0.0f32, |m, v| m.max(v.abs()));
+    let mut checked = 0;
+    for conv in d.named_convs() {
+        let frozen = conv.bias_frozen;
+        let weight = grads.get::<4>(conv.weight.id).map(HostTensor::from_tensor);
+        let mut params = vec![(format!("{}.weight", conv.key), weight)];
+        if let Some(b) = conv.bias {
+            let bias = grads.get::<1>(b.id).map(HostTensor::from_tensor);
+            params.push((format!("{}.bias", conv.key), bias));
+        }
+        for (key, got) in params {
+            let want = &f[&format!("grad.{key}")];
+            let scale = want.data.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+            // The last layer's bias does not change the input gradient: PyTorch gives it 0.
+            let got = got.unwrap_or_else(|| HostTensor {
+                shape: want.shape.clone(),
+                data: vec![0.0; want.data.len()],
+            });
+            let diff = max_abs_diff(&got, want);
+            // A bias feeding an instance norm cannot change its output: its true gradient is 0
+            // and both sides hold rounding noise, small beside the other gradients.
+            let tolerance = match frozen && key.ends_with(".bias") {
+                true => 1e-4 * largest,
+                false => 1e-4 * scale.max(1e-3 * largest),
+            };
+            assert!(
+                diff <= tolerance,
+                "{key}: gradient differs from PyTorch by {diff} (largest entry {scale})"
+            );
+            checked += 1;
+        }
+    }
+    assert_eq!(checked, 8);
+}

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use burn::prelude::*;
 use cyclegan::checkpoint;
-use cyclegan::config::TrainConfig;
+use cyclegan::config::{GanMode, LrPolicy, TrainConfig};
 use cyclegan::family::loss_scale;
 use cyclegan::model::precision::Precision;
 use cyclegan::model::weights::{HostTensor, read_pth, read_safetensors, safetensors_from_bytes};
@@ -141,6 +141,53 @@ fn resumed_run_equals_uninterrupted_run() {
     }
     // keep_last 2: older checkpoints were pruned.
     assert!(checkpoint::list(&split).len() <= 2);
+}
+
+/// WGAN-GP (its penalty draws random mixes) with the plateau policy (state carried from epoch
+/// to epoch): a run split mid-epoch ends exactly as an uninterrupted one, with the same rates
+/// and the same plateau state.
+#[test]
+fn wgangp_with_plateau_policy_resumes_exactly() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    cyclegan::demo::write_dataset(&data, 20, 5, 0, 3).unwrap();
+    let n = 13; // epochs of 5 iterations: the split at 8 is mid-epoch, epoch ends follow it
+    let config = TrainConfig {
+        max_iters: Some(n),
+        gan_mode: GanMode::Wgangp,
+        lr_policy: LrPolicy::Plateau,
+        ..tiny_config(&data)
+    };
+    let straight = tmp.path().join("straight");
+    train(&config, &straight, &quiet()).unwrap();
+    let split = tmp.path().join("split");
+    let first = TrainConfig {
+        max_iters: Some(8),
+        ..config.clone()
+    };
+    train(&first, &split, &quiet()).unwrap();
+    let mid = checkpoint::latest(&split).unwrap().state.plateau;
+    assert_eq!(
+        mid.count, 3,
+        "the split checkpoint holds the epoch's running sum"
+    );
+    let mut resume = quiet();
+    resume.resume = true;
+    train(&config, &split, &resume).unwrap();
+
+    assert_same_networks(&networks(&straight), &networks(&split));
+    let (a, b) = (losses(&straight), losses(&split));
+    for (x, y) in a.iter().zip(&b) {
+        assert_eq!((x.iter, x.lr, &x.losses), (y.iter, y.lr, &y.losses));
+    }
+    assert!(a.iter().all(|r| r.losses.all_finite()));
+    let (s, t) = (
+        checkpoint::latest(&straight).unwrap().state.plateau,
+        checkpoint::latest(&split).unwrap().state.plateau,
+    );
+    assert!(s.best.is_finite(), "two epochs ended: {s:?}");
+    assert_eq!(s.best.to_bits(), t.best.to_bits());
+    assert_eq!(s, t);
 }
 
 #[test]

@@ -27,6 +27,7 @@ use sha2::{Digest, Sha256};
 
 use crate::config::TrainConfig;
 use crate::family::{CheckpointFiles, Direction, Generator, UnpairedModel};
+use crate::train::schedule::Plateau;
 use cyclegan_data::atomic::{sync_dir, write_synced};
 
 /// Version of the checkpoint layout; bumped on incompatible changes.
@@ -56,6 +57,9 @@ pub struct TrainingState {
     /// in checkpoints written before it existed.
     #[serde(default)]
     pub data_fingerprint: String,
+    /// The plateau learning-rate policy's state (default in checkpoints written before it).
+    #[serde(default)]
+    pub plateau: Plateau,
     /// The run's configuration when the checkpoint was written.
     pub config: TrainConfig,
 }

@@ -9,7 +9,9 @@ use crate::device::DeviceArg;
 use crate::family::Direction;
 use crate::model::precision::Precision;
 use crate::run::{OnOff, UsageError};
-use crate::translate::{Translator, translate_file, translate_folder, video};
+use crate::translate::{
+    ImageOptions, Sizing, Translator, memory, translate_file, translate_folder, video,
+};
 
 /// Options of `cyclegan translate`.
 #[derive(clap::Args)]
@@ -41,6 +43,30 @@ pub struct TranslateArgs {
     input: PathBuf,
     /// The output image or video (format from its extension), or folder.
     output: PathBuf,
+    /// Images: scale so that the shorter side has N pixels before translating (up or down); the
+    /// output has that size (or the input's with --keep-size).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..), conflicts_with = "max_side", help_heading = "Images")]
+    load_size: Option<u32>,
+    /// Images: scale down (never up) so that the longer side has at most N pixels.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..), help_heading = "Images")]
+    max_side: Option<u32>,
+    /// Images: scale the translation back to the input's size (after --load-size or --max-side).
+    #[arg(long, help_heading = "Images")]
+    keep_size: bool,
+    /// Images: translate an image larger than N x N in overlapping N x N tiles, blended across
+    /// the overlaps: any size fits in memory. Instance norm then sees each tile alone, so tiles
+    /// of very different content may differ slightly in tone.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(16..), help_heading = "Images")]
+    tile: Option<u32>,
+    /// Images: pixels by which neighbouring tiles overlap (and are blended); less than half of
+    /// --tile.
+    #[arg(long, value_name = "N", default_value_t = 32, help_heading = "Images")]
+    tile_overlap: u32,
+    /// Images: memory one image (or tile) may take, in MiB; a larger one is refused before it
+    /// runs, naming the options that help [default: the memory available, on the CPU; no limit
+    /// on GPUs].
+    #[arg(long, value_name = "MIB", value_parser = clap::value_parser!(u64).range(1..), help_heading = "Images")]
+    memory_limit: Option<u64>,
     /// Videos: resize frames so their shorter side has this many pixels [default: input size].
     #[arg(long, help_heading = "Video")]
     size: Option<u32>,
@@ -92,6 +118,19 @@ pub fn run(args: TranslateArgs) -> Result<ExitCode> {
     if args.report && !args.input.is_dir() {
         bail!("--report makes a gallery of a folder translation: give a folder of images as input");
     }
+    let image_opts = image_options(&args)?;
+    let is_video = !args.input.is_dir() && cyclegan_video::looks_like_video(&args.input);
+    let image_only = args.load_size.is_some()
+        || args.max_side.is_some()
+        || args.keep_size
+        || args.tile.is_some()
+        || args.memory_limit.is_some();
+    if is_video && image_only {
+        return Err(UsageError(
+            "--load-size, --max-side, --keep-size, --tile and --memory-limit apply to still images; for a video, --size sets the frame size".into(),
+        )
+        .into());
+    }
     args.precision
         .check_device(&device)
         .map_err(|e| UsageError(format!("{e:#}")))?;
@@ -102,6 +141,7 @@ pub fn run(args: TranslateArgs) -> Result<ExitCode> {
             &translator,
             &args.input,
             &args.output,
+            &image_opts,
             args.strict,
             args.quiet,
         )?;
@@ -140,7 +180,7 @@ pub fn run(args: TranslateArgs) -> Result<ExitCode> {
     }
     // Every video goes to the video path, also one this build cannot read: its error then
     // names what is missing, rather than an image decoder's.
-    if cyclegan_video::looks_like_video(&args.input) {
+    if is_video {
         use cyclegan_video::{VideoTranslateOptions, flicker::TemporalParams};
         let opts = VideoTranslateOptions {
             size: args.size,
@@ -186,13 +226,48 @@ pub fn run(args: TranslateArgs) -> Result<ExitCode> {
         );
         return Ok(ExitCode::from(super::EXIT_FINDINGS));
     }
-    match translate_file(&translator, &args.input, &args.output, args.strict)? {
+    match translate_file(
+        &translator,
+        &args.input,
+        &args.output,
+        &image_opts,
+        args.strict,
+    )? {
         Some(warning) => {
             eprintln!("warning: {warning}");
             Ok(ExitCode::from(super::EXIT_FINDINGS))
         }
         None => Ok(ExitCode::SUCCESS),
     }
+}
+
+/// The still-image options, checked (usage errors name the option); the memory limit defaults
+/// to the memory available when translating on the CPU.
+fn image_options(args: &TranslateArgs) -> Result<ImageOptions> {
+    if let Some(tile) = args.tile
+        && args.tile_overlap * 2 >= tile
+    {
+        return Err(UsageError(format!(
+            "--tile-overlap {} must be less than half of --tile {tile}",
+            args.tile_overlap
+        ))
+        .into());
+    }
+    let memory_limit = match args.memory_limit {
+        Some(mib) => Some(mib.saturating_mul(1024 * 1024)),
+        None if args.device == DeviceArg::Cpu => memory::available(),
+        None => None,
+    };
+    Ok(ImageOptions {
+        sizing: Sizing {
+            load_size: args.load_size,
+            max_side: args.max_side,
+            keep_size: args.keep_size,
+        },
+        tile: args.tile,
+        tile_overlap: args.tile_overlap,
+        memory_limit,
+    })
 }
 
 /// `--temporal-strength`: a number from 0 to 0.95.

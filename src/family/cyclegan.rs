@@ -11,10 +11,10 @@ use anyhow::{Result, anyhow};
 use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
 use burn::prelude::*;
 use burn::tensor::Bytes;
-use burn::tensor::activation::softplus;
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 
+use super::adversarial::{discriminator_loss, generator_loss, gradient_penalty};
 use super::loss_scale::{self, LossScaler};
 use super::pool::ImagePool;
 use super::{
@@ -113,18 +113,6 @@ impl Objective {
             lambda_identity: c.lambda_identity,
         }
     }
-
-    /// Adversarial loss of discriminator logits against an all-real or all-fake target.
-    fn gan(&self, logits: Tensor<4>, real: bool) -> Tensor<1> {
-        match self.gan_mode {
-            GanMode::Lsgan => logits
-                .sub_scalar(if real { 1.0 } else { 0.0 })
-                .square()
-                .mean(),
-            // BCE with logits: -log(sigmoid(x)) = softplus(-x) for real, softplus(x) for fake.
-            GanMode::Vanilla => softplus(if real { logits.neg() } else { logits }, 1.0).mean(),
-        }
-    }
 }
 
 fn l1(a: Tensor<4>, b: Tensor<4>) -> Tensor<1> {
@@ -217,8 +205,8 @@ impl CycleGan {
         let rec_b = g_a.forward(fake_a.clone());
         let d_a_frozen = self.discs.d_a.clone().no_grad();
         let d_b_frozen = self.discs.d_b.clone().no_grad();
-        let loss_g_a = obj.gan(d_a_frozen.forward(fake_b.clone()), true);
-        let loss_g_b = obj.gan(d_b_frozen.forward(fake_a.clone()), true);
+        let loss_g_a = generator_loss(obj.gan_mode, d_a_frozen.forward(fake_b.clone()));
+        let loss_g_b = generator_loss(obj.gan_mode, d_b_frozen.forward(fake_a.clone()));
         let loss_cycle_a = l1(rec_a.clone(), real_a.clone()).mul_scalar(obj.lambda_a);
         let loss_cycle_b = l1(rec_b.clone(), real_b.clone()).mul_scalar(obj.lambda_b);
         let (loss_idt_a, loss_idt_b) = if obj.lambda_identity > 0.0 {
@@ -248,12 +236,18 @@ impl CycleGan {
         let pooled_b = self.pool_b.query(fake_b.clone(), rng);
         let pooled_a = self.pool_a.query(fake_a.clone(), rng);
         let (d_a, d_b) = (&self.discs.d_a, &self.discs.d_b);
-        let loss_d_a = (obj.gan(d_a.forward(real_b.clone()), true)
-            + obj.gan(d_a.forward(pooled_b), false))
-        .mul_scalar(0.5);
-        let loss_d_b = (obj.gan(d_b.forward(real_a.clone()), true)
-            + obj.gan(d_b.forward(pooled_a), false))
-        .mul_scalar(0.5);
+        let d_loss = |d: &PatchDiscriminator, real: &Tensor<4>, fake: Tensor<4>| {
+            (discriminator_loss(obj.gan_mode, d.forward(real.clone()), true)
+                + discriminator_loss(obj.gan_mode, d.forward(fake), false))
+            .mul_scalar(0.5)
+        };
+        let mut loss_d_a = d_loss(d_a, &real_b, pooled_b.clone());
+        let mut loss_d_b = d_loss(d_b, &real_a, pooled_a.clone());
+        if obj.gan_mode == GanMode::Wgangp {
+            // Drawn after the pools' draws, so lsgan runs draw exactly as before.
+            loss_d_a = loss_d_a + gradient_penalty(d_a, real_b.clone(), pooled_b, rng);
+            loss_d_b = loss_d_b + gradient_penalty(d_b, real_a.clone(), pooled_a, rng);
+        }
         let loss_d = self.scaler.scale(loss_d_a.clone() + loss_d_b.clone());
         let grads = GradientsParams::from_grads(loss_d.backward(), &self.discs);
         if let Some(grads) = self.scaler.unscale(grads, &self.discs) {
@@ -466,40 +460,4 @@ pub fn generator(
         name,
     )?;
     Ok(Generator::Resnet(g))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn objective(gan_mode: GanMode) -> Objective {
-        Objective {
-            gan_mode,
-            lambda_a: 10.0,
-            lambda_b: 10.0,
-            lambda_identity: 0.5,
-        }
-    }
-
-    fn value(t: Tensor<1>) -> f32 {
-        t.into_data()
-            .convert::<f32>()
-            .try_into_vec::<f32>()
-            .unwrap()[0]
-    }
-
-    #[test]
-    fn adversarial_losses_have_their_textbook_values() {
-        let device = Device::flex();
-        let logits = |v: f32| Tensor::<4>::full([1, 1, 2, 2], v, &device);
-        let ls = objective(GanMode::Lsgan);
-        assert!((value(ls.gan(logits(0.25), true)) - 0.5625).abs() < 1e-6); // (0.25 - 1)^2
-        assert!((value(ls.gan(logits(0.25), false)) - 0.0625).abs() < 1e-6); // 0.25^2
-        let bce = objective(GanMode::Vanilla);
-        // -log(sigmoid(0)) = ln 2 either way; a confident correct logit costs almost nothing.
-        assert!((value(bce.gan(logits(0.0), true)) - std::f32::consts::LN_2).abs() < 1e-6);
-        assert!((value(bce.gan(logits(0.0), false)) - std::f32::consts::LN_2).abs() < 1e-6);
-        assert!(value(bce.gan(logits(12.0), true)) < 1e-5);
-        assert!((value(bce.gan(logits(12.0), false)) - 12.0).abs() < 1e-4);
-    }
 }

@@ -14,6 +14,7 @@
 //! Adding a family means one file here and one arm in each `match` on [`Family`]; the loop does
 //! not change.
 
+pub mod adversarial;
 pub mod cut;
 pub mod cyclegan;
 pub mod loss_scale;

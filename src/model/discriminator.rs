@@ -4,6 +4,8 @@ use burn::nn::InstanceNorm;
 use burn::nn::conv::Conv2d;
 use burn::prelude::*;
 use burn::tensor::activation::leaky_relu;
+use burn::tensor::module::conv_transpose2d;
+use burn::tensor::ops::ConvTransposeOptions;
 use serde::{Deserialize, Serialize};
 
 use super::conv::{ConvPolicy, Padding};
@@ -127,6 +129,93 @@ impl PatchDiscriminator {
         }
         precision::leave(conv(last, x))
     }
+
+    /// The gradient of `forward(x).sum()` with respect to `x`, as WGAN-GP's penalty needs it.
+    ///
+    /// burn has no double backward (autodiff cannot differentiate its own gradients), so the
+    /// backward pass is written out here in tensor operations, which autodiff then
+    /// differentiates like any other: each convolution's input gradient is a transposed
+    /// convolution with the same weight, each LeakyReLU multiplies by its slope (1 or 0.2, a
+    /// constant where it is differentiable), and each instance norm by its own derivative.
+    pub fn input_gradient(&self, x: Tensor<4>) -> Tensor<4> {
+        let last = self.convs.len() - 1;
+        // Forward, keeping what the backward pass reads: the input size of every convolution,
+        // the slopes of every LeakyReLU and the normalised values and deviations of every norm.
+        let mut sizes = Vec::with_capacity(last + 1);
+        let mut slopes = Vec::with_capacity(last);
+        let mut norms = Vec::with_capacity(last);
+        let mut h = x;
+        for i in 0..last {
+            let [_, _, hh, ww] = h.dims();
+            sizes.push([hh, ww]);
+            let mut a = self.kernels.conv2d(&self.convs[i], h, PADDING);
+            let mut normed = None;
+            if i > 0 {
+                let (y, std) = instance_norm_parts(a, self.norms[i - 1].epsilon);
+                normed = Some((y.clone(), std));
+                a = y;
+            }
+            let slope = a
+                .clone()
+                .greater_elem(0.0)
+                .float()
+                .mul_scalar(0.8)
+                .add_scalar(0.2);
+            h = a * slope.clone();
+            slopes.push(slope);
+            norms.push(normed);
+        }
+        let [b, _, hh, ww] = h.dims();
+        sizes.push([hh, ww]);
+        // Backward from d(sum)/d(output) = 1: the last 4x4 stride-1 convolution maps n to n - 1.
+        let mut g = Tensor::ones([b, 1, hh - 1, ww - 1], &h.device());
+        for i in (0..=last).rev() {
+            g = conv_input_gradient(&self.convs[i], g, sizes[i]);
+            if i == 0 {
+                break;
+            }
+            g = g * slopes[i - 1].clone();
+            if let Some((y, std)) = &norms[i - 1] {
+                g = instance_norm_input_gradient(g, y.clone(), std.clone());
+            }
+        }
+        g
+    }
+}
+
+/// Instance norm without affine parameters, returning the normalised values and the
+/// per-channel deviation `sqrt(var + eps)` (biased variance, as PyTorch and burn).
+fn instance_norm_parts(a: Tensor<4>, eps: f64) -> (Tensor<4>, Tensor<4>) {
+    let mean = a.clone().mean_dim(2).mean_dim(3);
+    let centred = a - mean;
+    let var = centred.clone().square().mean_dim(2).mean_dim(3);
+    let std = var.add_scalar(eps).sqrt();
+    (centred / std.clone(), std)
+}
+
+/// Gradient through instance norm: `(g - mean(g) - y * mean(g * y)) / std` per channel.
+fn instance_norm_input_gradient(g: Tensor<4>, y: Tensor<4>, std: Tensor<4>) -> Tensor<4> {
+    let mean_g = g.clone().mean_dim(2).mean_dim(3);
+    let mean_gy = (g.clone() * y.clone()).mean_dim(2).mean_dim(3);
+    (g - mean_g - y * mean_gy) / std
+}
+
+/// Gradient of a zero-padded convolution's output `g` with respect to its `input`-sized input:
+/// the transposed convolution with the same weight, with output padding making up the rows
+/// and columns a stride-2 layer's last window skipped.
+fn conv_input_gradient(conv: &Conv2d, g: Tensor<4>, input: [usize; 2]) -> Tensor<4> {
+    let [_, _, k, _] = conv.weight.dims();
+    let (s, p) = (conv.stride[0], PADDING.amount());
+    let [_, _, gh, gw] = g.dims();
+    let extra = |n: usize, o: usize| n + 2 * p - ((o - 1) * s + k);
+    let options = ConvTransposeOptions::new(
+        [s, s],
+        [p, p],
+        [extra(input[0], gh), extra(input[1], gw)],
+        [1, 1],
+        1,
+    );
+    conv_transpose2d(g, conv.weight.val(), None, options)
 }
 
 impl NamedConvs for PatchDiscriminator {

@@ -108,6 +108,7 @@ impl Run {
             lr_scale: 1.0,
             rollbacks: 0,
             data_fingerprint: fingerprint(&dataset),
+            plateau: Default::default(),
             config: config.clone(),
         };
         config.save(&dir.join("config.toml"), &[history])?;

@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use crate::config::{GanMode, TrainConfig};
+use crate::config::{GanMode, LrPolicy, TrainConfig};
 use crate::family::Family;
 use crate::model::precision::Precision;
 use cyclegan_data::loader::Preprocess;
@@ -67,7 +67,8 @@ pub struct Overrides {
     #[arg(long, value_name = "RUN_OR_PTH", help_heading = "Networks")]
     pub init_from: Option<PathBuf>,
 
-    /// Adversarial loss [default: lsgan].
+    /// Adversarial loss [default: lsgan]; wgangp adds the gradient penalty (weight 10) to the
+    /// discriminators' loss. CUT and FastCUT: lsgan only.
     #[arg(long, value_enum, help_heading = "Losses")]
     pub gan_mode: Option<GanMode>,
     /// Weight of the A->B->A cycle loss [default: 10].
@@ -118,12 +119,24 @@ pub struct Overrides {
     /// Adam beta1 [default: 0.5].
     #[arg(long, help_heading = "Optimisation")]
     pub beta1: Option<f32>,
+    /// Adam beta2 [default: 0.999].
+    #[arg(long, help_heading = "Optimisation")]
+    pub beta2: Option<f32>,
     /// Epochs at the initial learning rate [default: 100]. Can change on --resume.
     #[arg(long, help_heading = "Optimisation")]
     pub epochs: Option<usize>,
     /// Epochs of linear decay to zero afterwards [default: 100]. Can change on --resume.
     #[arg(long, help_heading = "Optimisation")]
     pub epochs_decay: Option<usize>,
+    /// Learning-rate policy [default: linear]: linear (--epochs constant, then --epochs-decay
+    /// down to zero), step (x0.1 every --lr-decay-iters epochs), plateau (x0.2 after 6 epochs
+    /// whose mean cycle + identity loss did not improve by 1%), cosine (to 0 over --epochs +
+    /// --epochs-decay). Can change on --resume.
+    #[arg(long, value_enum, help_heading = "Optimisation")]
+    pub lr_policy: Option<LrPolicy>,
+    /// Epochs between two reductions of --lr-policy step [default: 50]. Can change on --resume.
+    #[arg(long, value_name = "EPOCHS", help_heading = "Optimisation")]
+    pub lr_decay_iters: Option<usize>,
     /// Images per batch [default: 1].
     #[arg(long, help_heading = "Optimisation")]
     pub batch_size: Option<usize>,
@@ -234,6 +247,7 @@ impl Overrides {
         );
         set!("--pool-size", true, pool_size = self.pool_size);
         set!("--beta1", true, beta1 = self.beta1);
+        set!("--beta2", true, beta2 = self.beta2);
         set!("--batch-size", true, batch_size = self.batch_size);
         set!("--seed", true, seed = self.seed);
         set!("--load-size", true, load_size = self.load_size);
@@ -276,6 +290,12 @@ impl Overrides {
         set!("--lr", false, lr = self.lr);
         set!("--epochs", false, epochs = self.epochs);
         set!("--epochs-decay", false, epochs_decay = self.epochs_decay);
+        set!("--lr-policy", false, lr_policy = self.lr_policy);
+        set!(
+            "--lr-decay-iters",
+            false,
+            lr_decay_iters = self.lr_decay_iters
+        );
         set!("--workers", false, workers = self.workers);
         set!(
             "--save-every-minutes",

@@ -15,7 +15,8 @@ use super::guard::{self, Event, Guard};
 use super::log::{LossLog, LossRecord};
 use super::schedule::learning_rate;
 use super::{plots, samples};
-use crate::family::{Losses, Visuals};
+use crate::config::LrPolicy;
+use crate::family::{Losses, Role, Visuals};
 use crate::report::{RunStatus, write_run_page};
 use crate::run::Run;
 
@@ -112,8 +113,7 @@ pub fn train(run: &mut Run, opts: &RunOptions) -> Result<Summary> {
         let batch = loader.next_batch()?;
         let iter = run.state.global_iter + 1;
         let state = &run.state;
-        let mut lr = learning_rate(config.lr, state.epoch, config.epochs, config.epochs_decay)
-            * state.lr_scale;
+        let mut lr = learning_rate(&config, state.epoch, &state.plateau) * state.lr_scale;
         let (mut real_a, real_b) = (
             to_tensor(&batch.a, &run.device),
             to_tensor(&batch.b, &run.device),
@@ -159,6 +159,10 @@ pub fn train(run: &mut Run, opts: &RunOptions) -> Result<Summary> {
         })?;
         run.state.global_iter = iter;
         run.state.index += 1;
+        let plateau = config.lr_policy == LrPolicy::Plateau;
+        if plateau {
+            run.state.plateau.observe(losses.total(Role::Generator));
+        }
         summary.iterations_run += 1;
         let s = losses.smoothed(smoothed.as_ref(), 0.95);
         bar.set_message(format!(
@@ -181,6 +185,9 @@ pub fn train(run: &mut Run, opts: &RunOptions) -> Result<Summary> {
             write_samples(run, &name, v)?;
         }
         if finished_epoch {
+            if plateau {
+                run.state.plateau.end_epoch(config.lr);
+            }
             run.state.epoch += 1;
             run.state.index = 0;
         }

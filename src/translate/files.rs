@@ -5,10 +5,11 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, anyhow, bail};
 use image::RgbImage;
 
-use super::Translator;
+use super::{ImageOptions, Translator};
 use cyclegan_data::atomic::write_atomic;
 
-/// Translate one image file to `output` (format from its extension), written atomically.
+/// Translate one image file to `output` (format from its extension) as `opts` says, written
+/// atomically.
 ///
 /// A partial input (a file cut short) is translated from the part present and reported as
 /// `Ok(Some(warning))`, or refused when `strict`.
@@ -16,6 +17,7 @@ pub fn translate_file(
     t: &Translator,
     input: &Path,
     output: &Path,
+    opts: &ImageOptions,
     strict: bool,
 ) -> Result<Option<String>> {
     let (img, damage) = cyclegan_data::imageio::decode_rgb_checked(input)?;
@@ -27,7 +29,7 @@ pub fn translate_file(
         )),
         None => None,
     };
-    let out = t.translate(std::slice::from_ref(&img)).remove(0);
+    let out = t.translate_image(&img, opts, input)?;
     save_image(&out, output)?;
     Ok(warning)
 }
@@ -75,13 +77,14 @@ pub struct FolderReport {
     pub partial: Vec<String>,
 }
 
-/// Translate every image of `dir` (subfolders included) into `out_dir` (same relative paths),
-/// with a progress bar unless `quiet`. An image that fails is skipped with a warning; the others
-/// are still written. Partial images are translated with a warning, or skipped when `strict`.
+/// Translate every image of `dir` (subfolders included) into `out_dir` (same relative paths)
+/// as `opts` says, with a progress bar unless `quiet`. An image that fails (or would not fit in
+/// memory) is skipped with a warning; the others are still written. Partial images are translated with a warning, or skipped when `strict`.
 pub fn translate_folder(
     t: &Translator,
     dir: &Path,
     out_dir: &Path,
+    opts: &ImageOptions,
     strict: bool,
     quiet: bool,
 ) -> Result<FolderReport> {
@@ -105,7 +108,7 @@ pub fn translate_folder(
             std::fs::create_dir_all(parent)
                 .with_context(|| format!("{}: cannot create output folder", parent.display()))?;
         }
-        match translate_file(t, input, output, strict) {
+        match translate_file(t, input, output, opts, strict) {
             Ok(warning) => {
                 report.translated += 1;
                 if let Some(w) = warning {

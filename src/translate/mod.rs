@@ -1,9 +1,14 @@
 //! Applying a trained generator: one [`Translator`] for images of any size, folders of images
 //! ([`files`]) and whole videos ([`video`]); [`load`] finds the generator in a run folder, a
-//! checkpoint, or a PyTorch / safetensors file. Nothing here depends on training.
+//! checkpoint, or a PyTorch / safetensors file. Still images may be resized first
+//! ([`sizing`]), translated in tiles ([`tiles`]) and are refused when they would not fit in
+//! memory ([`memory`]). Nothing here depends on training.
 
 pub mod files;
 pub mod load;
+pub mod memory;
+pub mod sizing;
+pub mod tiles;
 pub mod video;
 
 use std::collections::HashMap;
@@ -16,10 +21,24 @@ use image::RgbImage;
 
 pub use files::{folder_jobs, save_image, translate_file, translate_folder};
 pub use load::{infer_generator_config, load_generator};
+pub use sizing::Sizing;
 
 use crate::family::{Direction, Generator};
 use crate::model::precision::Precision;
 use crate::tensor_image::{images_to_tensor, tensor_to_images};
+
+/// How `translate` treats still images: their size, tiles, and the memory they may take.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ImageOptions {
+    /// Resizing before (and after) translation.
+    pub sizing: Sizing,
+    /// Translate images larger than this in tiles of this side.
+    pub tile: Option<u32>,
+    /// Pixels by which neighbouring tiles overlap (and are blended).
+    pub tile_overlap: u32,
+    /// Refuse an image (or tile) whose estimated memory exceeds this many bytes.
+    pub memory_limit: Option<u64>,
+}
 
 /// A generator ready to translate images (cheap to clone: weights are shared).
 #[derive(Clone)]
@@ -85,6 +104,32 @@ impl Translator {
         out.into_iter()
             .map(|o| o.expect("every image translated"))
             .collect()
+    }
+}
+
+impl Translator {
+    /// Translate one still image as `opts` says (resized, tiled, refused when too large for
+    /// the memory limit); `name` names it in errors.
+    pub fn translate_image(
+        &self,
+        img: &RgbImage,
+        opts: &ImageOptions,
+        name: &Path,
+    ) -> Result<RgbImage> {
+        let original = img.dimensions();
+        let input = opts.sizing.resize_input(img);
+        let (w, h) = input.dimensions();
+        let tile = opts.tile.filter(|&t| w > t || h > t);
+        if let Some(limit) = opts.memory_limit {
+            let unit = tile.map_or((w, h), |t| (t.min(w), t.min(h)));
+            memory::check(&self.generator, name, unit, tile, limit)?;
+        }
+        let one = |x: &RgbImage| self.translate(std::slice::from_ref(x)).remove(0);
+        let out = match tile {
+            Some(t) => tiles::translate_tiled(&input, t, opts.tile_overlap, one),
+            None => one(&input),
+        };
+        Ok(opts.sizing.resize_output(out, original))
     }
 }
 

@@ -209,6 +209,28 @@ pub fn tiny_network(ngf: usize) -> Vec<String> {
     .collect()
 }
 
+/// A ResNet generator (`ngf` filters, `blocks` residual blocks) with the training's N(0, 0.02)
+/// initial weights drawn from `seed`.
+pub fn random_generator(ngf: usize, blocks: usize, seed: u64) -> cyclegan::model::ResnetGenerator {
+    let device = burn::prelude::Device::flex();
+    let mut g = cyclegan::model::ResnetGenerator::new(&GeneratorConfig { ngf, blocks }, &device);
+    cyclegan::model::weights::init_normal(&mut g, &mut ChaCha8Rng::seed_from_u64(seed));
+    g
+}
+
+/// [`random_generator`] saved as `dir/g.safetensors`, a file `translate --model` takes.
+pub fn random_generator_file(dir: &Path, ngf: usize, blocks: usize) -> PathBuf {
+    use cyclegan::model::weights::{safetensors_to_bytes, state_dict};
+    let mut g = random_generator(ngf, blocks, 11);
+    let path = dir.join("g.safetensors");
+    std::fs::write(
+        &path,
+        safetensors_to_bytes(&state_dict(&mut g), None).unwrap(),
+    )
+    .unwrap();
+    path
+}
+
 /// Run `cmd` to completion (at most `timeout`, else the test fails as a hang).
 pub fn run(cmd: &mut Command, timeout: Duration) -> Finished {
     Spawned::start(cmd).wait(timeout)

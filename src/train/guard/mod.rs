@@ -183,6 +183,11 @@ impl Guard {
         };
         let (g_before, g_now) = (median(&before), median(&now));
         for (name, hist) in &self.discs {
+            // A critic's loss (wgangp) has no floor at zero, so "pinned near zero" means
+            // nothing for it.
+            if hist.iter().any(|&v| v < 0.0) {
+                continue;
+            }
             let max = hist.iter().copied().fold(0.0, f32::max);
             if max < self.config.collapse_level && g_now > 1.5 * g_before {
                 return Some(Anomaly::Collapse {
