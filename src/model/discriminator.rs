@@ -127,7 +127,7 @@ impl PatchDiscriminator {
         for (i, norm) in (1..last).zip(&self.norms) {
             x = leaky_relu(precision::instance_norm(norm, conv(i, x)), 0.2);
         }
-        precision::leave(conv(last, x))
+        self.precision.leave(conv(last, x))
     }
 
     /// The gradient of `forward(x).sum()` with respect to `x`, as WGAN-GP's penalty needs it.

@@ -193,7 +193,8 @@ impl ResnetGenerator {
         for (conv, norm) in self.up.iter().zip(&self.up_norms) {
             x = relu(precision::instance_norm(norm, conv_transpose(conv, x)));
         }
-        precision::leave(tanh(kernels.conv2d(&self.head, x, EDGE_PADDING)))
+        self.precision
+            .leave(tanh(kernels.conv2d(&self.head, x, EDGE_PADDING)))
     }
 }
 

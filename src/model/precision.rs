@@ -14,7 +14,7 @@
 use anyhow::{Result, bail};
 use burn::nn::InstanceNorm;
 use burn::prelude::*;
-use burn::tensor::FloatDType;
+use burn::tensor::{DType, FloatDType};
 use serde::{Deserialize, Serialize};
 
 /// The float type of the networks' convolutions (`--precision`).
@@ -73,24 +73,39 @@ impl Precision {
         Ok(())
     }
 
-    /// A network's input, cast to the compute type (no-op for float32).
+    /// A network's input, cast to the compute type (untouched in float32).
     pub(crate) fn enter(self, x: Tensor<4>) -> Tensor<4> {
-        x.cast(self.dtype())
+        match self {
+            Precision::F32 => x,
+            reduced => x.cast(reduced.dtype()),
+        }
+    }
+
+    /// A network's output (or feature map) back in float32, for losses and images (untouched
+    /// in float32).
+    pub(crate) fn leave(self, x: Tensor<4>) -> Tensor<4> {
+        match self {
+            Precision::F32 => x,
+            _ => x.cast(FloatDType::F32),
+        }
     }
 }
 
-/// A network's output (or feature map) back in float32, for losses and images.
-pub(crate) fn leave(x: Tensor<4>) -> Tensor<4> {
-    x.cast(FloatDType::F32)
-}
-
-/// `weight` in the float type of the activations `x` it applies to.
+/// `weight` in the float type of the activations `x` it applies to (untouched when they agree).
 pub(crate) fn like<const D: usize>(weight: Tensor<D>, x: &Tensor<4>) -> Tensor<D> {
-    weight.cast(FloatDType::from(x.dtype()))
+    if weight.dtype() == x.dtype() {
+        weight
+    } else {
+        weight.cast(FloatDType::from(x.dtype()))
+    }
 }
 
-/// Instance norm computed in float32, returned in the input's type.
+/// Instance norm, computed in float32 when the activations are 16-bit, returned in their type.
 pub(crate) fn instance_norm(norm: &InstanceNorm, x: Tensor<4>) -> Tensor<4> {
-    let dtype = FloatDType::from(x.dtype());
-    norm.forward(x.cast(FloatDType::F32)).cast(dtype)
+    match x.dtype() {
+        dtype @ (DType::F16 | DType::BF16) => norm
+            .forward(x.cast(FloatDType::F32))
+            .cast(FloatDType::from(dtype)),
+        _ => norm.forward(x),
+    }
 }

@@ -4,6 +4,8 @@
 
 #![allow(dead_code)]
 
+pub mod cut_fixture;
+
 use std::collections::BTreeMap;
 use std::ffi::{OsStr, OsString};
 use std::io::Read;

@@ -90,7 +90,7 @@ impl CutDiscriminator {
                 x = blur_down(x);
             }
         }
-        precision::leave(conv(last, x))
+        self.precision.leave(conv(last, x))
     }
 
     /// Sequence index of each convolution, and of each blur (empty without anti-aliasing).

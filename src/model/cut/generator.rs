@@ -250,7 +250,7 @@ impl CutGenerator {
                     pending_pad = Some(Padding::Reflect(3));
                     if wanted {
                         let padded = x.clone().pad([(3, 3), (3, 3)], PadMode::Reflect);
-                        feats.push(precision::leave(padded));
+                        feats.push(self.precision.leave(padded));
                     }
                     x
                 }
@@ -275,13 +275,13 @@ impl CutGenerator {
                 Layer::Tanh => tanh(x),
             };
             if wanted && !matches!(layer, Layer::ReflectPad) {
-                feats.push(precision::leave(x.clone()));
+                feats.push(self.precision.leave(x.clone()));
             }
             if layers.last() == Some(&i) {
                 return (None, feats);
             }
         }
-        (Some(precision::leave(x)), feats)
+        (Some(self.precision.leave(x)), feats)
     }
 }
 
