@@ -265,7 +265,9 @@ fn losses_fall_on_a_learnable_task() {
         "cycle loss did not fall enough: {first} -> {last}"
     );
     // Epoch outputs exist: sample grids and the loss plot.
-    assert!(run.join("samples/epoch_0001.png").exists());
+    // With the identity loss on, each row also shows the identity mapping: 4 tiles of 32 px.
+    let grid = image::open(run.join("samples/epoch_0001.png")).unwrap();
+    assert_eq!((grid.width(), grid.height()), (4 * 32 + 3 * 4, 2 * 32 + 4));
     assert!(run.join("losses.png").exists());
     assert!(run.join("config.toml").exists());
 }

@@ -209,16 +209,19 @@ impl CycleGan {
         let loss_g_b = generator_loss(obj.gan_mode, d_b_frozen.forward(fake_a.clone()));
         let loss_cycle_a = l1(rec_a.clone(), real_a.clone()).mul_scalar(obj.lambda_a);
         let loss_cycle_b = l1(rec_b.clone(), real_b.clone()).mul_scalar(obj.lambda_b);
-        let (loss_idt_a, loss_idt_b) = if obj.lambda_identity > 0.0 {
-            (
-                l1(g_a.forward(real_b.clone()), real_b.clone())
-                    .mul_scalar(obj.lambda_b * obj.lambda_identity),
-                l1(g_b.forward(real_a.clone()), real_a.clone())
-                    .mul_scalar(obj.lambda_a * obj.lambda_identity),
-            )
-        } else {
-            let zero = Tensor::zeros([1], &real_a.device());
-            (zero.clone(), zero)
+        // Identity: G_A(real_B) should be real_B (`idt_A` in the reference's names), and
+        // G_B(real_A) real_A.
+        let identities = (obj.lambda_identity > 0.0)
+            .then(|| (g_a.forward(real_b.clone()), g_b.forward(real_a.clone())));
+        let (loss_idt_a, loss_idt_b) = match &identities {
+            Some((idt_a, idt_b)) => (
+                l1(idt_a.clone(), real_b.clone()).mul_scalar(obj.lambda_b * obj.lambda_identity),
+                l1(idt_b.clone(), real_a.clone()).mul_scalar(obj.lambda_a * obj.lambda_identity),
+            ),
+            None => {
+                let zero = Tensor::zeros([1], &real_a.device());
+                (zero.clone(), zero)
+            }
         };
         let loss_g = loss_g_a.clone()
             + loss_g_b.clone()
@@ -290,16 +293,33 @@ impl CycleGan {
             .zip(role)
             .zip(v)
             .fold(Losses::new(), |l, ((name, role), v)| l.with(name, role, v));
-        let visuals = keep_visuals.then(|| Visuals {
-            images: vec![
-                real_a,
-                fake_b,
-                rec_a.detach(),
-                real_b,
-                fake_a,
-                rec_b.detach(),
-            ],
-            columns: 3,
+        // The reference's rows: real A, fake B, rec A (, idt B) over real B, fake A, rec B
+        // (, idt A), where its idt_B = G_B(real_A) sits beside real A.
+        let visuals = keep_visuals.then(|| match identities {
+            Some((idt_a, idt_b)) => Visuals {
+                images: vec![
+                    real_a,
+                    fake_b,
+                    rec_a.detach(),
+                    idt_b.detach(),
+                    real_b,
+                    fake_a,
+                    rec_b.detach(),
+                    idt_a.detach(),
+                ],
+                columns: 4,
+            },
+            None => Visuals {
+                images: vec![
+                    real_a,
+                    fake_b,
+                    rec_a.detach(),
+                    real_b,
+                    fake_a,
+                    rec_b.detach(),
+                ],
+                columns: 3,
+            },
         });
         (losses, visuals)
     }
