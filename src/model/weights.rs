@@ -221,6 +221,23 @@ pub fn load_state_dict(
     Ok(())
 }
 
+/// A state dict from a `.pth`/`.pt`/`.bin` (PyTorch) or `.safetensors` file, chosen by the
+/// extension; `None` for any other extension (the caller names what it expected).
+pub fn read_state_dict_file(
+    path: &Path,
+) -> Option<Result<HashMap<String, HostTensor>, WeightsError>> {
+    let ext = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    match ext.as_str() {
+        "pth" | "pt" | "bin" => Some(read_pth(path)),
+        "safetensors" => Some(read_safetensors(path, "")),
+        _ => None,
+    }
+}
+
 /// Read every floating-point tensor of a PyTorch checkpoint (`torch.save(state_dict)`).
 ///
 /// A checkpoint saved as `{"state_dict": ...}` or with a `module.` prefix (DataParallel) is

@@ -14,7 +14,7 @@ use anyhow::{Context, Result, anyhow, bail};
 
 use crate::checkpoint;
 use crate::family::Family;
-use crate::model::weights::{HostTensor, read_pth, read_safetensors};
+use crate::model::weights::{HostTensor, read_pth, read_state_dict_file};
 
 /// The networks of each family, by the names their checkpoints use.
 pub fn network_names(family: Family) -> &'static [&'static str] {
@@ -55,19 +55,13 @@ pub fn read_networks(source: &Path, family: Family) -> Result<BTreeMap<String, H
         }
         return reference_folder(source, family);
     }
-    let ext = source
-        .extension()
-        .and_then(|e| e.to_str())
-        .unwrap_or("")
-        .to_ascii_lowercase();
-    let dict = match ext.as_str() {
-        "pth" | "pt" | "bin" => read_pth(source)?,
-        "safetensors" => read_safetensors(source, "")?,
-        _ => bail!(
+    let Some(dict) = read_state_dict_file(source) else {
+        bail!(
             "--init-from {}: unknown file type; expected .pth or .safetensors",
             source.display()
-        ),
+        );
     };
+    let dict = dict?;
     let names = network_names(family);
     let ours = dict
         .keys()

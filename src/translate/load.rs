@@ -9,7 +9,7 @@ use burn::prelude::*;
 use crate::checkpoint;
 use crate::family::{Direction, Generator};
 use crate::model::cut::{CutGenerator, infer_cut_generator_config};
-use crate::model::weights::{HostTensor, load_state_dict, read_pth, read_safetensors};
+use crate::model::weights::{HostTensor, load_state_dict, read_state_dict_file};
 use crate::model::{GeneratorConfig, ResnetGenerator};
 
 /// Read one direction's generator from any of the supported sources (see [`Translator::load`]).
@@ -23,33 +23,25 @@ pub fn load_generator(model: &Path, direction: Direction, device: &Device) -> Re
     if model.is_dir() {
         return checkpoint::open(model)?.generator(direction, device);
     }
-    let ext = model
-        .extension()
-        .and_then(|e| e.to_str())
-        .unwrap_or("")
-        .to_ascii_lowercase();
-    let dict = match ext.as_str() {
-        "pth" | "pt" | "bin" => read_pth(model)?,
-        "safetensors" => {
-            let all = read_safetensors(model, "")?;
-            // Our networks file holds both generators under prefixes; a plain file holds one.
-            // (CUT's networks file holds its one generator under `G.`.)
-            let prefix = match direction {
-                Direction::A2b if all.keys().any(|k| k.starts_with("G.")) => "G.",
-                Direction::A2b => "G_A.",
-                Direction::B2a => "G_B.",
-            };
-            let prefixed: HashMap<String, HostTensor> = all
-                .iter()
-                .filter_map(|(k, v)| k.strip_prefix(prefix).map(|k| (k.to_string(), v.clone())))
-                .collect();
-            if prefixed.is_empty() { all } else { prefixed }
-        }
-        _ => bail!(
+    let Some(all) = read_state_dict_file(model) else {
+        bail!(
             "{}: unknown model file type; expected .safetensors or .pth",
             model.display()
-        ),
+        );
     };
+    let all = all?;
+    // Our networks file holds both generators under prefixes; a plain file holds one.
+    // (CUT's networks file holds its one generator under `G.`.)
+    let prefix = match direction {
+        Direction::A2b if all.keys().any(|k| k.starts_with("G.")) => "G.",
+        Direction::A2b => "G_A.",
+        Direction::B2a => "G_B.",
+    };
+    let prefixed: HashMap<String, HostTensor> = all
+        .iter()
+        .filter_map(|(k, v)| k.strip_prefix(prefix).map(|k| (k.to_string(), v.clone())))
+        .collect();
+    let dict = if prefixed.is_empty() { all } else { prefixed };
     // The authors' CUT/FastCUT generators are anti-aliased: told apart by their keys.
     if let Ok(cut) = infer_cut_generator_config(&dict)
         && !cut.is_cyclegan_layout()
