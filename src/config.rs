@@ -10,8 +10,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::family::Family;
 use crate::family::cut::CutOptions;
+use crate::model::norm::Norm;
 use crate::model::precision::Precision;
-use crate::model::{DiscriminatorConfig, GeneratorConfig};
+use crate::model::weights::Init;
+use crate::model::{DiscriminatorConfig, DiscriminatorKind, GeneratorConfig};
 use crate::train::guard::GuardConfig;
 
 /// Adversarial loss.
@@ -66,10 +68,13 @@ pub struct TrainConfig {
     /// optimizers and the schedule start fresh.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub init_from: Option<PathBuf>,
-    /// Generator shape (`ngf`, residual blocks).
+    /// Generator architecture and shape (`ngf`, residual blocks or U-Net depth, norm, dropout).
     pub generator: GeneratorConfig,
-    /// Discriminator shape (`ndf`, layers).
+    /// Discriminator architecture and shape (`ndf`, layers, norm).
     pub discriminator: DiscriminatorConfig,
+    /// How fresh networks' weights are drawn (`--init-type`, `--init-gain`).
+    #[serde(default)]
+    pub init: Init,
     /// Adversarial loss.
     pub gan_mode: GanMode,
     /// The float type of the networks' convolutions (`--precision`): float32, or float16 /
@@ -152,6 +157,7 @@ impl Default for TrainConfig {
             init_from: None,
             generator: GeneratorConfig::default(),
             discriminator: DiscriminatorConfig::default(),
+            init: Init::default(),
             gan_mode: GanMode::Lsgan,
             precision: Precision::F32,
             lambda_a: 10.0,
@@ -296,12 +302,61 @@ impl TrainConfig {
         if self.generator.ngf == 0 || self.discriminator.ndf == 0 {
             bail!("--ngf and --ndf must be at least 1");
         }
-        if self.discriminator.layers == 0 {
+        let patch = self.discriminator.kind == DiscriminatorKind::NLayers;
+        if patch && self.discriminator.layers == 0 {
             bail!("--d-layers must be at least 1");
+        }
+        if let Some(downs) = self.generator.arch.unet_downs() {
+            let m = 1u32 << downs;
+            if !self.preprocess.fixed_size() || !self.crop_size.is_multiple_of(m) {
+                bail!(
+                    "--generator unet_{m} needs square crops whose side is a multiple of {m} (it halves the picture {downs} times): use --crop-size {m} (or {}) with a --preprocess mode that crops",
+                    2 * m
+                );
+            }
+        }
+        if self.model != Family::Cyclegan
+            && (self.generator.arch.unet_downs().is_some()
+                || self.generator.norm != Norm::Instance
+                || self.generator.dropout
+                || !patch)
+        {
+            bail!(
+                "--generator, --discriminator pixel, --norm and --dropout are CycleGAN's options; --model {} uses its authors' networks",
+                self.model.name()
+            );
+        }
+        for (flag, nc) in [
+            ("--input-nc", self.generator.input_nc),
+            ("--output-nc", self.generator.output_nc),
+        ] {
+            if nc != 1 && nc != 3 {
+                bail!("{flag} {nc}: images are read as RGB (3) or grayscale (1)");
+            }
+        }
+        let (nc_a, nc_b) = (self.generator.input_nc, self.generator.output_nc);
+        if nc_a != nc_b && self.lambda_identity > 0.0 {
+            bail!(
+                "--input-nc {nc_a} and --output-nc {nc_b} differ, so a generator cannot take its own output domain's images: the identity loss needs --lambda-identity 0"
+            );
+        }
+        if self.model != Family::Cyclegan && (nc_a, nc_b) != (3, 3) {
+            bail!(
+                "--input-nc/--output-nc: --model {} translates RGB images only",
+                self.model.name()
+            );
+        }
+        if self.gan_mode == GanMode::Wgangp && self.discriminator.norm == Norm::Batch {
+            bail!(
+                "--gan-mode wgangp with --norm batch: the gradient penalty is per image, and batch norm mixes the batch's images in the critic (Gulrajani et al. 2017 drop it); use --norm instance or none"
+            );
+        }
+        if !(self.init.gain > 0.0 && self.init.gain.is_finite()) {
+            bail!("--init-gain {} must be a positive number", self.init.gain);
         }
         // The PatchGAN shrinks by 2 per layer and by 3 in its two last 4x4 convolutions.
         let min = (1u32 << self.discriminator.layers.min(16)) * 4;
-        if self.crop_size < min {
+        if patch && self.crop_size < min {
             bail!(
                 "--crop-size {} is too small for --d-layers {} (at least {min})",
                 self.crop_size,
@@ -380,6 +435,17 @@ impl TrainConfig {
         }
     }
 
+    /// The model for people: `cyclegan: ResNet generator (9 blocks, ngf 64), PatchGAN
+    /// discriminator (3 layers, ndf 64)`.
+    pub fn describe_networks(&self) -> String {
+        format!(
+            "{}: {}, {}",
+            self.model.name(),
+            self.generator.describe(),
+            self.discriminator.describe()
+        )
+    }
+
     /// Total epochs in the schedule.
     pub fn total_epochs(&self) -> usize {
         self.epochs + self.epochs_decay
@@ -394,8 +460,19 @@ mod tests {
     fn nonsense_values_are_refused_naming_the_option() {
         assert!(TrainConfig::default().validate().is_ok());
         type Spoil = fn(&mut TrainConfig);
-        let cases: [(&str, Spoil); 9] = [
+        let cases: [(&str, Spoil); 14] = [
             ("--lambda-a", |c| c.lambda_a = -1.0),
+            ("--init-gain", |c| c.init.gain = 0.0),
+            ("--output-nc", |c| c.generator.output_nc = 2),
+            ("--lambda-identity 0", |c| c.generator.input_nc = 1),
+            ("--norm batch", |c| {
+                c.gan_mode = GanMode::Wgangp;
+                c.discriminator.norm = Norm::Batch;
+            }),
+            ("--generator", |c| {
+                c.model = Family::Cut;
+                c.generator.arch = crate::model::GeneratorArch::Unet256;
+            }),
             ("--lambda-identity", |c| c.lambda_identity = f32::NAN),
             ("--beta1", |c| c.beta1 = 1.0),
             ("--crop-size", |c| c.crop_size = 30),

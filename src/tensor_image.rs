@@ -1,4 +1,5 @@
-//! Conversions between 8-bit RGB images and `[batch, 3, H, W]` tensors in [-1, 1].
+//! Conversions between 8-bit RGB images and `[batch, 3, H, W]` tensors in [-1, 1], and between
+//! RGB and grayscale tensors (`--input-nc 1`, `--output-nc 1`).
 
 use burn::prelude::*;
 use image::RgbImage;
@@ -17,10 +18,27 @@ pub fn images_to_tensor(images: &[RgbImage], device: &Device) -> Tensor<4> {
     )
 }
 
-/// A `[n, 3, H, W]` tensor in [-1, 1] as images (values clamped, rounded).
+/// `x` `[n, c, H, W]` (c = 1 or 3) with `channels` channels: grayscale as the luma of ITU-R
+/// 601 (`0.299 R + 0.587 G + 0.114 B`, PIL's `convert("L")`, which the reference's grayscale
+/// option uses; linear, so the same on [-1, 1] values), or a gray repeated into RGB.
+pub fn to_channels(x: Tensor<4>, channels: usize) -> Tensor<4> {
+    let [_, c, _, _] = x.dims();
+    match (c, channels) {
+        (c, wanted) if c == wanted => x,
+        (3, 1) => {
+            let weight = |i: usize, w: f32| x.clone().narrow(1, i, 1).mul_scalar(w);
+            weight(0, 0.299) + weight(1, 0.587) + weight(2, 0.114)
+        }
+        (1, 3) => x.repeat_dim(1, 3),
+        (c, wanted) => panic!("to_channels: {c} -> {wanted} channels"),
+    }
+}
+
+/// A `[n, 3, H, W]` (or grayscale `[n, 1, H, W]`) tensor in [-1, 1] as images (values
+/// clamped, rounded).
 pub fn tensor_to_images(t: Tensor<4>) -> Vec<RgbImage> {
-    let [n, c, h, w] = t.dims();
-    assert_eq!(c, 3, "RGB tensors only");
+    let t = to_channels(t, 3);
+    let [n, _, h, w] = t.dims();
     let v = t
         .into_data()
         .convert::<f32>()
@@ -56,5 +74,20 @@ mod tests {
         assert_eq!(t.dims(), [2, 3, 3, 5]);
         let back = tensor_to_images(t);
         assert_eq!(back, vec![img.clone(), img]);
+    }
+
+    /// Gray is PIL's luma, and shows as equal RGB channels.
+    #[test]
+    fn grayscale_is_the_luma_and_shows_as_gray() {
+        let img = RgbImage::from_fn(2, 1, |x, _| match x {
+            0 => image::Rgb([255, 0, 0]),
+            _ => image::Rgb([0, 0, 255]),
+        });
+        let gray = to_channels(images_to_tensor(&[img], &Device::flex()), 1);
+        assert_eq!(gray.dims(), [1, 1, 1, 2]);
+        let back = tensor_to_images(gray).remove(0);
+        // 255 * 0.299 = 76.2, 255 * 0.114 = 29.1
+        assert_eq!(back.get_pixel(0, 0).0, [76, 76, 76]);
+        assert_eq!(back.get_pixel(1, 0).0, [29, 29, 29]);
     }
 }

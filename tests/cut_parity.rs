@@ -207,7 +207,7 @@ fn fastcut_two_iterations_match_pytorch() {
 fn patch_nce_gradient_through_residual_blocks_is_the_true_derivative() {
     use rand::SeedableRng;
     let device = Device::flex().autodiff();
-    let config = CutGeneratorConfig::new(&GeneratorConfig { ngf: 2, blocks: 5 }, true);
+    let config = CutGeneratorConfig::new(&GeneratorConfig::resnet(2, 5), true);
     let layers = [4usize, 12, 16];
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(5);
     let mut g = CutGenerator::new(&config, &device);

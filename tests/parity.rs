@@ -12,7 +12,9 @@ use cyclegan::family::cyclegan::{CycleGan, Discriminators, Generators};
 use cyclegan::model::weights::{
     HostTensor, load_state_dict, read_pth, read_safetensors, state_dict,
 };
-use cyclegan::model::{DiscriminatorConfig, GeneratorConfig, PatchDiscriminator, ResnetGenerator};
+use cyclegan::model::{
+    CycleGanGenerator, DiscriminatorConfig, GeneratorConfig, PatchDiscriminator, ResnetGenerator,
+};
 
 fn max_abs_diff(a: &HostTensor, b: &HostTensor) -> f32 {
     assert_eq!(a.shape, b.shape);
@@ -30,7 +32,7 @@ fn fixtures_json() -> serde_json::Value {
 #[test]
 fn generator_forward_matches_pytorch() {
     let device = test_device();
-    let mut g = ResnetGenerator::new(&GeneratorConfig { ngf: 16, blocks: 9 }, &device);
+    let mut g = ResnetGenerator::new(&GeneratorConfig::resnet(16, 9), &device);
     let path = data("generator_resnet9_ngf16.pth");
     load_state_dict(&mut g, &read_pth(&path).unwrap(), &path, "generator").unwrap();
     assert_eq!(
@@ -49,7 +51,7 @@ fn generator_forward_matches_pytorch() {
 #[test]
 fn discriminator_forward_matches_pytorch() {
     let device = test_device();
-    let mut d = PatchDiscriminator::new(&DiscriminatorConfig { ndf: 16, layers: 3 }, &device);
+    let mut d = PatchDiscriminator::new(&DiscriminatorConfig::patch(16, 3), &device);
     let path = data("discriminator_n3_ndf16.pth");
     load_state_dict(&mut d, &read_pth(&path).unwrap(), &path, "discriminator").unwrap();
     assert_eq!(
@@ -70,7 +72,7 @@ fn discriminator_forward_matches_pytorch() {
 fn default_parameter_counts_match_the_paper() {
     let device = test_device();
     let count =
-        |blocks| ResnetGenerator::new(&GeneratorConfig { ngf: 64, blocks }, &device).num_params();
+        |blocks| ResnetGenerator::new(&GeneratorConfig::resnet(64, blocks), &device).num_params();
     assert_eq!(count(9), 11_378_179);
     assert_eq!(count(6), 7_837_699);
     assert_eq!(
@@ -91,11 +93,11 @@ fn stray_keys_are_ignored_and_wrong_shapes_are_named() {
             data: vec![0.0; 32],
         },
     );
-    let mut d = PatchDiscriminator::new(&DiscriminatorConfig { ndf: 16, layers: 3 }, &device);
+    let mut d = PatchDiscriminator::new(&DiscriminatorConfig::patch(16, 3), &device);
     load_state_dict(&mut d, &dict, &path, "discriminator").unwrap();
     assert_eq!(state_dict(&mut d)["model.0.weight"], dict["model.0.weight"]);
 
-    let mut wider = PatchDiscriminator::new(&DiscriminatorConfig { ndf: 32, layers: 3 }, &device);
+    let mut wider = PatchDiscriminator::new(&DiscriminatorConfig::patch(32, 3), &device);
     let err = load_state_dict(&mut wider, &dict, &path, "discriminator")
         .unwrap_err()
         .to_string();
@@ -118,10 +120,10 @@ fn two_training_iterations_match_pytorch() {
             .collect()
     };
     let device = test_device().autodiff();
-    let gcfg = GeneratorConfig { ngf: 8, blocks: 2 };
-    let dcfg = DiscriminatorConfig { ndf: 8, layers: 3 };
+    let gcfg = GeneratorConfig::resnet(8, 2);
+    let dcfg = DiscriminatorConfig::patch(8, 3);
     let load_g = |name: &str| {
-        let mut g = ResnetGenerator::new(&gcfg, &device);
+        let mut g = CycleGanGenerator::new(&gcfg, &device);
         load_state_dict(&mut g, &sub(&format!("init.{name}.")), &path, name).unwrap();
         g
     };
@@ -217,7 +219,7 @@ fn gradient_penalty_and_its_weight_gradients_match_pytorch() {
     let path = data("gradient_penalty.safetensors");
     let f = read_safetensors(&path, "").unwrap();
     let weights = read_safetensors(&path, "D.").unwrap();
-    let mut d = PatchDiscriminator::new(&DiscriminatorConfig { ndf: 4, layers: 2 }, &device);
+    let mut d = PatchDiscriminator::new(&DiscriminatorConfig::patch(4, 2), &device);
     load_state_dict(&mut d, &weights, &path, "D").unwrap();
     let (real, fake) = (f["real"].to_tensor(&device), f["fake"].to_tensor(&device));
 

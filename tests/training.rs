@@ -12,9 +12,12 @@ use burn::prelude::*;
 use cyclegan::checkpoint;
 use cyclegan::config::{GanMode, LrPolicy, TrainConfig};
 use cyclegan::family::loss_scale;
+use cyclegan::model::norm::Norm;
 use cyclegan::model::precision::Precision;
-use cyclegan::model::weights::{HostTensor, read_pth, read_safetensors, safetensors_from_bytes};
-use cyclegan::model::{DiscriminatorConfig, GeneratorConfig};
+use cyclegan::model::weights::{
+    HostTensor, Init, InitType, read_pth, read_safetensors, safetensors_from_bytes,
+};
+use cyclegan::model::{DiscriminatorConfig, DiscriminatorKind, GeneratorArch, GeneratorConfig};
 use cyclegan::run::{Overrides, Run, UsageError};
 use cyclegan::train::fault::Fault;
 use cyclegan::train::log::LossRecord;
@@ -240,8 +243,8 @@ fn losses_fall_on_a_learnable_task() {
     let data = tmp.path().join("data");
     cyclegan::demo::write_dataset(&data, 36, 20, 0, 1).unwrap();
     let config = TrainConfig {
-        generator: GeneratorConfig { ngf: 8, blocks: 2 },
-        discriminator: DiscriminatorConfig { ndf: 8, layers: 2 },
+        generator: GeneratorConfig::resnet(8, 2),
+        discriminator: DiscriminatorConfig::patch(8, 2),
         load_size: 36,
         crop_size: 32,
         lr: 5e-4,
@@ -581,8 +584,8 @@ fn mixed_precision_follows_the_float32_trajectory() {
     cyclegan::demo::write_dataset(&data, 36, 20, 0, 1).unwrap();
     let n = 30;
     let config = TrainConfig {
-        generator: GeneratorConfig { ngf: 8, blocks: 2 },
-        discriminator: DiscriminatorConfig { ndf: 8, layers: 2 },
+        generator: GeneratorConfig::resnet(8, 2),
+        discriminator: DiscriminatorConfig::patch(8, 2),
         load_size: 36,
         crop_size: 32,
         epochs: 10,
@@ -724,7 +727,7 @@ fn init_from_starts_a_new_run_from_another_models_networks() {
 
     // Another architecture: the error names the source and the weight that does not fit.
     let wider = TrainConfig {
-        generator: GeneratorConfig { ngf: 8, blocks: 1 },
+        generator: GeneratorConfig::resnet(8, 1),
         ..tuned.clone()
     };
     let err = Run::start(wider, &tmp.path().join("wider"), &Device::flex())
@@ -757,7 +760,7 @@ fn init_from_starts_a_new_run_from_another_models_networks() {
     std::fs::write(reference.join("5_net_G_A.pth"), b"not a checkpoint").unwrap();
     let from_pytorch = TrainConfig {
         init_from: Some(reference),
-        generator: GeneratorConfig { ngf: 16, blocks: 9 },
+        generator: GeneratorConfig::resnet(16, 9),
         ..config
     };
     let mut run = Run::start(
@@ -818,5 +821,81 @@ fn whole_image_preprocessing_trains_on_non_square_images() {
         .err()
         .unwrap();
         assert!(err.to_string().contains("--preprocess"), "{err}");
+    }
+}
+
+/// The reference's other networks (a U-Net with batch norm and dropout, the PixelGAN, xavier
+/// initialisation, grayscale domain A): losses stay finite, batch norm's running statistics
+/// move and are checkpointed, and a run split in two ends exactly as an uninterrupted one
+/// (running statistics and dropout masks included).
+#[test]
+fn unet_pixelgan_batch_norm_dropout_resume_exactly() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    cyclegan::demo::write_dataset(&data, 128, 3, 0, 3).unwrap();
+    let n = 5;
+    let config = TrainConfig {
+        generator: GeneratorConfig {
+            ngf: 2,
+            blocks: 0,
+            arch: GeneratorArch::Unet128,
+            norm: Norm::Batch,
+            dropout: true,
+            input_nc: 1,
+            output_nc: 3,
+        },
+        discriminator: DiscriminatorConfig {
+            ndf: 2,
+            layers: 0,
+            kind: DiscriminatorKind::Pixel,
+            norm: Norm::Batch,
+            input_nc: 3, // set per discriminator from the generator's channels
+        },
+        lambda_identity: 0.0,
+        init: Init {
+            kind: InitType::Xavier,
+            gain: 0.02,
+        },
+        load_size: 128,
+        crop_size: 128,
+        max_iters: Some(n),
+        ..tiny_config(&data)
+    };
+    let straight = tmp.path().join("straight");
+    train(&config, &straight, &quiet()).unwrap();
+    let split = tmp.path().join("split");
+    let first = TrainConfig {
+        max_iters: Some(3),
+        ..config.clone()
+    };
+    train(&first, &split, &quiet()).unwrap();
+    train(
+        &config,
+        &split,
+        &Opts {
+            resume: true,
+            ..quiet()
+        },
+    )
+    .unwrap();
+
+    let nets = networks(&straight);
+    let running = &nets["G_A.model.model.1.model.2.running_mean"];
+    assert!(
+        running.data.iter().any(|v| *v != 0.0),
+        "running mean never updated"
+    );
+    assert!(nets.contains_key("D_A.net.3.running_var"));
+    // Grayscale A: G_A takes one channel, G_B makes one, D_B judges one.
+    assert_eq!(nets["G_A.model.model.0.weight"].shape[1], 1);
+    assert_eq!(nets["G_B.model.model.3.weight"].shape[1], 1);
+    assert_eq!(nets["D_B.net.0.weight"].shape[1], 1);
+    assert_eq!(nets["D_A.net.0.weight"].shape[1], 3);
+    assert_same_networks(&nets, &networks(&split));
+    let (a, b) = (losses(&straight), losses(&split));
+    assert_eq!(a.len(), n as usize);
+    for (x, y) in a.iter().zip(&b) {
+        assert!(x.losses.all_finite(), "{:?}", x.losses);
+        assert_eq!((x.iter, &x.losses), (y.iter, &y.losses));
     }
 }

@@ -92,8 +92,8 @@ mod tests {
     #[test]
     fn iteration_flop_of_a_tiny_pair() {
         let device = Device::flex();
-        let g = ResnetGenerator::new(&GeneratorConfig { ngf: 1, blocks: 1 }, &device);
-        let d = PatchDiscriminator::new(&DiscriminatorConfig { ndf: 1, layers: 1 }, &device);
+        let g = ResnetGenerator::new(&GeneratorConfig::resnet(1, 1), &device);
+        let d = PatchDiscriminator::new(&DiscriminatorConfig::patch(1, 1), &device);
         // Generator multiply-adds, layer by layer (channels 3 -> 1 -> 2 -> 4 -> ... -> 3).
         let stem = 3 * 49 * 64; // 3 -> 1, 7x7, 8x8 out
         let down = [2 * 9 * 16, 2 * 4 * 9 * 4]; // 1 -> 2 to 4x4, 2 -> 4 to 2x2

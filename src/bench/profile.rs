@@ -18,6 +18,7 @@ use super::workloads::random_image;
 use crate::family::cyclegan::{Discriminators, Generators};
 use crate::model::conv::Padding;
 use crate::model::layers::ConvLayer;
+use crate::model::weights::Init;
 use crate::model::{DiscriminatorConfig, GeneratorConfig, PatchDiscriminator, ResnetGenerator};
 
 /// Image side and residual blocks of the profiled iteration.
@@ -93,10 +94,7 @@ pub fn op_time(settings: &Settings, f: impl FnMut()) -> f64 {
 
 /// Profile a 128 px ResNet-6 iteration.
 pub fn profile_iteration(settings: &Settings) -> Profile {
-    let gconf = GeneratorConfig {
-        ngf: 64,
-        blocks: PROFILE_BLOCKS,
-    };
+    let gconf = GeneratorConfig::resnet(64, PROFILE_BLOCKS);
     let dconf = DiscriminatorConfig::default();
     let dev = Device::flex();
     let ad = Device::flex().autodiff();
@@ -275,8 +273,8 @@ fn time_adam(
     ad: &Device,
 ) -> f64 {
     let mut rng = ChaCha8Rng::seed_from_u64(0);
-    let mut gens = Generators::init(gconf, ad, &mut rng);
-    let mut discs = Discriminators::init(dconf, ad, &mut rng);
+    let mut gens = Generators::init(gconf, Init::default(), ad, &mut rng);
+    let mut discs = Discriminators::init([*dconf; 2], Init::default(), ad, &mut rng);
     let (mut opt_g, mut opt_d) = (AdamConfig::new().init(), AdamConfig::new().init());
     // Gradients for every parameter from tiny images; their cost is timed apart and removed.
     let xg = random_image(8, 8, ad);

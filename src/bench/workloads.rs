@@ -17,7 +17,7 @@ use super::{Report, Settings, Workload};
 use crate::config::TrainConfig;
 use crate::family::{CycleGan, Family, UnpairedModel};
 use crate::model::weights::init_normal;
-use crate::model::{DiscriminatorConfig, GeneratorConfig, ResnetGenerator};
+use crate::model::{CycleGanGenerator, DiscriminatorConfig, GeneratorConfig, ResnetGenerator};
 
 /// Time `workload` (any but `All` and `Ops`, which are not single timings).
 pub fn measure(workload: Workload, settings: &Settings) -> Result<Report> {
@@ -79,7 +79,7 @@ pub fn random_batch(n: usize, h: usize, w: usize, device: &Device) -> Tensor<4> 
 fn train(settings: &Settings, size: usize, blocks: usize) -> Result<Report> {
     let device = settings.device.device()?.autodiff();
     let config = TrainConfig {
-        generator: GeneratorConfig { ngf: 64, blocks },
+        generator: GeneratorConfig::resnet(64, blocks),
         discriminator: DiscriminatorConfig::default(),
         // As in the PyTorch reference's bench: a pool returns its query for the first 50 anyway.
         pool_size: 0,
@@ -95,7 +95,10 @@ fn train(settings: &Settings, size: usize, blocks: usize) -> Result<Report> {
         model.discs.d_a.set_conv_policy(policy);
         model.discs.d_b.set_conv_policy(policy);
     }
-    let flop = settings.batch as f64 * iteration_flop(&model.gens.g_a, &model.discs.d_a, size);
+    let CycleGanGenerator::Resnet(g) = &model.gens.g_a else {
+        unreachable!("the benchmark trains the ResNet generator")
+    };
+    let flop = settings.batch as f64 * iteration_flop(g, &model.discs.d_a, size);
     let times = time_iterations(&mut model, settings, size, config.lr, &device, &mut rng);
     let workload = if size == 128 {
         Workload::Train128
@@ -116,7 +119,7 @@ fn train_family(
 ) -> Result<Report> {
     let device = settings.device.device()?.autodiff();
     let config = TrainConfig {
-        generator: GeneratorConfig { ngf: 64, blocks },
+        generator: GeneratorConfig::resnet(64, blocks),
         batch_size: settings.batch,
         precision: settings.precision,
         ..TrainConfig::for_family(family)
@@ -149,7 +152,7 @@ fn time_iterations(
 
 fn infer(settings: &Settings, h: usize, w: usize) -> Result<Report> {
     let device = settings.device.device()?;
-    let config = GeneratorConfig { ngf: 64, blocks: 9 };
+    let config = GeneratorConfig::resnet(64, 9);
     let mut g = ResnetGenerator::new(&config, &device);
     init_normal(&mut g, &mut ChaCha8Rng::seed_from_u64(0));
     if let Some(policy) = settings.conv.policy() {

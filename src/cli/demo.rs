@@ -60,8 +60,8 @@ pub fn run(args: DemoArgs) -> Result<ExitCode> {
     );
     let config = TrainConfig {
         data_dir: data.clone(),
-        generator: GeneratorConfig { ngf: 16, blocks: 3 },
-        discriminator: DiscriminatorConfig { ndf: 16, layers: 2 },
+        generator: GeneratorConfig::resnet(16, 3),
+        discriminator: DiscriminatorConfig::patch(16, 2),
         load_size: args.size + args.size / 8,
         crop_size: args.size,
         epochs: 5,

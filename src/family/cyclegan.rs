@@ -23,10 +23,10 @@ use super::{
 };
 use crate::config::{GanMode, TrainConfig};
 use crate::model::weights::{
-    HostTensor, assign_stable_ids, init_normal, load_state_dict, safetensors_from_bytes,
+    HostTensor, Init, assign_stable_ids, init_weights, load_state_dict, safetensors_from_bytes,
     safetensors_to_bytes, state_dict,
 };
-use crate::model::{DiscriminatorConfig, GeneratorConfig, PatchDiscriminator, ResnetGenerator};
+use crate::model::{CycleGanGenerator, DiscriminatorConfig, GeneratorConfig, PatchDiscriminator};
 
 const OPT_G: &str = "optimizer_G.bpk";
 const OPT_D: &str = "optimizer_D.bpk";
@@ -38,9 +38,9 @@ pub const CHECKPOINT_FILES: &[&str] = &[NETWORKS, OPT_G, OPT_D, POOLS];
 #[derive(Module, Debug)]
 pub struct Generators {
     /// `G_A`: A -> B.
-    pub g_a: ResnetGenerator,
+    pub g_a: CycleGanGenerator,
     /// `G_B`: B -> A.
-    pub g_b: ResnetGenerator,
+    pub g_b: CycleGanGenerator,
 }
 
 /// The two discriminators, optimised together by one Adam.
@@ -53,12 +53,13 @@ pub struct Discriminators {
 }
 
 impl Generators {
-    /// Two generators with weights drawn from N(0, 0.02) (in the order G_A, G_B).
-    pub fn init(config: &GeneratorConfig, device: &Device, rng: &mut impl Rng) -> Self {
-        let mut g_a = ResnetGenerator::new(config, device);
-        init_normal(&mut g_a, rng);
-        let mut g_b = ResnetGenerator::new(config, device);
-        init_normal(&mut g_b, rng);
+    /// Two generators with weights drawn as `init` says (in the order G_A, G_B); `config` is
+    /// G_A's, G_B's has the channels the other way round.
+    pub fn init(config: &GeneratorConfig, init: Init, device: &Device, rng: &mut impl Rng) -> Self {
+        let mut g_a = CycleGanGenerator::new(config, device);
+        init_weights(&mut g_a, init, rng);
+        let mut g_b = CycleGanGenerator::new(&config.reversed(), device);
+        init_weights(&mut g_b, init, rng);
         let mut gens = Generators { g_a, g_b };
         gens.assign_stable_ids();
         gens
@@ -72,12 +73,18 @@ impl Generators {
 }
 
 impl Discriminators {
-    /// Two discriminators with weights drawn from N(0, 0.02) (in the order D_A, D_B).
-    pub fn init(config: &DiscriminatorConfig, device: &Device, rng: &mut impl Rng) -> Self {
-        let mut d_a = PatchDiscriminator::new(config, device);
-        init_normal(&mut d_a, rng);
-        let mut d_b = PatchDiscriminator::new(config, device);
-        init_normal(&mut d_b, rng);
+    /// Two discriminators ([`discriminator_configs`]) with weights drawn as `init` says (in the
+    /// order D_A, D_B).
+    pub fn init(
+        [config_a, config_b]: [DiscriminatorConfig; 2],
+        init: Init,
+        device: &Device,
+        rng: &mut impl Rng,
+    ) -> Self {
+        let mut d_a = PatchDiscriminator::new(&config_a, device);
+        init_weights(&mut d_a, init, rng);
+        let mut d_b = PatchDiscriminator::new(&config_b, device);
+        init_weights(&mut d_b, init, rng);
         let mut discs = Discriminators { d_a, d_b };
         discs.assign_stable_ids();
         discs
@@ -88,6 +95,15 @@ impl Discriminators {
         assign_stable_ids(&mut self.d_a, "D_A");
         assign_stable_ids(&mut self.d_b, "D_B");
     }
+}
+
+/// The configurations of D_A and D_B: `d` judging domain B's channels (G_A's outputs) and
+/// domain A's.
+pub fn discriminator_configs(
+    d: &DiscriminatorConfig,
+    g: &GeneratorConfig,
+) -> [DiscriminatorConfig; 2] {
+    [g.output_nc, g.input_nc].map(|input_nc| DiscriminatorConfig { input_nc, ..*d })
 }
 
 /// Loss weights and kind.
@@ -148,8 +164,13 @@ pub struct CycleGan {
 impl CycleGan {
     /// Fresh networks for `config` on `device` (which should be an autodiff device).
     pub fn new(config: &TrainConfig, device: &Device, rng: &mut impl Rng) -> Self {
-        let gens = Generators::init(&config.generator, device, rng);
-        let discs = Discriminators::init(&config.discriminator, device, rng);
+        let gens = Generators::init(&config.generator, config.init, device, rng);
+        let discs = Discriminators::init(
+            discriminator_configs(&config.discriminator, &config.generator),
+            config.init,
+            device,
+            rng,
+        );
         Self::from_networks(config, gens, discs)
     }
 
@@ -196,6 +217,11 @@ impl CycleGan {
         keep_visuals: bool,
     ) -> (Losses, Option<Visuals>) {
         let obj = self.objective;
+        if self.gens.g_a.config().dropout {
+            // Dropout masks come from the backend's generator: seeding it from the run's makes
+            // a resumed run draw the same masks.
+            real_a.device().seed(rng.random());
+        }
         let (g_a, g_b) = (&self.gens.g_a, &self.gens.g_b);
 
         // Generator step. Frozen copies of the discriminators pass gradients to their inputs only.
@@ -419,10 +445,11 @@ impl CycleGan {
         let load = |net: &mut dyn LoadNetwork, name: &str| {
             net.load(&sub_dict(&networks, name), &path, name)
         };
-        let mut g_a = ResnetGenerator::new(&config.generator, device);
-        let mut g_b = ResnetGenerator::new(&config.generator, device);
-        let mut d_a = PatchDiscriminator::new(&config.discriminator, device);
-        let mut d_b = PatchDiscriminator::new(&config.discriminator, device);
+        let [config_a, config_b] = discriminator_configs(&config.discriminator, &config.generator);
+        let mut g_a = CycleGanGenerator::new(&config.generator, device);
+        let mut g_b = CycleGanGenerator::new(&config.generator.reversed(), device);
+        let mut d_a = PatchDiscriminator::new(&config_a, device);
+        let mut d_b = PatchDiscriminator::new(&config_b, device);
         load(&mut g_a, "G_A")?;
         load(&mut g_b, "G_B")?;
         load(&mut d_a, "D_A")?;
@@ -468,16 +495,16 @@ pub fn generator(
     device: &Device,
 ) -> Result<Generator> {
     let networks = files.networks()?;
-    let name = match direction {
-        Direction::A2b => "G_A",
-        Direction::B2a => "G_B",
+    let (name, shape) = match direction {
+        Direction::A2b => ("G_A", config.generator),
+        Direction::B2a => ("G_B", config.generator.reversed()),
     };
-    let mut g = ResnetGenerator::new(&config.generator, device);
+    let mut g = CycleGanGenerator::new(&shape, device);
     load_state_dict(
         &mut g,
         &sub_dict(&networks, name),
         &files.path(NETWORKS),
         name,
     )?;
-    Ok(Generator::Resnet(g))
+    Ok(g.into())
 }

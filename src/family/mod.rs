@@ -34,10 +34,10 @@ pub use losses::{Losses, Role};
 
 use crate::config::TrainConfig;
 use crate::model::NamedConvs;
-use crate::model::ResnetGenerator;
 use crate::model::cut::CutGenerator;
 use crate::model::precision::Precision;
 use crate::model::weights::{HostTensor, load_state_dict, safetensors_from_bytes};
+use crate::model::{CycleGanGenerator, ResnetGenerator, UnetGenerator};
 
 /// Which model family a run trains.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
@@ -199,8 +199,19 @@ pub enum Direction {
 pub enum Generator {
     /// The ResNet generator of CycleGAN.
     Resnet(ResnetGenerator),
+    /// The U-Net generator CycleGAN may train instead.
+    Unet(UnetGenerator),
     /// The anti-aliased ResNet generator of CUT and FastCUT.
     Cut(Box<CutGenerator>),
+}
+
+impl From<CycleGanGenerator> for Generator {
+    fn from(g: CycleGanGenerator) -> Self {
+        match g {
+            CycleGanGenerator::Resnet(g) => Generator::Resnet(g),
+            CycleGanGenerator::Unet(g) => Generator::Unet(g),
+        }
+    }
 }
 
 impl Generator {
@@ -208,6 +219,7 @@ impl Generator {
     pub fn set_precision(&mut self, precision: Precision) {
         match self {
             Generator::Resnet(g) => g.set_precision(precision),
+            Generator::Unet(g) => g.set_precision(precision),
             Generator::Cut(g) => g.set_precision(precision),
         }
     }
@@ -216,7 +228,25 @@ impl Generator {
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         match self {
             Generator::Resnet(g) => g.forward(x),
+            Generator::Unet(g) => g.forward(x),
             Generator::Cut(g) => g.forward(x),
+        }
+    }
+
+    /// Channels of its input images: 3, or 1 for grayscale.
+    pub fn input_channels(&self) -> usize {
+        match self {
+            Generator::Resnet(g) => g.config().input_nc,
+            Generator::Unet(g) => g.config().input_nc,
+            Generator::Cut(_) => 3,
+        }
+    }
+
+    /// Picture sides must be multiples of this: 4 for the ResNets, 2^downs for a U-Net.
+    pub fn size_multiple(&self) -> usize {
+        match self {
+            Generator::Unet(g) => g.size_multiple(),
+            Generator::Resnet(_) | Generator::Cut(_) => 4,
         }
     }
 }

@@ -1,6 +1,6 @@
-//! The 70x70 PatchGAN discriminator of Isola et al. 2017 as used by CycleGAN.
+//! The 70x70 PatchGAN discriminator of Isola et al. 2017 as used by CycleGAN, and its 1x1
+//! variant, the PixelGAN.
 
-use burn::nn::InstanceNorm;
 use burn::nn::conv::Conv2d;
 use burn::prelude::*;
 use burn::tensor::activation::leaky_relu;
@@ -9,38 +9,98 @@ use burn::tensor::ops::ConvTransposeOptions;
 use serde::{Deserialize, Serialize};
 
 use super::conv::{ConvPolicy, Padding};
-use super::generator::{conv2d, instance_norm};
+use super::generator::{conv2d, norm_of};
 use super::layers::ConvLayer;
-use super::precision::{self, Precision};
-use super::{NamedConv, NamedConvs};
+use super::norm::{Norm, NormLayer};
+use super::precision::Precision;
+use super::{NamedConv, NamedConvs, NamedNorm};
 
-/// Every layer's padding.
-const PADDING: Padding = Padding::Zeros(1);
+/// Which discriminator (`--discriminator`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DiscriminatorKind {
+    /// PatchGAN with `layers` stride-2 4x4 layers (`basic` is 3 of them: 70x70 patches).
+    #[default]
+    NLayers,
+    /// PixelGAN: 1x1 convolutions, each pixel judged alone (the reference's `pixel`).
+    Pixel,
+}
 
 /// Shape of a [`PatchDiscriminator`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DiscriminatorConfig {
     /// Filters in the first layer (`ndf`).
     pub ndf: usize,
-    /// Stride-2 layers; 3 gives the 70x70 receptive field of the paper.
+    /// Stride-2 layers; 3 gives the 70x70 receptive field of the paper (PatchGAN only).
     pub layers: usize,
+    /// PatchGAN or PixelGAN.
+    #[serde(default)]
+    pub kind: DiscriminatorKind,
+    /// Normalisation layers.
+    #[serde(default)]
+    pub norm: Norm,
+    /// Channels of the images it judges: 3 (RGB) or 1 (grayscale). A run derives it from the
+    /// generators' channels (`family::cyclegan::discriminator_configs`), so it is not written
+    /// to `config.toml`.
+    #[serde(default = "super::generator::rgb", skip_serializing)]
+    pub input_nc: usize,
+}
+
+impl DiscriminatorConfig {
+    /// The PatchGAN with `ndf` filters and `layers` stride-2 layers, with instance norm.
+    pub fn patch(ndf: usize, layers: usize) -> Self {
+        DiscriminatorConfig {
+            ndf,
+            layers,
+            ..Self::default()
+        }
+    }
+}
+
+impl DiscriminatorConfig {
+    /// For people: `PatchGAN discriminator (3 layers, ndf 64)`, `PixelGAN discriminator (ndf 64,
+    /// batch norm)`.
+    pub fn describe(&self) -> String {
+        let mut out = match self.kind {
+            DiscriminatorKind::NLayers => {
+                format!(
+                    "PatchGAN discriminator ({} layers, ndf {}",
+                    self.layers, self.ndf
+                )
+            }
+            DiscriminatorKind::Pixel => format!("PixelGAN discriminator (ndf {}", self.ndf),
+        };
+        if self.norm != Norm::Instance {
+            out += &format!(", {} norm", self.norm.name());
+        }
+        out + ")"
+    }
 }
 
 impl Default for DiscriminatorConfig {
     fn default() -> Self {
-        DiscriminatorConfig { ndf: 64, layers: 3 }
+        DiscriminatorConfig {
+            ndf: 64,
+            layers: 3,
+            kind: DiscriminatorKind::NLayers,
+            norm: Norm::Instance,
+            input_nc: 3,
+        }
     }
 }
 
-/// PatchGAN: `C64` (no norm), then `Ck` layers with instance norm, all LeakyReLU(0.2), then a
+/// PatchGAN: `C64` (no norm), then `Ck` layers with a norm, all LeakyReLU(0.2), then a
 /// 4x4 convolution to one channel. Each output value judges one overlapping 70x70 patch.
+///
+/// The PixelGAN is the same network with 1x1 patches: `C64`, `C128` with a norm, then a 1x1
+/// convolution to one channel, all stride 1 and unpadded.
 #[derive(Module, Debug)]
 pub struct PatchDiscriminator {
-    /// 4x4 convolutions; all but the first are followed by instance norm, all but the last by
-    /// LeakyReLU. The first `layers` have stride 2, the last two stride 1.
+    /// 4x4 convolutions (1x1 for the PixelGAN); all but the first are followed by a norm, all
+    /// but the last by LeakyReLU. The first `layers` have stride 2, the last two stride 1.
     convs: Vec<Conv2d>,
     /// Norms of `convs[1..convs.len()-1]`.
-    norms: Vec<InstanceNorm>,
+    norms: Vec<NormLayer>,
     /// Which convolution kernels run (not a parameter; chosen for the device at construction).
     #[module(skip)]
     kernels: ConvPolicy,
@@ -53,19 +113,41 @@ impl PatchDiscriminator {
     /// A discriminator with zero weights, convolving with [`ConvPolicy::for_device`]`(device)`;
     /// use [`crate::model::weights::init_normal`] to initialise it.
     pub fn new(config: &DiscriminatorConfig, device: &Device) -> Self {
-        let ndf = config.ndf;
-        // Filters double per layer, capped at 8 * ndf.
-        let width = |n: usize| ndf * (1usize << n.min(3));
-        let mut convs = vec![conv2d(3, ndf, 4, 2, 1, device)];
-        let mut norms = Vec::new();
-        for n in 1..config.layers {
-            convs.push(conv2d(width(n - 1), width(n), 4, 2, 1, device));
-            norms.push(instance_norm(width(n), device));
-        }
-        let last = width(config.layers);
-        convs.push(conv2d(width(config.layers - 1), last, 4, 1, 1, device));
-        norms.push(instance_norm(last, device));
-        convs.push(conv2d(last, 1, 4, 1, 1, device));
+        let (ndf, norm) = (config.ndf, config.norm);
+        let bias = norm.conv_bias();
+        let (convs, norms) = match config.kind {
+            DiscriminatorKind::Pixel => (
+                vec![
+                    conv2d(config.input_nc, ndf, 1, 1, 0, true, device),
+                    conv2d(ndf, 2 * ndf, 1, 1, 0, bias, device),
+                    conv2d(2 * ndf, 1, 1, 1, 0, bias, device),
+                ],
+                vec![norm.layer(2 * ndf, device)],
+            ),
+            DiscriminatorKind::NLayers => {
+                // Filters double per layer, capped at 8 * ndf.
+                let width = |n: usize| ndf * (1usize << n.min(3));
+                let mut convs = vec![conv2d(config.input_nc, ndf, 4, 2, 1, true, device)];
+                let mut norms = Vec::new();
+                for n in 1..config.layers {
+                    convs.push(conv2d(width(n - 1), width(n), 4, 2, 1, bias, device));
+                    norms.push(norm.layer(width(n), device));
+                }
+                let last = width(config.layers);
+                convs.push(conv2d(
+                    width(config.layers - 1),
+                    last,
+                    4,
+                    1,
+                    1,
+                    bias,
+                    device,
+                ));
+                norms.push(norm.layer(last, device));
+                convs.push(conv2d(last, 1, 4, 1, 1, true, device));
+                (convs, norms)
+            }
+        };
         PatchDiscriminator {
             convs,
             norms,
@@ -102,7 +184,7 @@ impl PatchDiscriminator {
                 _ => "D down",
             };
             let norm = i != 0 && i != last;
-            let layer = ConvLayer::conv(role, conv, PADDING, input, norm);
+            let layer = ConvLayer::conv(role, conv, self.padding(), input, norm);
             input = layer.output;
             layers.push(layer);
         }
@@ -111,21 +193,39 @@ impl PatchDiscriminator {
 
     /// The configuration this discriminator was built with.
     pub fn config(&self) -> DiscriminatorConfig {
-        let [ndf, _, _, _] = self.convs[0].weight.dims();
+        let [ndf, input_nc, _, _] = self.convs[0].weight.dims();
+        let (kind, layers) = match self.is_pixel() {
+            true => (DiscriminatorKind::Pixel, 0),
+            false => (DiscriminatorKind::NLayers, self.convs.len() - 2),
+        };
         DiscriminatorConfig {
             ndf,
-            layers: self.convs.len() - 2,
+            layers,
+            kind,
+            norm: norm_of(&self.norms[0]),
+            input_nc,
         }
+    }
+
+    /// The PixelGAN (1x1 kernels) rather than a PatchGAN.
+    fn is_pixel(&self) -> bool {
+        self.convs[0].weight.dims()[2] == 1
+    }
+
+    /// Every layer's padding: 1 around the 4x4 kernels, none for the 1x1.
+    fn padding(&self) -> Padding {
+        Padding::Zeros(if self.is_pixel() { 0 } else { 1 })
     }
 
     /// Score a batch of images `[batch, 3, H, W]` in [-1, 1]: a map `[batch, 1, h, w]` of
     /// real-vs-fake logits, one per patch.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         let last = self.convs.len() - 1;
-        let conv = |i: usize, x| self.kernels.conv2d(&self.convs[i], x, PADDING);
+        let padding = self.padding();
+        let conv = |i: usize, x| self.kernels.conv2d(&self.convs[i], x, padding);
         let mut x = leaky_relu(conv(0, self.precision.enter(x)), 0.2);
         for (i, norm) in (1..last).zip(&self.norms) {
-            x = leaky_relu(precision::instance_norm(norm, conv(i, x)), 0.2);
+            x = leaky_relu(norm.forward(conv(i, x)), 0.2);
         }
         self.precision.leave(conv(last, x))
     }
@@ -137,8 +237,16 @@ impl PatchDiscriminator {
     /// differentiates like any other: each convolution's input gradient is a transposed
     /// convolution with the same weight, each LeakyReLU multiplies by its slope (1 or 0.2, a
     /// constant where it is differentiable), and each instance norm by its own derivative.
+    ///
+    /// Batch norm is not written out (its statistics mix the batch's images, which WGAN-GP's
+    /// per-image penalty should not see): `TrainConfig::validate` refuses that combination.
     pub fn input_gradient(&self, x: Tensor<4>) -> Tensor<4> {
+        assert!(
+            !self.norms.iter().any(|n| matches!(n, NormLayer::Batch(_))),
+            "input_gradient: batch norm is not supported"
+        );
         let last = self.convs.len() - 1;
+        let padding = self.padding();
         // Forward, keeping what the backward pass reads: the input size of every convolution,
         // the slopes of every LeakyReLU and the normalised values and deviations of every norm.
         let mut sizes = Vec::with_capacity(last + 1);
@@ -148,10 +256,12 @@ impl PatchDiscriminator {
         for i in 0..last {
             let [_, _, hh, ww] = h.dims();
             sizes.push([hh, ww]);
-            let mut a = self.kernels.conv2d(&self.convs[i], h, PADDING);
+            let mut a = self.kernels.conv2d(&self.convs[i], h, padding);
             let mut normed = None;
-            if i > 0 {
-                let (y, std) = instance_norm_parts(a, self.norms[i - 1].epsilon);
+            if i > 0
+                && let Some(eps) = self.norms[i - 1].epsilon()
+            {
+                let (y, std) = instance_norm_parts(a, eps);
                 normed = Some((y.clone(), std));
                 a = y;
             }
@@ -167,10 +277,12 @@ impl PatchDiscriminator {
         }
         let [b, _, hh, ww] = h.dims();
         sizes.push([hh, ww]);
-        // Backward from d(sum)/d(output) = 1: the last 4x4 stride-1 convolution maps n to n - 1.
-        let mut g = Tensor::ones([b, 1, hh - 1, ww - 1], &h.device());
+        // Backward from d(sum)/d(output) = 1, of the last convolution's output size.
+        let [_, _, k, _] = self.convs[last].weight.dims();
+        let out = |n: usize| n + 2 * padding.amount() + 1 - k;
+        let mut g = Tensor::ones([b, 1, out(hh), out(ww)], &h.device());
         for i in (0..=last).rev() {
-            g = conv_input_gradient(&self.convs[i], g, sizes[i]);
+            g = conv_input_gradient(&self.convs[i], g, sizes[i], padding);
             if i == 0 {
                 break;
             }
@@ -203,9 +315,14 @@ fn instance_norm_input_gradient(g: Tensor<4>, y: Tensor<4>, std: Tensor<4>) -> T
 /// Gradient of a zero-padded convolution's output `g` with respect to its `input`-sized input:
 /// the transposed convolution with the same weight, with output padding making up the rows
 /// and columns a stride-2 layer's last window skipped.
-fn conv_input_gradient(conv: &Conv2d, g: Tensor<4>, input: [usize; 2]) -> Tensor<4> {
+fn conv_input_gradient(
+    conv: &Conv2d,
+    g: Tensor<4>,
+    input: [usize; 2],
+    padding: Padding,
+) -> Tensor<4> {
     let [_, _, k, _] = conv.weight.dims();
-    let (s, p) = (conv.stride[0], PADDING.amount());
+    let (s, p) = (conv.stride[0], padding.amount());
     let [_, _, gh, gw] = g.dims();
     let extra = |n: usize, o: usize| n + 2 * p - ((o - 1) * s + k);
     let options = ConvTransposeOptions::new(
@@ -219,17 +336,18 @@ fn conv_input_gradient(conv: &Conv2d, g: Tensor<4>, input: [usize; 2]) -> Tensor
 }
 
 impl NamedConvs for PatchDiscriminator {
-    /// Keys of the reference's `nn.Sequential`: conv 0, LeakyReLU 1, then conv-norm-LeakyReLU
-    /// triples from 2, then the final conv.
+    /// Keys of the reference's `nn.Sequential` (`model` for the PatchGAN, `net` for the
+    /// PixelGAN): conv 0, LeakyReLU 1, then conv-norm-LeakyReLU triples from 2, then the final
+    /// conv.
     fn named_convs(&mut self) -> Vec<NamedConv<'_>> {
         let last = self.convs.len() - 1;
+        let prefix = self.key_prefix();
         self.convs
             .iter_mut()
             .enumerate()
             .map(|(i, c)| {
-                let index = if i == 0 { 0 } else { 2 + 3 * (i - 1) };
-                let named = NamedConv::conv(format!("model.{index}"), c);
-                // All but the first and the last feed an instance norm.
+                let named = NamedConv::conv(format!("{prefix}.{}", conv_index(i)), c);
+                // All but the first and the last feed a norm.
                 if i == 0 || i == last {
                     named
                 } else {
@@ -238,4 +356,27 @@ impl NamedConvs for PatchDiscriminator {
             })
             .collect()
     }
+
+    fn named_norms(&mut self) -> Vec<NamedNorm<'_>> {
+        let prefix = self.key_prefix();
+        self.norms
+            .iter_mut()
+            .enumerate()
+            .filter_map(|(i, n)| {
+                let key = format!("{prefix}.{}", conv_index(i + 1) + 1);
+                n.batch_norm_mut().map(|norm| NamedNorm { key, norm })
+            })
+            .collect()
+    }
+}
+
+impl PatchDiscriminator {
+    fn key_prefix(&self) -> &'static str {
+        if self.is_pixel() { "net" } else { "model" }
+    }
+}
+
+/// Index of convolution `i` in the reference's `nn.Sequential`.
+fn conv_index(i: usize) -> usize {
+    if i == 0 { 0 } else { 2 + 3 * (i - 1) }
 }

@@ -113,7 +113,7 @@ mod tests {
     #[test]
     fn flop_of_the_paper_networks() {
         let device = Device::flex();
-        let g = ResnetGenerator::new(&GeneratorConfig { ngf: 64, blocks: 9 }, &device);
+        let g = ResnetGenerator::new(&GeneratorConfig::resnet(64, 9), &device);
         let g_macs: usize = 3 * 64 * 49 * 256 * 256 // c7s1-64
             + 64 * 128 * 9 * 128 * 128 // d128
             + 128 * 256 * 9 * 64 * 64 // d256

@@ -8,10 +8,11 @@ use std::collections::{BTreeMap, HashMap};
 use std::hash::{Hash, Hasher};
 use std::path::Path;
 
-use burn::module::{Param, ParamId};
+use burn::module::{Param, ParamId, RunningState};
 use burn::prelude::*;
 use rand::Rng;
 use rand_distr::{Distribution, Normal};
+use serde::{Deserialize, Serialize};
 
 use super::NamedConvs;
 
@@ -56,7 +57,7 @@ pub enum WeightsError {
     Read { path: String, why: String },
     /// A parameter the network needs is absent from the file.
     #[error(
-        "{path}: missing parameter `{key}`; is this a {what} checkpoint with the same architecture (--ngf/--blocks/--ndf/--d-layers)?"
+        "{path}: missing parameter `{key}`; is this a {what} checkpoint with the same architecture (--generator/--ngf/--blocks/--norm/--dropout/--discriminator/--ndf/--d-layers)?"
     )]
     Missing {
         path: String,
@@ -65,7 +66,7 @@ pub enum WeightsError {
     },
     /// A parameter has another shape than the network's.
     #[error(
-        "{path}: parameter `{key}` has shape {found:?} but the network expects {expected:?}; the checkpoint was made with another architecture (--ngf/--blocks/--ndf/--d-layers)"
+        "{path}: parameter `{key}` has shape {found:?} but the network expects {expected:?}; the checkpoint was made with another architecture (--generator/--ngf/--blocks/--norm/--dropout/--discriminator/--ndf/--d-layers)"
     )]
     Shape {
         path: String,
@@ -75,17 +76,56 @@ pub enum WeightsError {
     },
 }
 
+/// How weights are drawn at the start of a run (`--init-type`, the reference's `init_weights`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum InitType {
+    /// N(0, gain): the paper's, with gain 0.02.
+    #[default]
+    Normal,
+    /// Xavier/Glorot normal: N(0, gain * sqrt(2 / (fan_in + fan_out))).
+    Xavier,
+    /// Kaiming/He normal for ReLU, fan-in mode: N(0, sqrt(2 / fan_in)); the gain is not used.
+    Kaiming,
+    /// A random orthogonal matrix (rows: output channels) times the gain.
+    Orthogonal,
+}
+
+/// Weight initialisation: the kind and its gain (`--init-gain`, 0.02 by default).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Init {
+    /// The distribution.
+    pub kind: InitType,
+    /// Its scale.
+    pub gain: f32,
+}
+
+impl Default for Init {
+    fn default() -> Self {
+        Init {
+            kind: InitType::Normal,
+            gain: 0.02,
+        }
+    }
+}
+
 /// The paper's initialisation: weights drawn from N(0, 0.02), biases zero.
 pub fn init_normal(net: &mut impl NamedConvs, rng: &mut impl Rng) {
-    let normal = Normal::new(0.0f32, 0.02).expect("valid normal");
+    init_weights(net, Init::default(), rng);
+}
+
+/// The reference's `init_weights`: every convolution's weight drawn as `init` says and its bias
+/// zero; batch norms' scales from N(1, gain) and their shifts zero.
+///
+/// Fan-in and fan-out are computed as PyTorch does from the weight as stored: for a transposed
+/// convolution (`[in, out, k, k]`) that makes "fan-in" `out * k * k`.
+pub fn init_weights(net: &mut impl NamedConvs, init: Init, rng: &mut impl Rng) {
     for conv in net.named_convs() {
         let shape = conv.weight.dims();
         let device = conv.weight.device();
-        let n: usize = shape.iter().product();
-        let data: Vec<f32> = (0..n).map(|_| normal.sample(rng)).collect();
         let w = HostTensor {
             shape: shape.to_vec(),
-            data,
+            data: draw(init, shape, rng),
         };
         set_param(conv.weight, w.to_tensor(&device), true);
         if let Some(bias) = conv.bias {
@@ -93,6 +133,68 @@ pub fn init_normal(net: &mut impl NamedConvs, rng: &mut impl Rng) {
             set_param(bias, zeros, !conv.bias_frozen);
         }
     }
+    let normal = Normal::new(1.0f32, init.gain).expect("valid normal");
+    for named in net.named_norms() {
+        let norm = named.norm;
+        let [c] = norm.gamma.dims();
+        let device = norm.gamma.device();
+        let scale: Vec<f32> = (0..c).map(|_| normal.sample(rng)).collect();
+        let scale = Tensor::from_data(TensorData::new(scale, [c]), &device);
+        set_param(&mut norm.gamma, scale, true);
+        set_param(&mut norm.beta, Tensor::zeros([c], &device), true);
+    }
+}
+
+/// Values of a weight of `shape` (`[rows, cols, k, k]`) drawn as `init` says.
+fn draw(init: Init, shape: [usize; 4], rng: &mut impl Rng) -> Vec<f32> {
+    let n: usize = shape.iter().product();
+    let field = shape[2] * shape[3];
+    let (fan_out, fan_in) = (shape[0] * field, shape[1] * field);
+    let normal = |std: f32, rng: &mut _| {
+        let d = Normal::new(0.0f32, std).expect("valid normal");
+        (0..n).map(|_| d.sample(rng)).collect::<Vec<f32>>()
+    };
+    match init.kind {
+        InitType::Normal => normal(init.gain, rng),
+        InitType::Xavier => normal(init.gain * (2.0 / (fan_in + fan_out) as f32).sqrt(), rng),
+        InitType::Kaiming => normal((2.0 / fan_in as f32).sqrt(), rng),
+        InitType::Orthogonal => orthogonal(shape[0], n / shape[0], init.gain, rng),
+    }
+}
+
+/// A `rows` x `cols` matrix (row-major) with orthonormal rows or columns, whichever are fewer,
+/// times `gain`: Gram-Schmidt on a Gaussian matrix, which is the QR decomposition with the
+/// positive diagonal PyTorch's `orthogonal_` normalises to.
+fn orthogonal(rows: usize, cols: usize, gain: f32, rng: &mut impl Rng) -> Vec<f32> {
+    let normal = Normal::new(0.0f64, 1.0).expect("valid normal");
+    // Orthonormalise the `k` vectors of length `len`, the short side's count.
+    let (k, len) = (rows.min(cols), rows.max(cols));
+    let mut vectors: Vec<Vec<f64>> = (0..k)
+        .map(|_| (0..len).map(|_| normal.sample(rng)).collect())
+        .collect();
+    for i in 0..k {
+        for j in 0..i {
+            let dot: f64 = (0..len).map(|t| vectors[i][t] * vectors[j][t]).sum();
+            for t in 0..len {
+                vectors[i][t] -= dot * vectors[j][t];
+            }
+        }
+        let norm = vectors[i].iter().map(|v| v * v).sum::<f64>().sqrt();
+        vectors[i].iter_mut().for_each(|v| *v /= norm);
+    }
+    let mut out = vec![0.0f32; rows * cols];
+    for (i, v) in vectors.iter().enumerate() {
+        for (t, x) in v.iter().enumerate() {
+            // Fewer rows: the vectors are the rows; fewer columns: they are the columns.
+            let at = if rows <= cols {
+                i * cols + t
+            } else {
+                t * cols + i
+            };
+            out[at] = (*x as f32) * gain;
+        }
+    }
+    out
 }
 
 /// Give every parameter an identity derived from `prefix` and its key.
@@ -105,6 +207,10 @@ pub fn assign_stable_ids(net: &mut impl NamedConvs, prefix: &str) {
         if let Some(bias) = conv.bias {
             bias.id = stable_id(prefix, &conv.key, "bias");
         }
+    }
+    for named in net.named_norms() {
+        named.norm.gamma.id = stable_id(prefix, &named.key, "weight");
+        named.norm.beta.id = stable_id(prefix, &named.key, "bias");
     }
 }
 
@@ -154,6 +260,18 @@ fn weight_shape_on_disk(conv: &super::NamedConv<'_>) -> Vec<usize> {
 /// buffers ([`NamedConvs::buffers`]).
 pub fn state_dict(net: &mut impl NamedConvs) -> StateDict {
     let mut out: StateDict = net.buffers().into_iter().collect();
+    for named in net.named_norms() {
+        let norm = named.norm;
+        for (leaf, value) in [
+            ("weight", norm.gamma.val()),
+            ("bias", norm.beta.val()),
+            ("running_mean", norm.running_mean.value_sync()),
+            ("running_var", norm.running_var.value_sync()),
+        ] {
+            let key = format!("{}.{leaf}", named.key);
+            out.insert(key, HostTensor::from_tensor(value));
+        }
+    }
     for conv in net.named_convs() {
         let shape = weight_shape_on_disk(&conv);
         let mut weight = HostTensor::from_tensor(conv.weight.val());
@@ -205,6 +323,22 @@ pub fn load_state_dict(
             None => None,
         };
         staged.push((w, b));
+    }
+    let mut staged_norms = Vec::new();
+    for named in net.named_norms() {
+        let shape = named.norm.gamma.dims().to_vec();
+        let leaves = ["weight", "bias", "running_mean", "running_var"]
+            .map(|leaf| fetch(format!("{}.{leaf}", named.key), shape.clone()));
+        let [w, b, m, v] = leaves;
+        staged_norms.push([w?, b?, m?, v?]);
+    }
+    for (named, [w, b, m, v]) in net.named_norms().into_iter().zip(staged_norms) {
+        let norm = named.norm;
+        let device = norm.gamma.device();
+        set_param(&mut norm.gamma, w.to_tensor(&device), true);
+        set_param(&mut norm.beta, b.to_tensor(&device), true);
+        norm.running_mean = RunningState::new(m.to_tensor(&device));
+        norm.running_var = RunningState::new(v.to_tensor(&device));
     }
     for (conv, (w, b)) in net.named_convs().into_iter().zip(staged) {
         let device = conv.weight.device();
@@ -369,4 +503,71 @@ pub fn safetensors_to_bytes(
         })
         .collect::<Result<_, String>>()?;
     safetensors::serialize(views, metadata).map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+
+    fn std_of(v: &[f32]) -> f32 {
+        let n = v.len() as f32;
+        let mean = v.iter().sum::<f32>() / n;
+        (v.iter().map(|x| (x - mean).powi(2)).sum::<f32>() / n).sqrt()
+    }
+
+    /// Each `--init-type` draws with the spread of its formula (PyTorch's `init` functions),
+    /// for a 64 -> 32 3x3 convolution: fan-in 576, fan-out 288.
+    #[test]
+    fn init_types_have_their_formulas_spread() {
+        let shape = [32, 64, 3, 3];
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(1);
+        let mut spread = |kind, gain| std_of(&draw(Init { kind, gain }, shape, &mut rng));
+        let near = |a: f32, b: f32| (a / b - 1.0).abs() < 0.03;
+        assert!(near(spread(InitType::Normal, 0.02), 0.02));
+        assert!(near(
+            spread(InitType::Xavier, 0.5),
+            0.5 * (2.0f32 / 864.0).sqrt()
+        ));
+        // Kaiming ignores the gain: sqrt(2 / fan_in).
+        assert!(near(
+            spread(InitType::Kaiming, 0.02),
+            (2.0f32 / 576.0).sqrt()
+        ));
+        // Orthonormal rows of 576 values: each entry about 1/sqrt(576).
+        assert!(near(spread(InitType::Orthogonal, 1.0), 1.0 / 24.0));
+    }
+
+    /// Orthogonal initialisation gives orthonormal rows (fewer rows than columns) or columns
+    /// (more rows), scaled by the gain.
+    #[test]
+    fn orthogonal_is_orthonormal_times_gain() {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(2);
+        for (rows, cols) in [(4, 9), (9, 4)] {
+            let m = orthogonal(rows, cols, 2.0, &mut rng);
+            let (k, across) = if rows <= cols {
+                (rows, true)
+            } else {
+                (cols, false)
+            };
+            let at = |v: usize, t: usize| {
+                if across {
+                    m[v * cols + t]
+                } else {
+                    m[t * cols + v]
+                }
+            };
+            let len = rows.max(cols);
+            for a in 0..k {
+                for b in 0..k {
+                    let dot: f32 = (0..len).map(|t| at(a, t) * at(b, t)).sum();
+                    let want = if a == b { 4.0 } else { 0.0 };
+                    assert!(
+                        (dot - want).abs() < 1e-4,
+                        "{rows}x{cols}: <{a},{b}> = {dot}"
+                    );
+                }
+            }
+        }
+    }
 }

@@ -330,12 +330,8 @@ pub fn status_from_run_dir(run_dir: &Path) -> Result<RunStatus> {
     let per_epoch = images_a.max(images_b).div_ceil(config.batch_size.max(1)) as u64;
     let total_epochs = config.epochs + config.epochs_decay;
     let total = config.max_iters.unwrap_or(per_epoch * total_epochs as u64);
-    let g = &config.generator;
     Ok(RunStatus {
-        model: format!(
-            "CycleGAN: ResNet generator ({} blocks, ngf {}), PatchGAN discriminator",
-            g.blocks, g.ngf
-        ),
+        model: config.describe_networks(),
         device: "unknown (page regenerated outside training)".into(),
         dataset: config.data_dir.display().to_string(),
         images_a,

@@ -4,8 +4,54 @@ use std::path::PathBuf;
 
 use crate::config::{GanMode, LrPolicy, TrainConfig};
 use crate::family::Family;
+use crate::model::norm::Norm;
 use crate::model::precision::Precision;
+use crate::model::weights::InitType;
+use crate::model::{DiscriminatorKind, GeneratorArch};
 use cyclegan_data::loader::Preprocess;
+
+/// `--generator`, named as in the reference.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum GeneratorChoice {
+    /// ResNet with 9 residual blocks (256 px images).
+    #[value(name = "resnet_9blocks")]
+    Resnet9,
+    /// ResNet with 6 residual blocks (128 px images).
+    #[value(name = "resnet_6blocks")]
+    Resnet6,
+    /// U-Net with 7 downsamplings (crops a multiple of 128).
+    #[value(name = "unet_128")]
+    Unet128,
+    /// U-Net with 8 downsamplings (crops a multiple of 256).
+    #[value(name = "unet_256")]
+    Unet256,
+}
+
+impl GeneratorChoice {
+    /// The architecture, and the residual blocks it implies (none in a U-Net).
+    fn arch(self) -> (GeneratorArch, Option<usize>) {
+        match self {
+            GeneratorChoice::Resnet9 => (GeneratorArch::Resnet, Some(9)),
+            GeneratorChoice::Resnet6 => (GeneratorArch::Resnet, Some(6)),
+            GeneratorChoice::Unet128 => (GeneratorArch::Unet128, Some(0)),
+            GeneratorChoice::Unet256 => (GeneratorArch::Unet256, Some(0)),
+        }
+    }
+}
+
+/// `--discriminator`, named as in the reference.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum DiscriminatorChoice {
+    /// The 70x70 PatchGAN (3 stride-2 layers).
+    #[value(name = "basic")]
+    Basic,
+    /// A PatchGAN with --d-layers stride-2 layers.
+    #[value(name = "n_layers")]
+    NLayers,
+    /// The 1x1 PixelGAN: every pixel judged alone.
+    #[value(name = "pixel")]
+    Pixel,
+}
 
 fn parse_preprocess(s: &str) -> Result<Preprocess, String> {
     s.parse()
@@ -48,7 +94,12 @@ pub struct Overrides {
     /// 150 + 50, with the authors' PatchNCE settings).
     #[arg(long, value_enum, help_heading = "Networks")]
     pub model: Option<Family>,
-    /// Residual blocks in the generators [default: 9]; 6 suits 128 px.
+    /// Generator architecture [default: resnet_9blocks]: resnet_9blocks, resnet_6blocks
+    /// (128 px), unet_256, unet_128 (pix2pix's U-Net; crops a multiple of 256 or 128).
+    #[arg(long, value_enum, help_heading = "Networks")]
+    pub generator: Option<GeneratorChoice>,
+    /// Residual blocks in the ResNet generators [default: 9]; 6 suits 128 px. Overrides the
+    /// count of --generator resnet_*.
     #[arg(long, help_heading = "Networks")]
     pub blocks: Option<usize>,
     /// Generator filters in the first layer [default: 64].
@@ -57,9 +108,35 @@ pub struct Overrides {
     /// Discriminator filters in the first layer [default: 64].
     #[arg(long, help_heading = "Networks")]
     pub ndf: Option<usize>,
+    /// Discriminator [default: basic]: basic (the 70x70 PatchGAN), n_layers (a PatchGAN with
+    /// --d-layers layers), pixel (1x1 PixelGAN).
+    #[arg(long, value_enum, help_heading = "Networks")]
+    pub discriminator: Option<DiscriminatorChoice>,
     /// Discriminator stride-2 layers [default: 3, the 70x70 PatchGAN].
     #[arg(long, help_heading = "Networks")]
     pub d_layers: Option<usize>,
+    /// Normalisation in both networks [default: instance]: instance (the paper's), batch
+    /// (pix2pix's), none.
+    #[arg(long, value_enum, help_heading = "Networks")]
+    pub norm: Option<Norm>,
+    /// Dropout (0.5) in the generators' residual blocks (U-Net: its inner 8*ngf levels).
+    #[arg(long, help_heading = "Networks")]
+    pub dropout: bool,
+    /// Channels of domain A's images [default: 3]; 1 reads them as grayscale (the luma).
+    #[arg(long, value_name = "1|3", help_heading = "Networks")]
+    pub input_nc: Option<usize>,
+    /// Channels of domain B's images [default: 3]; 1 for grayscale. Channels that differ from
+    /// --input-nc need --lambda-identity 0.
+    #[arg(long, value_name = "1|3", help_heading = "Networks")]
+    pub output_nc: Option<usize>,
+    /// Weight initialisation [default: normal]: normal N(0, gain), xavier, kaiming,
+    /// orthogonal.
+    #[arg(long, value_enum, help_heading = "Networks")]
+    pub init_type: Option<InitType>,
+    /// Scale of normal, xavier and orthogonal initialisation [default: 0.02]; the reference
+    /// suggests a smaller one when the output collapses to the input's inverse colours.
+    #[arg(long, value_name = "GAIN", help_heading = "Networks")]
+    pub init_gain: Option<f32>,
     /// Fine-tune: start the networks from another model (a run or checkpoint folder, a folder
     /// of the PyTorch reference's <epoch>_net_<NAME>.pth files, or one .pth/.safetensors
     /// generator) instead of random weights; optimizers and schedule start fresh. The
@@ -228,10 +305,31 @@ impl Overrides {
             };
         }
         set!("--model", true, model = self.model);
+        let (arch, blocks) = self.generator.map(GeneratorChoice::arch).unzip();
+        set!("--generator", true, generator.arch = arch);
+        set!("--generator", true, generator.blocks = blocks.flatten());
         set!("--blocks", true, generator.blocks = self.blocks);
         set!("--ngf", true, generator.ngf = self.ngf);
         set!("--ndf", true, discriminator.ndf = self.ndf);
+        let kind = self.discriminator.map(|d| match d {
+            DiscriminatorChoice::Pixel => DiscriminatorKind::Pixel,
+            _ => DiscriminatorKind::NLayers,
+        });
+        set!("--discriminator", true, discriminator.kind = kind);
+        let basic = (self.discriminator == Some(DiscriminatorChoice::Basic)).then_some(3);
+        set!("--discriminator", true, discriminator.layers = basic);
         set!("--d-layers", true, discriminator.layers = self.d_layers);
+        set!("--norm", true, generator.norm = self.norm);
+        set!("--norm", true, discriminator.norm = self.norm);
+        set!(
+            "--dropout",
+            true,
+            generator.dropout = self.dropout.then_some(true)
+        );
+        set!("--input-nc", true, generator.input_nc = self.input_nc);
+        set!("--output-nc", true, generator.output_nc = self.output_nc);
+        set!("--init-type", true, init.kind = self.init_type);
+        set!("--init-gain", true, init.gain = self.init_gain);
         set!(
             "--init-from",
             true,
@@ -361,5 +459,55 @@ mod tests {
             .collect();
         assert_eq!(flags, [("--ngf", true), ("--lr", false)]);
         assert_eq!(changes[1].from, "0.0002");
+    }
+
+    /// The reference's network names set the architecture; --blocks and --d-layers still
+    /// refine them; --norm applies to both networks.
+    #[test]
+    fn network_choices_set_the_architecture() {
+        let mut c = TrainConfig::default();
+        Overrides {
+            generator: Some(GeneratorChoice::Resnet6),
+            discriminator: Some(DiscriminatorChoice::Pixel),
+            norm: Some(Norm::Batch),
+            dropout: true,
+            init_type: Some(InitType::Orthogonal),
+            init_gain: Some(0.5),
+            ..Overrides::default()
+        }
+        .apply(&mut c);
+        assert_eq!(
+            (c.generator.arch, c.generator.blocks, c.generator.dropout),
+            (GeneratorArch::Resnet, 6, true)
+        );
+        assert_eq!(c.discriminator.kind, DiscriminatorKind::Pixel);
+        assert_eq!(
+            (c.generator.norm, c.discriminator.norm),
+            (Norm::Batch, Norm::Batch)
+        );
+        assert_eq!((c.init.kind, c.init.gain), (InitType::Orthogonal, 0.5));
+
+        let mut c = TrainConfig::default();
+        Overrides {
+            generator: Some(GeneratorChoice::Unet256),
+            discriminator: Some(DiscriminatorChoice::NLayers),
+            d_layers: Some(5),
+            ..Overrides::default()
+        }
+        .apply(&mut c);
+        assert_eq!(c.generator.arch, GeneratorArch::Unet256);
+        assert_eq!(
+            (c.discriminator.kind, c.discriminator.layers),
+            (DiscriminatorKind::NLayers, 5)
+        );
+        assert!(c.validate().is_ok());
+        // A U-Net needs crops of its multiple.
+        c.crop_size = 128;
+        c.load_size = 143;
+        let e = c.validate().unwrap_err().to_string();
+        assert!(
+            e.contains("--generator unet_256") && e.contains("--crop-size 256"),
+            "{e}"
+        );
     }
 }

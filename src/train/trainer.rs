@@ -19,6 +19,7 @@ use crate::config::LrPolicy;
 use crate::family::{Losses, Role, Visuals};
 use crate::report::{RunStatus, write_run_page};
 use crate::run::Run;
+use crate::tensor_image::to_channels;
 
 /// How to run (as opposed to what to train, which is the run's configuration).
 #[derive(Clone, Default)]
@@ -105,6 +106,8 @@ pub fn train(run: &mut Run, opts: &RunOptions) -> Result<Summary> {
         last_losses: None,
     };
 
+    // Grayscale domains (`--input-nc 1`, `--output-nc 1`) are read as RGB and converted here.
+    let (nc_a, nc_b) = (config.generator.input_nc, config.generator.output_nc);
     while run.state.global_iter < end {
         if opts.stop.load(Ordering::SeqCst) {
             summary.outcome = Outcome::Interrupted;
@@ -115,8 +118,8 @@ pub fn train(run: &mut Run, opts: &RunOptions) -> Result<Summary> {
         let state = &run.state;
         let mut lr = learning_rate(&config, state.epoch, &state.plateau) * state.lr_scale;
         let (mut real_a, real_b) = (
-            to_tensor(&batch.a, &run.device),
-            to_tensor(&batch.b, &run.device),
+            to_channels(to_tensor(&batch.a, &run.device), nc_a),
+            to_channels(to_tensor(&batch.b, &run.device), nc_b),
         );
         let fail_save = Fault::fire(&mut fault, iter, &mut real_a, &mut lr);
         let mut rng = rng_for(config.seed, &[state.global_iter, u64::MAX - 2]);
@@ -252,12 +255,8 @@ impl RunPage {
         let elapsed_s = self.started.elapsed().as_secs_f64();
         let status = RunStatus {
             model: format!(
-                "{}, generator ngf {} with {} residual blocks, discriminator ndf {} with {} layers, {} px crops of {} px",
-                c.model.name(),
-                c.generator.ngf,
-                c.generator.blocks,
-                c.discriminator.ndf,
-                c.discriminator.layers,
+                "{}, {} px crops of {} px",
+                c.describe_networks(),
                 c.crop_size,
                 c.load_size
             ),

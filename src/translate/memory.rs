@@ -24,9 +24,13 @@ const BYTES_PER_FEATURE_ANTIALIASED: u64 = 72;
 /// for each of its `ngf` channels at each pixel of the image as padded for the generator.
 /// Activations dominate: a 4000 x 3000 photo with `ngf` 64 has 768 M feature values.
 pub fn estimate(generator: &Generator, w: u32, h: u32) -> u64 {
-    let padded = |n: u32| u64::from(if n < 8 { 8 } else { n.next_multiple_of(4) });
+    let m = generator.size_multiple() as u32;
+    let padded = |n: u32| u64::from(n.max(8).next_multiple_of(m));
     let (ngf, per_feature) = match generator {
         Generator::Resnet(g) => (g.config().ngf, BYTES_PER_FEATURE),
+        // Not measured: the U-Net holds at most 2 ngf channels at half size, so the ResNet's
+        // figure over-estimates it.
+        Generator::Unet(g) => (g.config().ngf, BYTES_PER_FEATURE),
         Generator::Cut(g) => {
             let c = g.config();
             match c.antialias_down || c.antialias_up {
@@ -42,6 +46,7 @@ pub fn estimate(generator: &Generator, w: u32, h: u32) -> u64 {
 pub fn weight_bytes(generator: &Generator) -> u64 {
     let params = match generator {
         Generator::Resnet(g) => g.num_params(),
+        Generator::Unet(g) => g.num_params(),
         Generator::Cut(g) => g.num_params(),
     };
     4 * params as u64
@@ -114,7 +119,7 @@ mod tests {
     fn the_estimate_grows_with_the_area_and_the_refusal_says_what_helps() {
         let device = Device::flex();
         let g = Generator::Resnet(ResnetGenerator::new(
-            &GeneratorConfig { ngf: 8, blocks: 1 },
+            &GeneratorConfig::resnet(8, 1),
             &device,
         ));
         let (small, big) = (estimate(&g, 100, 100), estimate(&g, 200, 200));

@@ -25,7 +25,7 @@ pub use sizing::Sizing;
 
 use crate::family::{Direction, Generator};
 use crate::model::precision::Precision;
-use crate::tensor_image::{images_to_tensor, tensor_to_images};
+use crate::tensor_image::{images_to_tensor, tensor_to_images, to_channels};
 
 /// How `translate` treats still images: their size, tiles, and the memory they may take.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -74,7 +74,8 @@ impl Translator {
     }
 
     /// Translate images (any sizes; same-size images are batched together). Each output has
-    /// its input's size: inputs are reflect-padded to a multiple of 4 and cropped back.
+    /// its input's size: inputs are reflect-padded to a multiple of
+    /// [`Generator::size_multiple`] and cropped back.
     pub fn translate(&self, images: &[RgbImage]) -> Vec<RgbImage> {
         let mut out: Vec<Option<RgbImage>> = vec![None; images.len()];
         let mut by_size: HashMap<(u32, u32), Vec<usize>> = HashMap::new();
@@ -84,9 +85,19 @@ impl Translator {
         for ((w, h), idx) in by_size {
             let batch: Vec<RgbImage> = idx.iter().map(|&i| images[i].clone()).collect();
             let x = images_to_tensor(&batch, &self.device);
-            // A multiple of 4, and at least 8 so the residual blocks (at a quarter of the
-            // size) can reflect-pad by one.
-            let pad = |n: u32| if n < 8 { 8 - n } else { (4 - n % 4) % 4 };
+            let x = to_channels(x, self.generator.input_channels());
+            // A multiple of what the generator halves to (4 for the ResNets, 128 or 256 for
+            // a U-Net), and at least 8 so the residual blocks (at a quarter of the size) can
+            // reflect-pad by one.
+            let m = self.generator.size_multiple() as u32;
+            let least = m.max(8);
+            let pad = |n: u32| {
+                if n < least {
+                    least - n
+                } else {
+                    (m - n % m) % m
+                }
+            };
             let (ph, pw) = (pad(h), pad(w));
             let x = if ph + pw > 0 {
                 pad_to_multiple(x, ph as usize, pw as usize)
@@ -152,7 +163,7 @@ mod tests {
     use rand::SeedableRng;
 
     fn tiny(device: &Device) -> ResnetGenerator {
-        let mut g = ResnetGenerator::new(&GeneratorConfig { ngf: 4, blocks: 1 }, device);
+        let mut g = ResnetGenerator::new(&GeneratorConfig::resnet(4, 1), device);
         init_normal(&mut g, &mut rand_chacha::ChaCha8Rng::seed_from_u64(3));
         g
     }
@@ -180,7 +191,7 @@ mod tests {
         let dict: HashMap<String, HostTensor> = state_dict(&mut g).into_iter().collect();
         assert_eq!(
             infer_generator_config(&dict).unwrap(),
-            GeneratorConfig { ngf: 4, blocks: 1 }
+            GeneratorConfig::resnet(4, 1)
         );
         let tmp = tempfile::tempdir().unwrap();
         let path = tmp.path().join("g.safetensors");
@@ -194,5 +205,38 @@ mod tests {
             Translator::new(loaded, &device).translate(std::slice::from_ref(&img)),
             Translator::new(Generator::Resnet(g), &device).translate(&[img])
         );
+    }
+
+    /// A grayscale-to-grayscale generator is recognised by its channels, takes the luma of
+    /// RGB pictures and gives gray ones.
+    #[test]
+    fn grayscale_generators_take_and_give_gray() {
+        let device = Device::flex();
+        let config = GeneratorConfig {
+            input_nc: 1,
+            output_nc: 1,
+            ..GeneratorConfig::resnet(4, 1)
+        };
+        let mut g = ResnetGenerator::new(&config, &device);
+        init_normal(&mut g, &mut rand_chacha::ChaCha8Rng::seed_from_u64(3));
+        let dict: HashMap<String, HostTensor> = state_dict(&mut g).into_iter().collect();
+        assert_eq!(infer_generator_config(&dict).unwrap(), config);
+        let t = Translator::new(Generator::Resnet(g), &device);
+        let img = RgbImage::from_fn(8, 8, |x, y| image::Rgb([(x * 30) as u8, (y * 30) as u8, 9]));
+        let out = t.translate(std::slice::from_ref(&img)).remove(0);
+        assert!(out.pixels().all(|p| p[0] == p[1] && p[1] == p[2]));
+        // Only the luma reaches the network: a picture with the same luma gives the same.
+        let same_luma = RgbImage::from_fn(8, 8, |x, y| {
+            let [r, g, b] = img.get_pixel(x, y).0.map(f32::from);
+            let l = (0.299 * r + 0.587 * g + 0.114 * b).round() as u8;
+            image::Rgb([l, l, l])
+        });
+        let diff = out
+            .pixels()
+            .zip(t.translate(&[same_luma])[0].pixels())
+            .map(|(a, b)| a[0].abs_diff(b[0]))
+            .max();
+        // The gray picture is the luma rounded to 8 bits: a few levels apart at most.
+        assert!(diff <= Some(6), "{diff:?}");
     }
 }

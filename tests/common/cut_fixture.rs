@@ -67,7 +67,7 @@ impl Fixture {
         let config = infer_cut_generator_config(&g_dict).unwrap();
         let mut g = CutGenerator::new(&config, device);
         load_state_dict(&mut g, &g_dict, &self.path, "G").unwrap();
-        let mut d = CutDiscriminator::new(&DiscriminatorConfig { ndf: 8, layers: 3 }, true, device);
+        let mut d = CutDiscriminator::new(&DiscriminatorConfig::patch(8, 3), true, device);
         load_state_dict(&mut d, &self.sub("init.D."), &self.path, "D").unwrap();
         let channels: Vec<usize> = DEFAULT_NCE_LAYERS
             .iter()

@@ -187,8 +187,8 @@ impl Spawned {
 /// 2-layer discriminator with 4 filters, 16x16 crops of images resized to 20x20.
 pub fn tiny(ngf: usize) -> TrainConfig {
     TrainConfig {
-        generator: GeneratorConfig { ngf, blocks: 1 },
-        discriminator: DiscriminatorConfig { ndf: 4, layers: 2 },
+        generator: GeneratorConfig::resnet(ngf, 1),
+        discriminator: DiscriminatorConfig::patch(4, 2),
         load_size: 20,
         crop_size: 16,
         ..TrainConfig::default()
@@ -215,7 +215,8 @@ pub fn tiny_network(ngf: usize) -> Vec<String> {
 /// initial weights drawn from `seed`.
 pub fn random_generator(ngf: usize, blocks: usize, seed: u64) -> cyclegan::model::ResnetGenerator {
     let device = burn::prelude::Device::flex();
-    let mut g = cyclegan::model::ResnetGenerator::new(&GeneratorConfig { ngf, blocks }, &device);
+    let mut g =
+        cyclegan::model::ResnetGenerator::new(&GeneratorConfig::resnet(ngf, blocks), &device);
     cyclegan::model::weights::init_normal(&mut g, &mut ChaCha8Rng::seed_from_u64(seed));
     g
 }

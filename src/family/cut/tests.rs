@@ -28,8 +28,8 @@ fn info_nce_prefers_matching_patches() {
 #[test]
 fn state_round_trip_continues_exactly() {
     use rand::SeedableRng;
-    let shape = GeneratorConfig { ngf: 2, blocks: 5 };
-    let disc = DiscriminatorConfig { ndf: 2, layers: 3 };
+    let shape = GeneratorConfig::resnet(2, 5);
+    let disc = DiscriminatorConfig::patch(2, 3);
     let options = CutOptions {
         num_patches: 8,
         ..CutOptions::fastcut()
@@ -103,7 +103,7 @@ fn state_round_trip_continues_exactly() {
 
 #[test]
 fn options_are_checked() {
-    let shape = GeneratorConfig { ngf: 8, blocks: 6 };
+    let shape = GeneratorConfig::resnet(8, 6);
     assert!(CutOptions::cut().validate(&shape).is_ok());
     assert!(CutOptions::fastcut().validate(&shape).is_ok());
     let bad = |o: CutOptions| o.validate(&shape).unwrap_err().to_string();

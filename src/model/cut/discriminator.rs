@@ -37,16 +37,24 @@ impl CutDiscriminator {
         let stride = if antialias { 1 } else { 2 };
         // Filters double per layer, capped at 8 * ndf.
         let width = |n: usize| ndf * (1usize << n.min(3));
-        let mut convs = vec![conv2d(3, ndf, 4, stride, 1, device)];
+        let mut convs = vec![conv2d(3, ndf, 4, stride, 1, true, device)];
         let mut norms = Vec::new();
         for n in 1..config.layers {
-            convs.push(conv2d(width(n - 1), width(n), 4, stride, 1, device));
+            convs.push(conv2d(width(n - 1), width(n), 4, stride, 1, true, device));
             norms.push(instance_norm(width(n), device));
         }
         let last = width(config.layers);
-        convs.push(conv2d(width(config.layers - 1), last, 4, 1, 1, device));
+        convs.push(conv2d(
+            width(config.layers - 1),
+            last,
+            4,
+            1,
+            1,
+            true,
+            device,
+        ));
         norms.push(instance_norm(last, device));
-        convs.push(conv2d(last, 1, 4, 1, 1, device));
+        convs.push(conv2d(last, 1, 4, 1, 1, true, device));
         CutDiscriminator {
             convs,
             norms,
@@ -57,10 +65,7 @@ impl CutDiscriminator {
     /// The configuration this discriminator was built with, and whether it is anti-aliased.
     pub fn config(&self) -> (DiscriminatorConfig, bool) {
         let [ndf, _, _, _] = self.convs[0].weight.dims();
-        let config = DiscriminatorConfig {
-            ndf,
-            layers: self.convs.len() - 2,
-        };
+        let config = DiscriminatorConfig::patch(ndf, self.convs.len() - 2);
         (config, self.antialias())
     }
 

@@ -167,14 +167,14 @@ impl CutGenerator {
         let (ngf, c2, c4) = (config.ngf, config.ngf * 2, config.ngf * 4);
         let down_stride = if config.antialias_down { 1 } else { 2 };
         let mut convs = vec![
-            conv2d(3, ngf, 7, 1, 0, device),
-            conv2d(ngf, c2, 3, down_stride, 1, device),
-            conv2d(c2, c4, 3, down_stride, 1, device),
+            conv2d(3, ngf, 7, 1, 0, true, device),
+            conv2d(ngf, c2, 3, down_stride, 1, true, device),
+            conv2d(c2, c4, 3, down_stride, 1, true, device),
         ];
         let mut transposed = Vec::new();
         for (cin, cout) in [(c4, c2), (c2, ngf)] {
             if config.antialias_up {
-                convs.push(conv2d(cin, cout, 3, 1, 1, device));
+                convs.push(conv2d(cin, cout, 3, 1, 1, true, device));
             } else {
                 transposed.push(
                     ConvTranspose2dConfig::new([cin, cout], [3, 3])
@@ -186,10 +186,10 @@ impl CutGenerator {
                 );
             }
         }
-        convs.push(conv2d(ngf, 3, 7, 1, 0, device));
+        convs.push(conv2d(ngf, 3, 7, 1, 0, true, device));
         let block = || Block {
-            first: conv2d(c4, c4, 3, 1, 0, device),
-            second: conv2d(c4, c4, 3, 1, 0, device),
+            first: conv2d(c4, c4, 3, 1, 0, true, device),
+            second: conv2d(c4, c4, 3, 1, 0, true, device),
             norm: instance_norm(c4, device),
         };
         CutGenerator {

@@ -1,0 +1,204 @@
+//! Normalisation layers of `--norm`, as the reference builds them (`get_norm_layer`).
+//!
+//! - instance: instance norm without affine parameters or running statistics (the paper's);
+//! - batch: batch norm with affine parameters and running statistics;
+//! - none: nothing.
+//!
+//! The choice also decides whether the convolutions before a norm have a bias: the reference
+//! gives them one only under instance norm (`use_bias`), so that is what its checkpoints hold.
+
+use burn::module::RunningState;
+use burn::nn::{BatchNorm, BatchNormConfig, Identity, InstanceNorm, InstanceNormConfig};
+use burn::prelude::*;
+use burn::tensor::DType;
+use burn::tensor::FloatDType;
+use serde::{Deserialize, Serialize};
+
+use super::precision;
+
+/// Which normalisation the networks use (`--norm`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Norm {
+    /// Instance norm without affine parameters (CycleGAN's default).
+    #[default]
+    Instance,
+    /// Batch norm with affine parameters and running statistics (pix2pix's default).
+    Batch,
+    /// No normalisation.
+    None,
+}
+
+impl Norm {
+    /// The name `--norm` takes.
+    pub fn name(self) -> &'static str {
+        match self {
+            Norm::Instance => "instance",
+            Norm::Batch => "batch",
+            Norm::None => "none",
+        }
+    }
+
+    /// Whether a convolution feeding this norm has a bias in the reference (`use_bias`): only
+    /// under instance norm, whose mean subtraction makes the bias inert anyway.
+    pub fn conv_bias(self) -> bool {
+        self == Norm::Instance
+    }
+
+    /// A layer normalising `channels` channels.
+    pub fn layer(self, channels: usize, device: &Device) -> NormLayer {
+        match self {
+            Norm::Instance => NormLayer::Instance(
+                InstanceNormConfig::new(channels)
+                    .with_affine(false)
+                    .init(device),
+            ),
+            // PyTorch's defaults: eps 1e-5, momentum 0.1.
+            Norm::Batch => NormLayer::Batch(BatchNormConfig::new(channels).init(device)),
+            Norm::None => NormLayer::Identity(Identity::new()),
+        }
+    }
+}
+
+/// One normalisation layer of a network.
+#[derive(Module, Debug)]
+pub enum NormLayer {
+    /// Instance norm without affine parameters.
+    Instance(InstanceNorm),
+    /// Batch norm with affine parameters and running statistics.
+    Batch(BatchNorm),
+    /// No normalisation.
+    Identity(Identity),
+}
+
+impl NormLayer {
+    /// Normalise `x` `[B, C, H, W]`, in float32 when the activations are 16-bit.
+    ///
+    /// Batch norm always normalises with the batch's statistics, in training and when
+    /// translating, as the reference's `test.py` does without `--eval`; in training (on an
+    /// autodiff device) it also updates the running statistics, with the unbiased variance as
+    /// PyTorch does, so that checkpoints carry what the reference's would.
+    pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        match self {
+            NormLayer::Instance(norm) => precision::instance_norm(norm, x),
+            NormLayer::Batch(norm) => in_f32(x, |x| batch_norm(norm, x)),
+            NormLayer::Identity(_) => x,
+        }
+    }
+
+    /// The batch norm, when this layer is one (its parameters have state-dict keys).
+    pub fn batch_norm_mut(&mut self) -> Option<&mut BatchNorm> {
+        match self {
+            NormLayer::Batch(norm) => Some(norm),
+            _ => None,
+        }
+    }
+
+    /// True for instance norm (the only kind whose input gradient the gradient penalty knows).
+    pub fn is_instance(&self) -> bool {
+        matches!(self, NormLayer::Instance(_))
+    }
+
+    /// The epsilon of an instance or batch norm.
+    pub fn epsilon(&self) -> Option<f64> {
+        match self {
+            NormLayer::Instance(norm) => Some(norm.epsilon),
+            NormLayer::Batch(norm) => Some(norm.epsilon),
+            NormLayer::Identity(_) => None,
+        }
+    }
+}
+
+/// `f` applied in float32 to `x`, returned in `x`'s type.
+fn in_f32(x: Tensor<4>, f: impl FnOnce(Tensor<4>) -> Tensor<4>) -> Tensor<4> {
+    match x.dtype() {
+        dtype @ (DType::F16 | DType::BF16) => {
+            f(x.cast(FloatDType::F32)).cast(FloatDType::from(dtype))
+        }
+        _ => f(x),
+    }
+}
+
+fn batch_norm(norm: &BatchNorm, x: Tensor<4>) -> Tensor<4> {
+    let device = x.device();
+    let training = device.is_autodiff() && norm.training.is_enabled();
+    let [b, _, h, w] = x.dims();
+    let out =
+        burn::tensor::module::batch_norm_train(x, norm.gamma.val(), norm.beta.val(), norm.epsilon);
+    if training {
+        // burn returns the population variance; PyTorch's running variance is unbiased.
+        let n = (b * h * w) as f64;
+        let unbiased = if n > 1.0 { n / (n - 1.0) } else { 1.0 };
+        let m = norm.momentum;
+        update(&norm.running_mean, out.mean.detach(), m, 1.0, &device);
+        update(
+            &norm.running_var,
+            out.variance.detach(),
+            m,
+            unbiased,
+            &device,
+        );
+    }
+    out.output
+}
+
+/// `state <- (1 - momentum) state + momentum * scale * batch`.
+fn update(
+    state: &RunningState<Tensor<1>>,
+    batch: Tensor<1>,
+    momentum: f64,
+    scale: f64,
+    device: &Device,
+) {
+    let old = state.value_sync().to_device(device);
+    let new = old
+        .mul_scalar(1.0 - momentum)
+        .add(batch.mul_scalar(momentum * scale));
+    state.update(new.detach());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn values(t: Tensor<1>) -> Vec<f32> {
+        t.into_data()
+            .convert::<f32>()
+            .try_into_vec::<f32>()
+            .unwrap()
+    }
+
+    /// Batch norm normalises over batch and space, and its running statistics follow
+    /// PyTorch's update (unbiased variance, momentum 0.1) only in training.
+    #[test]
+    fn batch_norm_statistics_follow_pytorch() {
+        let device = Device::flex().autodiff();
+        let layer = Norm::Batch.layer(1, &device);
+        // Values 0, 1, 2, 3 over a batch of two 1x2 images: mean 1.5, unbiased variance 5/3.
+        let input = |device: &Device| {
+            Tensor::<4>::from_data(
+                TensorData::new(vec![0.0f32, 1., 2., 3.], [2, 1, 1, 2]),
+                device,
+            )
+        };
+        let y = layer.forward(input(&device));
+        let y: Vec<f32> = y.into_data().convert::<f32>().try_into_vec().unwrap();
+        let sd = (1.25f32 + 1e-5).sqrt();
+        assert!((y[0] + 1.5 / sd).abs() < 1e-5 && (y[3] - 1.5 / sd).abs() < 1e-5);
+        let NormLayer::Batch(bn) = &layer else {
+            unreachable!()
+        };
+        let mean = values(bn.running_mean.value_sync());
+        let var = values(bn.running_var.value_sync());
+        assert!((mean[0] - 0.15).abs() < 1e-6, "{mean:?}");
+        assert!((var[0] - (0.9 + 0.1 * 5.0 / 3.0)).abs() < 1e-6, "{var:?}");
+
+        // Without autodiff (translation) the statistics stay as they are.
+        let plain = Norm::Batch.layer(1, &Device::flex());
+        plain.forward(input(&Device::flex()));
+        let NormLayer::Batch(bn) = &plain else {
+            unreachable!()
+        };
+        assert_eq!(values(bn.running_mean.value_sync()), [0.0]);
+    }
+}
