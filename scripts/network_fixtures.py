@@ -13,8 +13,16 @@ Batch norm runs in training mode (batch statistics), as the reference's `test.py
 `--eval`; dropout is off (what translating does here). Running statistics are set to random
 values so that loading them is checked too.
 
-    python3 scripts/network_fixtures.py tests/data   # torch >= 2.0, CPU, float32
+With the shared reference's folder as a second argument it also writes
+`unet_pixel_two_steps.safetensors`: two CycleGAN iterations (the shared `torch_reference.py`'s
+`CycleGAN.step`) with unet_128 generators (ngf 2) and PixelGAN discriminators (ndf 4), from
+float32 initial weights and 128 px inputs, computed in float64 (the exact result, `after2.*`)
+and in float32 (how close PyTorch itself comes: `pytorch_f32_vs_f64` in the JSON), as
+scripts/cut_fixtures.py does for CUT.
+
+    python3 scripts/network_fixtures.py tests/data ../shared/reference   # torch >= 2.0, CPU
 """
+import copy
 import functools
 import json
 import os
@@ -156,7 +164,7 @@ def init(net, gain):
     return net
 
 
-def main(out):
+def main(out, ref_dir=None):
     torch.manual_seed(0)
     torch.set_num_threads(1)
     cases = {
@@ -186,10 +194,64 @@ def main(out):
         what["params"] = sum(p.numel() for p in net.parameters())
         what["keys"] = len(net.state_dict())
         meta[name] = what
+    if ref_dir:
+        meta["unet_pixel_two_steps"] = two_steps(out, ref_dir)
     with open(os.path.join(out, "network_fixtures.json"), "w") as f:
         json.dump(meta, f, indent=2)
+        f.write("\n")
     print(json.dumps(meta, indent=2))
 
 
+def agreement(got, want):
+    """Share of entries within 2e-5 and the worst difference (the parity tests' measures)."""
+    close, total, worst = 0, 0, 0.0
+    for k, w in want.items():
+        diff = (got[k].double() - w.double()).abs()
+        close += int((diff <= 2e-5).sum())
+        total += diff.numel()
+        worst = max(worst, float(diff.max()))
+    return {"share_within_2e-5": close / total, "worst": worst, "entries": total}
+
+
+def two_steps(out, ref_dir):
+    sys.path.insert(0, ref_dir)
+    import torch_reference as ref
+    torch.manual_seed(4)
+    nets = {"G_A": Unet(7, 2), "G_B": Unet(7, 2), "D_A": Pixel(4), "D_B": Pixel(4)}
+    for net in nets.values():
+        for m in net.modules():
+            if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
+                nn.init.normal_(m.weight, 0.0, 0.02)
+                if m.bias is not None:
+                    nn.init.zeros_(m.bias)
+    inputs = [(torch.rand(1, 3, 128, 128) * 2 - 1, torch.rand(1, 3, 128, 128) * 2 - 1) for _ in range(2)]
+    tensors = {}
+    for name, net in nets.items():
+        tensors.update(ref.prefixed(f"init.{name}", net))
+    for i, (ra, rb) in enumerate(inputs):
+        tensors[f"real_A.{i}"], tensors[f"real_B.{i}"] = ra, rb
+
+    def run(dtype):
+        copies = {k: copy.deepcopy(v).to(dtype) for k, v in nets.items()}
+        model = ref.CycleGAN(copies["G_A"], copies["G_B"], copies["D_A"], copies["D_B"])
+        losses = [model.step(ra.to(dtype), rb.to(dtype)) for ra, rb in inputs]
+        after = {}
+        for name, net in copies.items():
+            after.update(ref.prefixed(f"after2.{name}", net))
+        return losses, after
+
+    losses64, exact = run(torch.float64)
+    losses32, got32 = run(torch.float32)
+    tensors.update({k: v.float() for k, v in exact.items()})
+    save_file({k: v.contiguous() for k, v in tensors.items()},
+              os.path.join(out, "unet_pixel_two_steps.safetensors"))
+    entry = {"generator": "unet_128", "ngf": 2, "discriminator": "pixel", "ndf": 4, "size": 128,
+             "losses_per_step": losses64, "pytorch_f32_losses_per_step": losses32,
+             "pytorch_f32_vs_f64": agreement(got32, exact)}
+    entry["pytorch_f32_vs_f64"]["worst_loss_relative"] = max(
+        abs(a[k] - b[k]) / max(abs(b[k]), 1e-12) for a, b in zip(losses32, losses64) for k in b)
+    return entry
+
+
 if __name__ == "__main__":
-    main(sys.argv[1] if len(sys.argv) > 1 else "tests/data")
+    main(sys.argv[1] if len(sys.argv) > 1 else "tests/data", sys.argv[2] if len(sys.argv) > 2 else None)

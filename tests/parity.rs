@@ -2,19 +2,14 @@
 
 mod common;
 
-use std::collections::HashMap;
-
+use common::cycle_fixture::two_iterations_match_pytorch;
 use common::{fixture as data, test_device};
 
 use burn::module::Module;
-use cyclegan::config::TrainConfig;
-use cyclegan::family::cyclegan::{CycleGan, Discriminators, Generators};
 use cyclegan::model::weights::{
     HostTensor, load_state_dict, read_pth, read_safetensors, state_dict,
 };
-use cyclegan::model::{
-    CycleGanGenerator, DiscriminatorConfig, GeneratorConfig, PatchDiscriminator, ResnetGenerator,
-};
+use cyclegan::model::{DiscriminatorConfig, GeneratorConfig, PatchDiscriminator, ResnetGenerator};
 
 fn max_abs_diff(a: &HostTensor, b: &HostTensor) -> f32 {
     assert_eq!(a.shape, b.shape);
@@ -110,100 +105,13 @@ fn stray_keys_are_ignored_and_wrong_shapes_are_named() {
 /// Two full iterations from the reference's initial weights: losses and updated weights.
 #[test]
 fn two_training_iterations_match_pytorch() {
-    let fx = fixtures_json();
-    let t = &fx["train_two_steps"];
-    let path = data("train_two_steps.safetensors");
-    let all = read_safetensors(&path, "").unwrap();
-    let sub = |prefix: &str| -> HashMap<String, HostTensor> {
-        all.iter()
-            .filter_map(|(k, v)| k.strip_prefix(prefix).map(|k| (k.to_string(), v.clone())))
-            .collect()
-    };
-    let device = test_device().autodiff();
-    let gcfg = GeneratorConfig::resnet(8, 2);
-    let dcfg = DiscriminatorConfig::patch(8, 3);
-    let load_g = |name: &str| {
-        let mut g = CycleGanGenerator::new(&gcfg, &device);
-        load_state_dict(&mut g, &sub(&format!("init.{name}.")), &path, name).unwrap();
-        g
-    };
-    let load_d = |name: &str| {
-        let mut d = PatchDiscriminator::new(&dcfg, &device);
-        load_state_dict(&mut d, &sub(&format!("init.{name}.")), &path, name).unwrap();
-        d
-    };
-    let mut gens = Generators {
-        g_a: load_g("G_A"),
-        g_b: load_g("G_B"),
-    };
-    let mut discs = Discriminators {
-        d_a: load_d("D_A"),
-        d_b: load_d("D_B"),
-    };
-    gens.assign_stable_ids();
-    discs.assign_stable_ids();
-    let config = TrainConfig {
-        generator: gcfg,
-        discriminator: dcfg,
-        pool_size: 0,
-        ..TrainConfig::default()
-    };
-    let mut model = CycleGan::from_networks(&config, gens, discs);
-    let mut rng = rand::rng();
-
-    for step in 0..2 {
-        let real_a = all[&format!("real_A.{step}")].to_tensor(&device);
-        let real_b = all[&format!("real_B.{step}")].to_tensor(&device);
-        let (losses, _) = model.step(real_a, real_b, 2e-4, &mut rng, false);
-        let expected = &t["losses_per_step"][step];
-        let tol = if step == 0 { 1e-4 } else { 1e-3 };
-        let mut worst_rel = 0.0f32;
-        for (name, _, got) in losses.iter() {
-            let want = expected[name].as_f64().unwrap() as f32;
-            let rel = (got - want).abs() / want.abs().max(1e-6);
-            worst_rel = worst_rel.max(rel);
-            assert!(
-                rel <= tol,
-                "iteration {}: {name} = {got}, PyTorch {want} (relative {rel})",
-                step + 1
-            );
-        }
-        println!(
-            "iteration {}: losses within {worst_rel:.2e} relative of PyTorch (tolerance {tol:e})",
-            step + 1
-        );
-    }
-
-    let mut total = 0usize;
-    let mut close = 0usize;
-    let mut worst = 0.0f32;
-    let mut check = |name: &str, net: &mut dyn FnMut() -> cyclegan::model::weights::StateDict| {
-        let want = sub(&format!("after2.{name}."));
-        for (key, got) in net() {
-            let w = &want[&key];
-            for (a, b) in got.data.iter().zip(&w.data) {
-                let d = (a - b).abs();
-                total += 1;
-                close += usize::from(d <= 2e-5);
-                worst = worst.max(d);
-            }
-        }
-    };
-    check("G_A", &mut || state_dict(&mut model.gens.g_a));
-    check("G_B", &mut || state_dict(&mut model.gens.g_b));
-    check("D_A", &mut || state_dict(&mut model.discs.d_a));
-    check("D_B", &mut || state_dict(&mut model.discs.d_b));
-    let share = close as f64 / total as f64;
-    eprintln!(
-        "after two iterations: {:.3}% of {total} weights within 2e-5 of PyTorch, worst {worst:e}",
-        share * 100.0
+    two_iterations_match_pytorch(
+        "train_two_steps.safetensors",
+        &fixtures_json()["train_two_steps"],
+        GeneratorConfig::resnet(8, 2),
+        DiscriminatorConfig::patch(8, 3),
+        &test_device().autodiff(),
     );
-    assert!(
-        share >= 0.995,
-        "only {:.4}% of weights within 2e-5 of PyTorch",
-        share * 100.0
-    );
-    assert!(worst <= 5e-4, "a weight differs from PyTorch by {worst}");
 }
 
 /// WGAN-GP's penalty and its gradient with respect to every weight (a second derivative,

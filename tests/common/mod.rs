@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod cut_fixture;
+pub mod cycle_fixture;
 
 use std::collections::BTreeMap;
 use std::ffi::{OsStr, OsString};
