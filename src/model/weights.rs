@@ -173,14 +173,14 @@ fn orthogonal(rows: usize, cols: usize, gain: f32, rng: &mut impl Rng) -> Vec<f3
         .map(|_| (0..len).map(|_| normal.sample(rng)).collect())
         .collect();
     for i in 0..k {
-        for j in 0..i {
-            let dot: f64 = (0..len).map(|t| vectors[i][t] * vectors[j][t]).sum();
-            for t in 0..len {
-                vectors[i][t] -= dot * vectors[j][t];
-            }
+        let (done, rest) = vectors.split_at_mut(i);
+        let v = &mut rest[0];
+        for u in done.iter() {
+            let dot: f64 = v.iter().zip(u).map(|(a, b)| a * b).sum();
+            v.iter_mut().zip(u).for_each(|(a, b)| *a -= dot * b);
         }
-        let norm = vectors[i].iter().map(|v| v * v).sum::<f64>().sqrt();
-        vectors[i].iter_mut().for_each(|v| *v /= norm);
+        let norm = v.iter().map(|x| x * x).sum::<f64>().sqrt();
+        v.iter_mut().for_each(|x| *x /= norm);
     }
     let mut out = vec![0.0f32; rows * cols];
     for (i, v) in vectors.iter().enumerate() {

@@ -107,7 +107,7 @@ pub fn infer_generator_config(dict: &HashMap<String, HostTensor>) -> Result<Gene
                 &format!("{middle}.1.bias"),
             ),
             dropout: false,
-            input_nc: in_channels(&dict, "model.model.0.weight"),
+            input_nc: in_channels(dict, "model.model.0.weight"),
             // Transposed: [in, out, k, k].
             output_nc: dict.get("model.model.3.weight").map_or(3, |t| t.shape[1]),
         });
@@ -126,7 +126,7 @@ pub fn infer_generator_config(dict: &HashMap<String, HostTensor>) -> Result<Gene
         arch: GeneratorArch::Resnet,
         norm: norm_of("model.2.running_mean", "model.1.bias"),
         dropout: dict.contains_key("model.10.conv_block.6.weight"),
-        input_nc: in_channels(&dict, "model.1.weight"),
+        input_nc: in_channels(dict, "model.1.weight"),
         output_nc: dict
             .keys()
             .filter_map(|k| {
