@@ -203,6 +203,46 @@ fn strength_sets_how_much_flicker_is_removed() {
     assert!(e8 < e3 && e3 < e0, "{e0} {e3} {e8}");
 }
 
+/// Frames of a pan over one texture then, from frame `cut` on, over another: a hard cut.
+fn clip_with_cut(cut: usize, n: usize) -> Vec<RgbImage> {
+    let (a, b) = (Texture::new(31), Texture::new(32));
+    (0..n)
+        .map(|k| {
+            let tex = if k < cut { &a } else { &b };
+            pan(tex, 128, 96, 6.0, k)
+        })
+        .collect()
+}
+
+#[test]
+fn a_cut_is_not_scored_and_not_blended_across() {
+    let inputs = clip_with_cut(4, 8);
+    let mut rng = Rng(17);
+    let outs: Vec<RgbImage> = inputs.iter().map(|i| noisy(i, 6.0, &mut rng)).collect();
+    let s = flicker_stats(&inputs, &outs);
+    println!("{s:?}");
+    assert_eq!(s.shot_changes, 1, "{s:?}");
+    // The six pairs within a shot are scored almost everywhere; noise of σ 6 alone gives
+    // 2·36/255² ≈ 0.0011 wherever the flow is right. Scoring the cut pair would add an error
+    // of the order of the textures' difference (about 0.05) spread over the seven pairs.
+    assert!(s.scored_fraction > 0.9, "{s:?}");
+    assert!(s.warping_error < 0.0016, "{s:?}");
+    assert!(s.warping_error_all_pixels > 0.004, "{s:?}");
+    // A pan of the same speed without the cut has no shot change.
+    let steady: Vec<RgbImage> = (0..8)
+        .map(|k| pan(&Texture::new(31), 128, 96, 6.0, k))
+        .collect();
+    assert_eq!(flicker_stats(&steady, &steady).shot_changes, 0);
+    // The smoother shows the first frame after the cut as translated: nothing of the old scene.
+    let mut sm = TemporalSmoother::new(TemporalParams::default());
+    for (k, (i, o)) in inputs.iter().zip(&outs).enumerate() {
+        let shown = sm.process(i, o.clone());
+        if k == 4 {
+            assert_eq!(&shown, o, "blended across the cut");
+        }
+    }
+}
+
 /// A pan of `tex` whose lower half is a flat grey (like a sky or a wall): no texture there to
 /// decide the motion.
 fn pan_with_flat_half(tex: &Texture, k: usize) -> RgbImage {
