@@ -11,8 +11,9 @@
 //!   scored at all: no pixel of them has a match, and every output, steady or not, reads the
 //!   same large error there.
 //! * the **smoother** ([`TemporalSmoother`]) warps with [`flow::estimate`] (Lucas–Kanade) and
-//!   blends only where that flow passes the forward–backward check and the warped input agrees
-//!   with the input (softly, through [`TemporalParams::sigma`]). It starts afresh at a cut.
+//!   blends where the warped input agrees with the input (softly, through
+//!   [`TemporalParams::sigma`]): at the pixel where that flow passes the forward–backward
+//!   check, over the pixel's neighbourhood too where it does not. It starts afresh at a cut.
 //!
 //! The meter also reports the warping error under the smoother's flow and mask, the figure
 //! `eval-video` used to give alone; it is kept for comparison, not as the verdict.
@@ -69,6 +70,9 @@ pub struct FlickerStats {
 /// Motion between two input frames: flow from t to t-1, its mask and the warped-input error.
 struct Motion {
     flow: flow::Flow,
+    /// Forward–backward consistent and inside the frame.
+    consistent: Vec<bool>,
+    /// Consistent, and the warped input within [`PHOTO_THRESHOLD`] of the input.
     mask: Vec<bool>,
     /// Mean absolute RGB difference between input t and warped input t-1, in [0, 1].
     photo: Vec<f32>,
@@ -83,13 +87,16 @@ fn motion(
 ) -> Motion {
     let f = flow::estimate(cur_gray, prev_gray, p);
     let b = flow::estimate(prev_gray, cur_gray, p);
-    let mut mask = flow::consistent(&f, &b);
+    let consistent = flow::consistent(&f, &b);
     let photo = photo_error(prev, cur, &f);
-    for (m, e) in mask.iter_mut().zip(&photo) {
-        *m &= *e <= PHOTO_THRESHOLD;
-    }
+    let mask = consistent
+        .iter()
+        .zip(&photo)
+        .map(|(&c, &e)| c && e <= PHOTO_THRESHOLD)
+        .collect();
     Motion {
         flow: f,
+        consistent,
         mask,
         photo,
     }
@@ -125,6 +132,39 @@ pub fn is_shot_change(photo: &[f32]) -> bool {
     let mid = v.len() / 2;
     let (_, median, _) = v.select_nth_unstable_by(mid, f32::total_cmp);
     *median > PHOTO_THRESHOLD
+}
+
+/// Half-size of the neighbourhood whose warped-input error must also be low where the flow
+/// fails the forward–backward check (see [`blend_weights`]).
+const UNSURE_RADIUS: usize = 2;
+
+/// Per-pixel weight of the warped previous result, from 0 to `strength`.
+///
+/// Where the flow passes the forward–backward check, `strength · exp(-(e/σ)²)` with `e` the
+/// pixel's warped-input error, and 0 past [`PHOTO_THRESHOLD`]. Where it fails the check, the
+/// motion is unsure: mostly in regions without texture (noise decides the flow there, so the
+/// two directions disagree) but also at occlusions. There `e` is replaced by the larger of the
+/// pixel's error and its neighbourhood's mean: a flat region that the warp explains is
+/// blended, an occlusion, whose neighbourhood holds the mismatching content, is not.
+fn blend_weights(m: &Motion, strength: f32, sigma: f32) -> Vec<f32> {
+    let (w, h) = (m.flow.width, m.flow.height);
+    let mut local = vec![0.0; w * h];
+    let mut tmp = vec![0.0; w * h];
+    flow::box_mean(&m.photo, w, h, UNSURE_RADIUS, &mut local, &mut tmp);
+    (0..w * h)
+        .map(|i| {
+            let e = if m.consistent[i] {
+                m.photo[i]
+            } else {
+                m.photo[i].max(local[i])
+            };
+            if e > PHOTO_THRESHOLD {
+                0.0
+            } else {
+                strength * (-(e / sigma).powi(2)).exp()
+            }
+        })
+        .collect()
 }
 
 /// The input at the output's size (flow is measured where the output lives).
@@ -344,13 +384,13 @@ impl Default for TemporalParams {
 /// Motion-compensated recursive filter against flicker.
 ///
 /// Each translated frame is blended with the previous *result* warped to it by the input's
-/// optical flow: `P_t = O_t + w (warp(P_{t-1}) - O_t)`, with `w = strength` where the pixel is
-/// tracked (forward–backward consistent, and the warped input agrees with the input, softly
-/// through `sigma`) and 0 elsewhere. Changes that follow the input's motion pass through
-/// (the previous result is moved along with the content, so moving edges are not blurred);
-/// changes the input does not explain (flicker) are averaged over time; occlusions and new
-/// content take the new frame as it is, and a shot change ([`is_shot_change`]) starts the
-/// filter afresh.
+/// optical flow: `P_t = O_t + w (warp(P_{t-1}) - O_t)`, with `w` up to `strength` where the
+/// warped input agrees with the input (softly through `sigma`; where the flow fails the
+/// forward–backward check, the whole neighbourhood must agree) and 0 elsewhere (see
+/// `blend_weights`). Changes that follow the input's motion pass through (the previous result
+/// is moved along with the content, so moving edges are not blurred); changes the input does
+/// not explain (flicker) are averaged over time; occlusions and new content take the new frame
+/// as it is, and a shot change ([`is_shot_change`]) starts the filter afresh.
 #[derive(Debug, Default)]
 pub struct TemporalSmoother {
     params: TemporalParams,
@@ -414,11 +454,11 @@ impl TemporalSmoother {
             let s = self.params.strength.clamp(0.0, 0.99);
             let sigma = self.params.sigma.max(1e-6);
             let mut strong = 0usize;
-            for (i, &keep) in m.mask.iter().enumerate() {
-                if !keep {
+            let weights = blend_weights(&m, s, sigma);
+            for (i, &wgt) in weights.iter().enumerate() {
+                if wgt == 0.0 {
                     continue;
                 }
-                let wgt = s * (-(m.photo[i] / sigma).powi(2)).exp();
                 strong += usize::from(wgt >= 0.5 * s);
                 for c in 0..3 {
                     let k = i * 3 + c;
