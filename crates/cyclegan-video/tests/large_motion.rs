@@ -98,7 +98,9 @@ fn both_flows_follow_small_and_large_pans() {
         let epe_lk = endpoint_error(&lk, u, v, margin);
         println!("pan {speed} px/frame: end-point error poly {epe_poly:.3}, LK {epe_lk:.3}");
         // Stated accuracy (mean end-point error away from the border): a tenth of a pixel at
-        // 3.3 px/frame, a quarter of a pixel at 23.7 px/frame.
+        // 3.3 px/frame, a quarter of a pixel at 23.7 px/frame (both read 0.005-0.006). The
+        // limit on this 192x144 frame lies below 41.3 px/frame, where both flows fail (42-49
+        // px of error): the coarsest pyramid level (24x18) still sees 5 px of motion.
         let bound = if speed < 10.0 { 0.1 } else { 0.25 };
         assert!(epe_poly < bound, "poly flow at {speed} px: {epe_poly:.3}");
         assert!(epe_lk < bound, "LK flow at {speed} px: {epe_lk:.3}");
