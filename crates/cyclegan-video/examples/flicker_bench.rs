@@ -226,9 +226,9 @@ fn real_clip(run: &ClipRun, out_dir: &Path) {
         frames.len()
     );
     println!(
-        "| temporal | warping error (independent flow) | pixels scored | all pixels | warping error (smoother's flow) | pixels tracked | blended >= s/2 | smoothing ms/frame |"
+        "| temporal | warping error (independent flow) | pixels scored (of all pairs) | shot changes | all pixels | warping error (smoother's flow) | pixels tracked | blended >= s/2 | smoothing ms/frame |"
     );
-    println!("|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|");
     // The input as a user's file holds it (after H.264), then what `translate_video` does:
     // network, smoother, encode; done here by hand to read the smoother's statistics.
     let decoded: Vec<RgbImage> = open(&input)
@@ -279,10 +279,13 @@ fn real_clip(run: &ClipRun, out_dir: &Path) {
         sink.finish().expect("finish output");
         let (s, _) = evaluate(&input, &out);
         let share = smoother.as_ref().map_or(0.0, |sm| sm.blended_share());
+        let pairs = s.frames.saturating_sub(1).max(1);
         println!(
-            "| {name} | {:.6} | {:.1}% | {:.6} | {:.6} | {:.1}% | {:.1}% | {:.1} |",
+            "| {name} | {:.6} | {:.1}% ({:.1}%) | {} | {:.6} | {:.6} | {:.1}% | {:.1}% | {:.1} |",
             s.warping_error,
             100.0 * s.scored_fraction,
+            100.0 * s.scored_fraction * (pairs - s.shot_changes) as f64 / pairs as f64,
+            s.shot_changes,
             s.warping_error_all_pixels,
             s.smoother_flow_warping_error,
             100.0 * s.tracked_fraction,

@@ -6,10 +6,14 @@
 //!   expansion), a method of another family than the smoother's, so the smoother cannot score
 //!   well merely by agreeing with its own flow. Its occlusion rule is only the forward–backward
 //!   check ([`flow::consistent`]): every pixel whose motion is consistent both ways is scored,
-//!   whether or not the input's colours match after warping.
+//!   whether or not the input's colours match after warping. Pairs across a shot change (a
+//!   cut: the warped input explains less than half of the picture, [`is_shot_change`]) are not
+//!   scored at all: no pixel of them has a match, and every output, steady or not, reads the
+//!   same large error there.
 //! * the **smoother** ([`TemporalSmoother`]) warps with [`flow::estimate`] (Lucas–Kanade) and
-//!   blends only where that flow passes the forward–backward check and the warped input agrees
-//!   with the input (softly, through [`TemporalParams::sigma`]).
+//!   blends where the warped input agrees with the input (softly, through
+//!   [`TemporalParams::sigma`]): at the pixel where that flow passes the forward–backward
+//!   check, over the pixel's neighbourhood too where it does not. It starts afresh at a cut.
 //!
 //! The meter also reports the warping error under the smoother's flow and mask, the figure
 //! `eval-video` used to give alone; it is kept for comparison, not as the verdict.
@@ -31,8 +35,9 @@ pub const PHOTO_THRESHOLD: f32 = 0.1;
 /// `E = mean over pairs of Σ M (O_t - warp(O_{t-1}))² / Σ M`, with the flow measured on the
 /// *input* and `M` its non-occluded pixels. Differences: values are the mean over the three RGB
 /// channels in [0, 1] units (Lai sums the channels, so their figure is 3x ours), the flow is
-/// ours instead of FlowNet2, and the occlusion mask is the forward–backward check alone (Lai,
-/// after Ruder et al. 2016, also masks motion boundaries).
+/// ours instead of FlowNet2, the occlusion mask is the forward–backward check alone (Lai,
+/// after Ruder et al. 2016, also masks motion boundaries), and pairs across a shot change are
+/// left out (Lai's test clips are single shots).
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct FlickerStats {
     /// Frames seen.
@@ -40,16 +45,22 @@ pub struct FlickerStats {
     /// Warping error under the independent flow ([`flow_poly`]) over the pixels it scores.
     /// Lower is steadier. This is the verdict.
     pub warping_error: f64,
-    /// Mean fraction of pixels [`Self::warping_error`] scores: those whose independent flow
-    /// passes the forward–backward check and stays inside the frame.
+    /// Mean fraction of pixels [`Self::warping_error`] scores, over the pairs within a shot:
+    /// those whose independent flow passes the forward–backward check and stays inside the
+    /// frame. Over all pairs (a shot change scoring none) it is
+    /// `scored_fraction * (frames - 1 - shot_changes) / (frames - 1)`.
     pub scored_fraction: f64,
-    /// Warping error under the independent flow over every pixel, occluded or not (an upper
-    /// bound that no mask can flatter).
+    /// Frame pairs that straddle a shot change ([`is_shot_change`], judged on the input with
+    /// the independent flow): left out of every figure but [`Self::warping_error_all_pixels`]
+    /// and [`Self::temporal_difference`].
+    pub shot_changes: usize,
+    /// Warping error under the independent flow over every pixel of every pair, occluded or
+    /// not, shot changes included (an upper bound that no mask or rule can flatter).
     pub warping_error_all_pixels: f64,
     /// Warping error under the smoother's own flow and mask ([`flow::estimate`], forward–backward
     /// and photometric check): the figure the smoother is built to lower.
     pub smoother_flow_warping_error: f64,
-    /// Mean fraction of pixels the smoother's mask keeps.
+    /// Mean fraction of pixels the smoother's mask keeps (pairs within a shot).
     pub tracked_fraction: f64,
     /// Plain temporal difference: mean over pairs of `|O_t - O_{t-1}|` over pixels and channels,
     /// in [0, 1]. Blind to motion: it also counts real movement.
@@ -59,6 +70,9 @@ pub struct FlickerStats {
 /// Motion between two input frames: flow from t to t-1, its mask and the warped-input error.
 struct Motion {
     flow: flow::Flow,
+    /// Forward–backward consistent and inside the frame.
+    consistent: Vec<bool>,
+    /// Consistent, and the warped input within [`PHOTO_THRESHOLD`] of the input.
     mask: Vec<bool>,
     /// Mean absolute RGB difference between input t and warped input t-1, in [0, 1].
     photo: Vec<f32>,
@@ -73,25 +87,84 @@ fn motion(
 ) -> Motion {
     let f = flow::estimate(cur_gray, prev_gray, p);
     let b = flow::estimate(prev_gray, cur_gray, p);
-    let mut mask = flow::consistent(&f, &b);
-    let warped = flow::warp_rgb(prev, &f);
-    let cur = cur.as_raw();
-    let photo: Vec<f32> = (0..mask.len())
-        .map(|i| {
-            (0..3)
-                .map(|c| (f32::from(cur[i * 3 + c]) - warped[i * 3 + c]).abs())
-                .sum::<f32>()
-                / (3.0 * 255.0)
-        })
+    let consistent = flow::consistent(&f, &b);
+    let photo = photo_error(prev, cur, &f);
+    let mask = consistent
+        .iter()
+        .zip(&photo)
+        .map(|(&c, &e)| c && e <= PHOTO_THRESHOLD)
         .collect();
-    for (m, e) in mask.iter_mut().zip(&photo) {
-        *m &= *e <= PHOTO_THRESHOLD;
-    }
     Motion {
         flow: f,
+        consistent,
         mask,
         photo,
     }
+}
+
+/// Per pixel, the mean absolute RGB difference (in [0, 1]) between `cur` and `prev` warped to
+/// it along `flow` (from `cur` to `prev`): what the motion does not explain.
+fn photo_error(prev: &RgbImage, cur: &RgbImage, flow: &flow::Flow) -> Vec<f32> {
+    let warped = flow::warp_rgb(prev, flow);
+    cur.as_raw()
+        .chunks_exact(3)
+        .zip(warped.chunks_exact(3))
+        .map(|(c, w)| {
+            c.iter()
+                .zip(w)
+                .map(|(&a, &b)| (f32::from(a) - b).abs())
+                .sum::<f32>()
+                / (3.0 * 255.0)
+        })
+        .collect()
+}
+
+/// Whether a pair of input frames straddles a shot change (a cut): more than half of the
+/// picture is off by more than [`PHOTO_THRESHOLD`] after warping, i.e. the median of
+/// `photo` (see [`photo_error`]) exceeds it. Within a shot, even under fast motion with
+/// motion blur, most of the picture is explained by the motion; across a cut almost none is.
+/// The rule reads the input only, so it treats every output of the same input alike.
+pub fn is_shot_change(photo: &[f32]) -> bool {
+    if photo.is_empty() {
+        return false;
+    }
+    let mut v = photo.to_vec();
+    let mid = v.len() / 2;
+    let (_, median, _) = v.select_nth_unstable_by(mid, f32::total_cmp);
+    *median > PHOTO_THRESHOLD
+}
+
+/// Half-size of the neighbourhood whose warped-input error must also be low where the flow
+/// fails the forward–backward check (see [`blend_weights`]).
+const UNSURE_RADIUS: usize = 2;
+
+/// Per-pixel weight of the warped previous result, from 0 to `strength`.
+///
+/// Where the flow passes the forward–backward check, `strength · exp(-(e/σ)²)` with `e` the
+/// pixel's warped-input error, and 0 past [`PHOTO_THRESHOLD`]. Where it fails the check, the
+/// motion is unsure: mostly in regions without texture (noise decides the flow there, so the
+/// two directions disagree) but also at occlusions. There `e` is replaced by the larger of the
+/// pixel's error and its neighbourhood's mean: a flat region that the warp explains is
+/// blended, an occlusion, whose neighbourhood holds the mismatching content, is not.
+fn blend_weights(m: &Motion, strength: f32, sigma: f32) -> Vec<f32> {
+    let (w, h) = (m.flow.width, m.flow.height);
+    let mut local = vec![0.0; w * h];
+    let mut tmp = vec![0.0; w * h];
+    flow::box_mean(&m.photo, w, h, UNSURE_RADIUS, &mut local, &mut tmp);
+    (0..w * h)
+        .map(|i| {
+            let e = if m.consistent[i] {
+                m.photo[i]
+            } else {
+                m.photo[i].max(local[i])
+            };
+            if e > PHOTO_THRESHOLD {
+                0.0
+            } else {
+                strength * (-(e / sigma).powi(2)).exp()
+            }
+        })
+        .collect()
 }
 
 /// The input at the output's size (flow is measured where the output lives).
@@ -114,6 +187,8 @@ fn squared_error(out: &[u8], warped: &[f32], i: usize) -> f64 {
 /// Running sums of one warping error.
 #[derive(Debug, Default)]
 struct WarpSums {
+    /// Pairs added.
+    seen: usize,
     /// Pairs with at least one scored pixel.
     pairs: usize,
     sum: f64,
@@ -130,6 +205,7 @@ impl WarpSums {
             .filter(|(_, m)| **m)
             .map(|(e, _)| e)
             .sum();
+        self.seen += 1;
         self.sum_fraction += kept as f64 / mask.len().max(1) as f64;
         if kept > 0 {
             self.pairs += 1;
@@ -144,6 +220,15 @@ impl WarpSums {
             self.sum / self.pairs as f64
         }
     }
+
+    /// Mean share of the pixels scored, over the pairs added.
+    fn fraction(&self) -> f64 {
+        if self.seen == 0 {
+            0.0
+        } else {
+            self.sum_fraction / self.seen as f64
+        }
+    }
 }
 
 /// Streaming flicker measurement: push (input, output) frame pairs in order, read [`Self::stats`].
@@ -155,6 +240,7 @@ pub struct FlickerMeter {
     prev: Option<(RgbImage, Gray, RgbImage)>,
     frames: usize,
     pairs: usize,
+    shot_changes: usize,
     sum_diff: f64,
     independent: WarpSums,
     all_pixels: WarpSums,
@@ -182,16 +268,20 @@ impl FlickerMeter {
             // Independent flow: polynomial expansion, forward–backward occlusion rule only.
             let f = flow_poly::estimate_poly(&gray, &pgray, &self.poly);
             let b = flow_poly::estimate_poly(&pgray, &gray, &self.poly);
-            let mask = flow::consistent(&f, &b);
             let warped = flow::warp_rgb(&pout, &f);
             let se: Vec<f64> = (0..n).map(|i| squared_error(out, &warped, i)).collect();
-            self.independent.add(&se, &mask);
             self.all_pixels.add(&se, &vec![true; n]);
-            // The smoother's own flow and mask, for comparison.
-            let m = motion(&pin, &pgray, &input, &gray, &self.params);
-            let warped = flow::warp_rgb(&pout, &m.flow);
-            let se: Vec<f64> = (0..n).map(|i| squared_error(out, &warped, i)).collect();
-            self.smoother_flow.add(&se, &m.mask);
+            if is_shot_change(&photo_error(&pin, &input, &f)) {
+                // No pixel has a match across a cut: nothing to score, for either flow.
+                self.shot_changes += 1;
+            } else {
+                self.independent.add(&se, &flow::consistent(&f, &b));
+                // The smoother's own flow and mask, for comparison.
+                let m = motion(&pin, &pgray, &input, &gray, &self.params);
+                let warped = flow::warp_rgb(&pout, &m.flow);
+                let se: Vec<f64> = (0..n).map(|i| squared_error(out, &warped, i)).collect();
+                self.smoother_flow.add(&se, &m.mask);
+            }
             let prev = pout.as_raw();
             let diff: f64 = out
                 .iter()
@@ -216,10 +306,11 @@ impl FlickerMeter {
         FlickerStats {
             frames: self.frames,
             warping_error: self.independent.mean(),
-            scored_fraction: avg(self.independent.sum_fraction),
+            scored_fraction: self.independent.fraction(),
             warping_error_all_pixels: self.all_pixels.mean(),
             smoother_flow_warping_error: self.smoother_flow.mean(),
-            tracked_fraction: avg(self.smoother_flow.sum_fraction),
+            tracked_fraction: self.smoother_flow.fraction(),
+            shot_changes: self.shot_changes,
             temporal_difference: avg(self.sum_diff),
         }
     }
@@ -293,12 +384,13 @@ impl Default for TemporalParams {
 /// Motion-compensated recursive filter against flicker.
 ///
 /// Each translated frame is blended with the previous *result* warped to it by the input's
-/// optical flow: `P_t = O_t + w (warp(P_{t-1}) - O_t)`, with `w = strength` where the pixel is
-/// tracked (forward–backward consistent, and the warped input agrees with the input, softly
-/// through `sigma`) and 0 elsewhere. Changes that follow the input's motion pass through
-/// (the previous result is moved along with the content, so moving edges are not blurred);
-/// changes the input does not explain (flicker) are averaged over time; occlusions, new content
-/// and cuts take the new frame as it is.
+/// optical flow: `P_t = O_t + w (warp(P_{t-1}) - O_t)`, with `w` up to `strength` where the
+/// warped input agrees with the input (softly through `sigma`; where the flow fails the
+/// forward–backward check, the whole neighbourhood must agree) and 0 elsewhere (see
+/// `blend_weights`). Changes that follow the input's motion pass through (the previous result
+/// is moved along with the content, so moving edges are not blurred); changes the input does
+/// not explain (flicker) are averaged over time; occlusions and new content take the new frame
+/// as it is, and a shot change ([`is_shot_change`]) starts the filter afresh.
 #[derive(Debug, Default)]
 pub struct TemporalSmoother {
     params: TemporalParams,
@@ -333,6 +425,13 @@ impl TemporalSmoother {
         self.prev = None;
     }
 
+    /// Show `output` as it is and remember it as the new start.
+    fn restart(&mut self, input: RgbImage, gray: Gray, output: RgbImage) -> RgbImage {
+        let cur = output.as_raw().iter().map(|&v| f32::from(v)).collect();
+        self.prev = Some((input, gray, cur));
+        output
+    }
+
     /// Filter the next frame: `input` is the network's input, `output` its translation. Returns
     /// the frame to show, of `output`'s size (the input is resized to it for the flow).
     pub fn process(&mut self, input: &RgbImage, output: RgbImage) -> RgbImage {
@@ -345,15 +444,21 @@ impl TemporalSmoother {
             && self.params.strength > 0.0
         {
             let m = motion(&pin, &pgray, &input, &gray, &self.params.flow);
+            if is_shot_change(&m.photo) {
+                // A cut: the past shows another scene. The per-pixel mask would still let flat
+                // regions through; start afresh instead.
+                self.blended_frames += 1;
+                return self.restart(input, gray, output);
+            }
             let warped = flow::warp_rgb_f32(&pout, &m.flow);
             let s = self.params.strength.clamp(0.0, 0.99);
             let sigma = self.params.sigma.max(1e-6);
             let mut strong = 0usize;
-            for (i, &keep) in m.mask.iter().enumerate() {
-                if !keep {
+            let weights = blend_weights(&m, s, sigma);
+            for (i, &wgt) in weights.iter().enumerate() {
+                if wgt == 0.0 {
                     continue;
                 }
-                let wgt = s * (-(m.photo[i] / sigma).powi(2)).exp();
                 strong += usize::from(wgt >= 0.5 * s);
                 for c in 0..3 {
                     let k = i * 3 + c;

@@ -6,7 +6,12 @@
 //! flow rewards the smoother for agreeing with itself. Here each neighbourhood of each image is
 //! approximated by a quadratic polynomial `f(x) ≈ xᵀAx + bᵀx + c` (Gaussian-weighted least
 //! squares); if the second image is the first moved by `d`, then `b₂ = b₁ − 2A d`, which gives
-//! `d` from the coefficients alone, solved over a window and refined coarse to fine.
+//! `d` from the coefficients alone, solved over a window and refined coarse to fine (the
+//! second image's coefficients are sampled at the current estimate at every iteration, so
+//! each level only solves for a residual). A weak pull towards the neighbours' mean flow
+//! decides the motion where there is no texture to, as the smoothness term of variational
+//! methods does; the data term, not image gradients, is what sets it apart from
+//! [`crate::flow`].
 
 use crate::flow::{Flow, Gray, bilinear, box_mean, pyramid};
 
@@ -24,6 +29,9 @@ pub struct PolyFlowParams {
     pub window_radius: usize,
     /// Refinements per pyramid level.
     pub iterations: usize,
+    /// How strongly a pixel's motion is pulled towards its neighbours' mean (in the units of
+    /// the squared polynomial coefficients): decides the motion where texture is too weak to.
+    pub regularization: f32,
 }
 
 impl Default for PolyFlowParams {
@@ -34,6 +42,7 @@ impl Default for PolyFlowParams {
             poly_sigma: 1.5,
             window_radius: 7,
             iterations: 4,
+            regularization: 3e-6,
         }
     }
 }
@@ -174,6 +183,7 @@ fn refine(e1: &Expansion, e2: &Expansion, flow: &mut Flow, p: &PolyFlowParams) {
     let mut prods: [Vec<f32>; 5] = std::array::from_fn(|_| vec![0.0; n]);
     let mut sums: [Vec<f32>; 5] = std::array::from_fn(|_| vec![0.0; n]);
     let mut tmp = vec![0.0; n];
+    let (mut mu, mut mv) = (vec![0.0; n], vec![0.0; n]);
     let (wmax, hmax) = ((w - 1) as f32, (h - 1) as f32);
     for _ in 0..p.iterations {
         for y in 0..h {
@@ -206,13 +216,17 @@ fn refine(e1: &Expansion, e2: &Expansion, flow: &mut Flow, p: &PolyFlowParams) {
             box_mean(&prods[k], w, h, p.window_radius, &mut sums[k], &mut tmp);
         }
         let [s_xx, s_xy, s_yy, s_x, s_y] = &sums;
+        // Prior: the neighbourhood's mean flow, so windows without texture take their
+        // neighbours' motion (the smoothness term of variational methods) instead of keeping
+        // whatever the coarser level guessed; with texture the data term outweighs it.
+        box_mean(&flow.u, w, h, 1, &mut mu, &mut tmp);
+        box_mean(&flow.v, w, h, 1, &mut mv, &mut tmp);
+        let lambda = p.regularization;
         let pixels = flow.u.iter_mut().zip(flow.v.iter_mut()).enumerate();
         for (i, (u, v)) in pixels {
-            // A small pull towards the current estimate decides windows without texture.
-            const LAMBDA: f32 = 1e-7;
-            let (a, b, c) = (s_xx[i] + LAMBDA, s_xy[i], s_yy[i] + LAMBDA);
-            let rx = s_x[i] + LAMBDA * *u;
-            let ry = s_y[i] + LAMBDA * *v;
+            let (a, b, c) = (s_xx[i] + lambda, s_xy[i], s_yy[i] + lambda);
+            let rx = s_x[i] + lambda * mu[i];
+            let ry = s_y[i] + lambda * mv[i];
             let det = a * c - b * b;
             if det <= 1e-20 {
                 continue;

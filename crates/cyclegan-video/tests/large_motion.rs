@@ -1,5 +1,6 @@
 //! Both flows on pans of known speed (small and large), and the smoother on an object crossing
 //! the frame fast: it must not leave stale content (ghosts) where the object comes and goes.
+//! Also: cuts (neither scored nor blended across) and flat regions (scored and smoothed).
 
 mod common;
 
@@ -97,7 +98,9 @@ fn both_flows_follow_small_and_large_pans() {
         let epe_lk = endpoint_error(&lk, u, v, margin);
         println!("pan {speed} px/frame: end-point error poly {epe_poly:.3}, LK {epe_lk:.3}");
         // Stated accuracy (mean end-point error away from the border): a tenth of a pixel at
-        // 3.3 px/frame, a quarter of a pixel at 23.7 px/frame.
+        // 3.3 px/frame, a quarter of a pixel at 23.7 px/frame (both read 0.005-0.006). The
+        // limit on this 192x144 frame lies below 41.3 px/frame, where both flows fail (42-49
+        // px of error): the coarsest pyramid level (24x18) still sees 5 px of motion.
         let bound = if speed < 10.0 { 0.1 } else { 0.25 };
         assert!(epe_poly < bound, "poly flow at {speed} px: {epe_poly:.3}");
         assert!(epe_lk < bound, "LK flow at {speed} px: {epe_lk:.3}");
@@ -200,4 +203,122 @@ fn strength_sets_how_much_flicker_is_removed() {
     let (e0, e3, e8) = (e(&outs), e(&weak), e(&strong));
     println!("warping error: strength 0 {e0:.5}, 0.3 {e3:.5}, 0.8 {e8:.5}");
     assert!(e8 < e3 && e3 < e0, "{e0} {e3} {e8}");
+}
+
+/// Frames of a pan over one texture then, from frame `cut` on, over another: a hard cut.
+fn clip_with_cut(cut: usize, n: usize) -> Vec<RgbImage> {
+    let (a, b) = (Texture::new(31), Texture::new(32));
+    (0..n)
+        .map(|k| {
+            let tex = if k < cut { &a } else { &b };
+            pan(tex, 128, 96, 6.0, k)
+        })
+        .collect()
+}
+
+#[test]
+fn a_cut_is_not_scored_and_not_blended_across() {
+    let inputs = clip_with_cut(4, 8);
+    let mut rng = Rng(17);
+    let outs: Vec<RgbImage> = inputs.iter().map(|i| noisy(i, 6.0, &mut rng)).collect();
+    let s = flicker_stats(&inputs, &outs);
+    println!("{s:?}");
+    assert_eq!(s.shot_changes, 1, "{s:?}");
+    // The six pairs within a shot are scored almost everywhere; noise of σ 6 alone gives
+    // 2·36/255² ≈ 0.0011 wherever the flow is right. Scoring the cut pair would add an error
+    // of the order of the textures' difference (about 0.05) spread over the seven pairs.
+    assert!(s.scored_fraction > 0.9, "{s:?}");
+    assert!(s.warping_error < 0.0016, "{s:?}");
+    assert!(s.warping_error_all_pixels > 0.004, "{s:?}");
+    // A pan of the same speed without the cut has no shot change.
+    let steady: Vec<RgbImage> = (0..8)
+        .map(|k| pan(&Texture::new(31), 128, 96, 6.0, k))
+        .collect();
+    assert_eq!(flicker_stats(&steady, &steady).shot_changes, 0);
+    // The smoother shows the first frame after the cut as translated: nothing of the old scene.
+    let mut sm = TemporalSmoother::new(TemporalParams::default());
+    for (k, (i, o)) in inputs.iter().zip(&outs).enumerate() {
+        let shown = sm.process(i, o.clone());
+        if k == 4 {
+            assert_eq!(&shown, o, "blended across the cut");
+        }
+    }
+}
+
+/// A pan of `tex` whose lower half is a flat grey (like a sky or a wall): no texture there to
+/// decide the motion.
+fn pan_with_flat_half(tex: &Texture, k: usize) -> RgbImage {
+    let mut img = pan(tex, 128, 96, 4.0, k);
+    for y in 48..96 {
+        for x in 0..128 {
+            img.put_pixel(x, y, Rgb([120, 124, 128]));
+        }
+    }
+    img
+}
+
+#[test]
+fn flat_regions_are_smoothed_and_scored() {
+    let tex = Texture::new(41);
+    let mut rng = Rng(23);
+    // The input carries a little camera noise, so the flow in the flat half is noise-driven.
+    let inputs: Vec<RgbImage> = (0..8)
+        .map(|k| noisy(&pan_with_flat_half(&tex, k), 1.5, &mut rng))
+        .collect();
+    let outs: Vec<RgbImage> = inputs.iter().map(|i| noisy(i, 6.0, &mut rng)).collect();
+    let mut sm = TemporalSmoother::new(TemporalParams::default());
+    let shown: Vec<RgbImage> = inputs
+        .iter()
+        .zip(&outs)
+        .map(|(i, o)| sm.process(i, o.clone()))
+        .collect();
+    let (before, after) = (
+        flicker_stats(&inputs, &outs),
+        flicker_stats(&inputs, &shown),
+    );
+    println!("blended {:.3}\n{before:?}\n{after:?}", sm.blended_share());
+    // Blending only where the flow passes the forward–backward check reached 0.88 here; with
+    // unsure pixels judged by their neighbourhood's warped-input error, 0.98.
+    assert!(sm.blended_share() > 0.93, "blended {}", sm.blended_share());
+    assert!(after.scored_fraction > 0.8, "{after:?}");
+    assert!(after.warping_error < 0.6 * before.warping_error);
+}
+
+#[test]
+fn the_poly_flow_prior_makes_flat_regions_consistent() {
+    // Without texture the data term leaves the motion open, so camera noise decides it and the
+    // two directions disagree: the measure then drops those pixels. The prior fills them in
+    // from their neighbours without costing accuracy where there is texture.
+    let tex = Texture::new(43);
+    let mut rng = Rng(29);
+    let a = noisy(&pan_with_flat_half(&tex, 1), 4.0, &mut rng);
+    let b = noisy(&pan_with_flat_half(&tex, 0), 4.0, &mut rng);
+    let (ga, gb) = (Gray::from_rgb(&a), Gray::from_rgb(&b));
+    let run = |p: &PolyFlowParams| {
+        let f = estimate_poly(&ga, &gb, p);
+        let back = estimate_poly(&gb, &ga, p);
+        let m = cyclegan_video::flow::consistent(&f, &back);
+        let share = m.iter().filter(|&&x| x).count() as f32 / m.len() as f32;
+        // End-point error on the textured upper half, away from its edges.
+        let (mut s, mut n) = (0.0, 0.0);
+        for y in 12..36 {
+            for x in 12..116 {
+                let i = y * f.width + x;
+                s += ((f.u[i] - 4.0).powi(2) + (f.v[i] - 4.0 / 3.0).powi(2)).sqrt();
+                n += 1.0;
+            }
+        }
+        (share, s / n)
+    };
+    let weak = run(&PolyFlowParams {
+        regularization: 1e-7,
+        ..Default::default()
+    });
+    let default = run(&PolyFlowParams::default());
+    println!("(consistent share, end-point error) weak prior {weak:?}, default {default:?}");
+    assert!(
+        default.0 > 0.97 && default.0 > weak.0 + 0.02,
+        "{weak:?} {default:?}"
+    );
+    assert!(default.1 < 0.1, "{default:?}");
 }
