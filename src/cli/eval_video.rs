@@ -22,8 +22,10 @@ The verdict uses a flow the temporal smoother does not use (polynomial expansion
 Farneback 2003; the smoother uses Lucas-Kanade), so smoothing cannot score well just by \
 agreeing with itself. Its occlusion rule is the forward-backward check alone: a pixel is scored \
 when following the flow to the previous frame and back returns within \
-sqrt(0.01 (|f|^2 + |b|^2) + 0.5) pixels and stays inside the frame. The share of pixels scored \
-is printed, and so is the error over all pixels, occluded or not.\n\n\
+sqrt(0.01 (|f|^2 + |b|^2) + 0.5) pixels and stays inside the frame. Frame pairs across a shot \
+change (the median pixel of the warped INPUT off by more than 0.1) are not scored: no flow \
+joins two shots. The share of pixels scored and the number of shot changes are printed, and so \
+is the error over all pixels of all pairs, occluded or not.\n\n\
 For comparison it also prints the warping error under the smoother's own flow and mask \
 (forward-backward plus a photometric check), the plain temporal difference \
 (mean |out_t - out_(t-1)|, which counts real motion too) and the fraction of pixels that mask \
@@ -103,6 +105,7 @@ pub fn run(args: EvalVideoArgs) -> anyhow::Result<ExitCode> {
             "frames": s.frames,
             "warping_error": s.warping_error,
             "scored_fraction": s.scored_fraction,
+            "shot_changes": s.shot_changes,
             "warping_error_all_pixels": s.warping_error_all_pixels,
             "smoother_flow_warping_error": s.smoother_flow_warping_error,
             "smoother_flow_tracked_fraction": s.tracked_fraction,
@@ -127,9 +130,15 @@ pub fn run(args: EvalVideoArgs) -> anyhow::Result<ExitCode> {
             100.0 * s.scored_fraction
         );
         println!(
-            "                       {:.6}  over all pixels",
+            "                       {:.6}  over all pixels of all pairs",
             s.warping_error_all_pixels
         );
+        if s.shot_changes > 0 {
+            println!(
+                "  shot changes         {}  (frame pairs across a cut, not scored)",
+                s.shot_changes
+            );
+        }
         println!(
             "  smoother's flow      {:.6}  over {:.1}% of pixels (the flow and mask --temporal uses)",
             s.smoother_flow_warping_error,
