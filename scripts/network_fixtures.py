@@ -202,20 +202,11 @@ def main(out, ref_dir=None):
     print(json.dumps(meta, indent=2))
 
 
-def agreement(got, want):
-    """Share of entries within 2e-5 and the worst difference (the parity tests' measures)."""
-    close, total, worst = 0, 0, 0.0
-    for k, w in want.items():
-        diff = (got[k].double() - w.double()).abs()
-        close += int((diff <= 2e-5).sum())
-        total += diff.numel()
-        worst = max(worst, float(diff.max()))
-    return {"share_within_2e-5": close / total, "worst": worst, "entries": total}
-
-
 def two_steps(out, ref_dir):
     sys.path.insert(0, ref_dir)
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     import torch_reference as ref
+    from cut_fixtures import agreement
     torch.manual_seed(4)
     nets = {"G_A": Unet(7, 2), "G_B": Unet(7, 2), "D_A": Pixel(4), "D_B": Pixel(4)}
     for net in nets.values():

@@ -49,6 +49,15 @@ pub enum Workload {
     Infer1080p,
     /// Images per second decoded, resized 286, cropped 256 and flipped by the training loader.
     Data,
+    /// A generated 854x480 clip translated end to end as `translate` does: MP4 decode, ResNet-9,
+    /// H.264 encode (not in `all`: seconds per frame on a CPU).
+    Video480p,
+    /// The same with `--temporal on` (optical-flow smoothing).
+    Video480pTemporal,
+    /// A 1920x1080 clip end to end.
+    Video1080p,
+    /// A 1920x1080 clip end to end with `--temporal on`.
+    Video1080pTemporal,
     /// Per-operation profile of a 128 px ResNet-6 iteration: each op type timed alone.
     Ops,
 }
@@ -82,6 +91,10 @@ impl Workload {
             Workload::Infer480p => "infer480p",
             Workload::Infer1080p => "infer1080p",
             Workload::Data => "data",
+            Workload::Video480p => "video480p",
+            Workload::Video480pTemporal => "video480p-temporal",
+            Workload::Video1080p => "video1080p",
+            Workload::Video1080pTemporal => "video1080p-temporal",
             Workload::Ops => "ops",
         }
     }
@@ -179,6 +192,12 @@ pub struct Report {
     /// `gflop / median_s`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub gflop_per_s: Option<f64>,
+    /// Of `median_s`, seconds per frame in the network (the video workloads only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network_s: Option<f64>,
+    /// Of `median_s`, seconds per frame in temporal smoothing (the video workloads only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub smoothing_s: Option<f64>,
     /// Peak resident memory of the process (VmHWM), MiB.
     pub peak_rss_mib: f64,
 }

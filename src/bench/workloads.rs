@@ -15,9 +15,13 @@ use super::flop::{forward_flop, iteration_flop};
 use super::timing::{median, min, peak_rss_mib, time_runs};
 use super::{Report, Settings, Workload};
 use crate::config::TrainConfig;
+use crate::family::Generator;
 use crate::family::{CycleGan, Family, UnpairedModel};
 use crate::model::weights::init_normal;
 use crate::model::{CycleGanGenerator, DiscriminatorConfig, GeneratorConfig, ResnetGenerator};
+use crate::translate::Translator;
+use crate::translate::video::translate_video;
+use cyclegan_video::{Frame, TemporalParams, VideoReport, VideoTranslateOptions};
 
 /// Time `workload` (any but `All` and `Ops`, which are not single timings).
 pub fn measure(workload: Workload, settings: &Settings) -> Result<Report> {
@@ -35,6 +39,10 @@ pub fn measure(workload: Workload, settings: &Settings) -> Result<Report> {
         Workload::Infer480p => infer(settings, 480, 854),
         Workload::Infer1080p => infer(settings, 1080, 1920),
         Workload::Data => data(settings),
+        Workload::Video480p => video(workload, settings, (854, 480), false),
+        Workload::Video480pTemporal => video(workload, settings, (854, 480), true),
+        Workload::Video1080p => video(workload, settings, (1920, 1080), false),
+        Workload::Video1080pTemporal => video(workload, settings, (1920, 1080), true),
         Workload::All | Workload::Ops => bail!("`{}` is not a single timing", workload.name()),
     }
 }
@@ -62,6 +70,8 @@ fn report(workload: Workload, settings: &Settings, times: &[f64], gflop: Option<
         images_per_s: None,
         gflop,
         gflop_per_s: gflop.map(|g| g / m),
+        network_s: None,
+        smoothing_s: None,
         peak_rss_mib: peak_rss_mib(),
     }
 }
@@ -174,6 +184,77 @@ fn infer(settings: &Settings, h: usize, w: usize) -> Result<Report> {
         _ => Workload::Infer1080p,
     };
     Ok(report(workload, settings, &times, Some(flop / 1e9)))
+}
+
+/// Translate a generated clip of `settings.iters` frames (at least 3) end to end, as
+/// `cyclegan translate --model M clip.mp4 out.mp4` does with its defaults: MP4 decode, the
+/// ResNet-9 generator (ngf 64) in batches of 4, optical-flow smoothing when `temporal`, H.264
+/// encode. Seconds per frame over the whole job, and the shares of network and smoothing.
+fn video(
+    workload: Workload,
+    settings: &Settings,
+    (w, h): (u32, u32),
+    temporal: bool,
+) -> Result<Report> {
+    let device = settings.device.device()?;
+    let mut g = ResnetGenerator::new(&GeneratorConfig::resnet(64, 9), &device);
+    init_normal(&mut g, &mut ChaCha8Rng::seed_from_u64(0));
+    if let Some(policy) = settings.conv.policy() {
+        g.set_conv_policy(policy);
+    }
+    g.set_precision(settings.precision);
+    let translator = Translator::new(Generator::Resnet(g), &device);
+    let dir = std::env::temp_dir().join(format!("cyclegan-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let result = (|| -> Result<VideoReport> {
+        let clip = dir.join("clip.mp4");
+        let frames = settings.iters.max(3);
+        let mut sink = cyclegan_video::create(&clip, w, h)?;
+        for i in 0..frames {
+            let frame = Frame {
+                image: panning_frame(w, h, i),
+                time: i as f64 / 30.0,
+                duration: None,
+            };
+            sink.write(&frame)?;
+        }
+        sink.finish()?;
+        for _ in 0..settings.warmup {
+            translator.translate(&[panning_frame(w, h, 0)]);
+        }
+        let opts = VideoTranslateOptions {
+            temporal: temporal.then(TemporalParams::default),
+            ..VideoTranslateOptions::default()
+        };
+        translate_video(&translator, &clip, &dir.join("out.mp4"), &opts, true)
+    })();
+    let _ = std::fs::remove_dir_all(&dir);
+    let done = result?;
+    let n = done.frames as f64;
+    let per_frame = done.elapsed.as_secs_f64() / n;
+    let mut r = report(workload, settings, &[per_frame], None);
+    r.iters = done.frames;
+    r.images_per_s = Some(1.0 / per_frame);
+    r.network_s = Some(done.translate_time.as_secs_f64() / n);
+    r.smoothing_s = Some(done.temporal_time.as_secs_f64() / n);
+    Ok(r)
+}
+
+/// Frame `i` of a clip panning 4 pixels a frame over smooth colour waves (what the flow of the
+/// temporal smoothing can follow).
+fn panning_frame(w: u32, h: u32, i: usize) -> image::RgbImage {
+    let shift = 4.0 * i as f32;
+    image::RgbImage::from_fn(w, h, |x, y| {
+        let (fx, fy) = (x as f32 + shift, y as f32);
+        let wave = |a: f32, b: f32, c: f32| {
+            (((fx * a).sin() + (fy * b).cos() + (fx * c + fy * a).sin()) * 40.0 + 128.0) as u8
+        };
+        image::Rgb([
+            wave(0.031, 0.023, 0.011),
+            wave(0.017, 0.037, 0.013),
+            wave(0.027, 0.019, 0.007),
+        ])
+    })
 }
 
 fn data(settings: &Settings) -> Result<Report> {

@@ -22,6 +22,7 @@ cyclegan bench                                  # everything, 2 threads per defa
 cyclegan bench --workload train128 --iters 10 --json\n  \
 cyclegan bench --workload train128 --conv burn  # burn's own convolution, for comparison\n  \
 cyclegan bench --workload ops                   # where a 128 px iteration spends its time\n  \
+cyclegan bench --workload video480p-temporal --iters 12   # a clip end to end, frames per second\n  \
 cyclegan bench --workload train256 --device vulkan --batch 4   # on a GPU (build feature)\n  \
 scripts/bench_vs_pytorch.sh 5                   # interleaved with PyTorch, with ratios")]
 pub struct BenchArgs {
@@ -137,7 +138,7 @@ fn run_all(args: &BenchArgs) -> Result<ExitCode> {
 
 fn print_table(reports: &[Report]) {
     println!(
-        "{:<10} {:>7} {:>5} {:>5} {:>7} {:>10} {:>10} {:>10} {:>9} {:>10}",
+        "{:<19} {:>7} {:>5} {:>5} {:>7} {:>10} {:>10} {:>10} {:>9} {:>10}",
         "workload",
         "device",
         "batch",
@@ -150,9 +151,13 @@ fn print_table(reports: &[Report]) {
         "peak MiB"
     );
     for r in reports {
-        let opt = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.1}"));
+        let opt = |v: Option<f64>| match v {
+            None => "-".to_string(),
+            Some(v) if v < 10.0 => format!("{v:.2}"),
+            Some(v) => format!("{v:.1}"),
+        };
         println!(
-            "{:<10} {:>7} {:>5} {:>5} {:>7} {:>10.4} {:>10.4} {:>10} {:>9} {:>10.0}",
+            "{:<19} {:>7} {:>5} {:>5} {:>7} {:>10.4} {:>10.4} {:>10} {:>9} {:>10.0}",
             r.workload,
             r.device,
             r.batch,
@@ -164,6 +169,16 @@ fn print_table(reports: &[Report]) {
             opt(r.gflop_per_s),
             r.peak_rss_mib
         );
+    }
+    for r in reports {
+        if let (Some(net), Some(smooth)) = (r.network_s, r.smoothing_s) {
+            println!(
+                "{}: {:.3} s a frame = network {net:.3} s + smoothing {smooth:.3} s + decode, resize and encode {:.3} s",
+                r.workload,
+                r.median_s,
+                r.median_s - net - smooth
+            );
+        }
     }
 }
 
