@@ -155,7 +155,7 @@ pub struct Settings {
     pub conv: ConvChoice,
     /// Where the networks run.
     pub device: DeviceArg,
-    /// Images per training batch (the training workloads only).
+    /// Images per training batch (the training workloads), frames translated at once (video).
     pub batch: usize,
     /// Float type of the convolutions.
     pub precision: Precision,

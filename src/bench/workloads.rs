@@ -55,7 +55,11 @@ fn report(workload: Workload, settings: &Settings, times: &[f64], gflop: Option<
         | Workload::Cut128
         | Workload::Fastcut128
         | Workload::Cut256
-        | Workload::Fastcut256 => settings.batch,
+        | Workload::Fastcut256
+        | Workload::Video480p
+        | Workload::Video480pTemporal
+        | Workload::Video1080p
+        | Workload::Video1080pTemporal => settings.batch,
         _ => 1,
     };
     Report {
@@ -187,8 +191,8 @@ fn infer(settings: &Settings, h: usize, w: usize) -> Result<Report> {
 }
 
 /// Translate a generated clip of `settings.iters` frames (at least 3) end to end, as
-/// `cyclegan translate --model M clip.mp4 out.mp4` does with its defaults: MP4 decode, the
-/// ResNet-9 generator (ngf 64) in batches of 4, optical-flow smoothing when `temporal`, H.264
+/// `cyclegan translate --model M clip.mp4 out.mp4` does: MP4 decode, the ResNet-9 generator
+/// (ngf 64) on `settings.batch` frames at a time, optical-flow smoothing when `temporal`, H.264
 /// encode. Seconds per frame over the whole job, and the shares of network and smoothing.
 fn video(
     workload: Workload,
@@ -224,6 +228,7 @@ fn video(
         }
         let opts = VideoTranslateOptions {
             temporal: temporal.then(TemporalParams::default),
+            batch: settings.batch,
             ..VideoTranslateOptions::default()
         };
         translate_video(&translator, &clip, &dir.join("out.mp4"), &opts, true)

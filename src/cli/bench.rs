@@ -48,7 +48,7 @@ pub struct BenchArgs {
     /// Where the networks run (GPU devices need their cargo feature).
     #[arg(long, value_enum, default_value_t = DeviceArg::Cpu)]
     device: DeviceArg,
-    /// Images per batch in the training workloads.
+    /// Images per batch in the training workloads, frames translated at once in the video ones.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
     batch: u64,
     /// Float type of the convolutions: f16 or bf16 for mixed precision (GPUs).

@@ -94,12 +94,7 @@ impl NormLayer {
         }
     }
 
-    /// True for instance norm (the only kind whose input gradient the gradient penalty knows).
-    pub fn is_instance(&self) -> bool {
-        matches!(self, NormLayer::Instance(_))
-    }
-
-    /// The epsilon of an instance or batch norm.
+    /// The epsilon of an instance or batch norm (`None`: no normalisation).
     pub fn epsilon(&self) -> Option<f64> {
         match self {
             NormLayer::Instance(norm) => Some(norm.epsilon),
