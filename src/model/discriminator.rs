@@ -125,25 +125,16 @@ impl PatchDiscriminator {
                 vec![norm.layer(2 * ndf, device)],
             ),
             DiscriminatorKind::NLayers => {
-                // Filters double per layer, capped at 8 * ndf.
-                let width = |n: usize| ndf * (1usize << n.min(3));
-                let mut convs = vec![conv2d(config.input_nc, ndf, 4, 2, 1, true, device)];
-                let mut norms = Vec::new();
-                for n in 1..config.layers {
-                    convs.push(conv2d(width(n - 1), width(n), 4, 2, 1, bias, device));
-                    norms.push(norm.layer(width(n), device));
+                let (mut convs, mut norms) = (Vec::new(), Vec::new());
+                for (i, [cin, cout]) in patch_widths(config).into_iter().enumerate() {
+                    let stride = if i < config.layers { 2 } else { 1 };
+                    // The first layer has no norm, so it keeps its bias.
+                    convs.push(conv2d(cin, cout, 4, stride, 1, i == 0 || bias, device));
+                    if i > 0 {
+                        norms.push(norm.layer(cout, device));
+                    }
                 }
-                let last = width(config.layers);
-                convs.push(conv2d(
-                    width(config.layers - 1),
-                    last,
-                    4,
-                    1,
-                    1,
-                    bias,
-                    device,
-                ));
-                norms.push(norm.layer(last, device));
+                let last = convs[convs.len() - 1].weight.dims()[0];
                 convs.push(conv2d(last, 1, 4, 1, 1, true, device));
                 (convs, norms)
             }
@@ -293,6 +284,19 @@ impl PatchDiscriminator {
         }
         g
     }
+}
+
+/// The PatchGAN's channels, `[in, out]` of each 4x4 convolution before the 1-channel output:
+/// `layers` stride-2 ones (stride-1 then blur in CUT's) and one stride-1, the filters doubling
+/// from `ndf` per layer up to 8 `ndf`.
+pub(crate) fn patch_widths(config: &DiscriminatorConfig) -> Vec<[usize; 2]> {
+    let width = |n: usize| config.ndf * (1usize << n.min(3));
+    (0..=config.layers)
+        .map(|n| match n {
+            0 => [config.input_nc, config.ndf],
+            _ => [width(n - 1), width(n)],
+        })
+        .collect()
 }
 
 /// Instance norm without affine parameters, returning the normalised values and the

@@ -8,6 +8,7 @@ use burn::tensor::activation::leaky_relu;
 use super::antialias::{blur_down, down_filter};
 use super::conv;
 use crate::model::conv::Padding;
+use crate::model::discriminator::patch_widths;
 use crate::model::generator::{conv2d, instance_norm};
 use crate::model::precision::{self, Precision};
 use crate::model::weights::HostTensor;
@@ -33,27 +34,16 @@ pub struct CutDiscriminator {
 impl CutDiscriminator {
     /// A discriminator with zero weights; use [`crate::model::weights::init_normal`].
     pub fn new(config: &DiscriminatorConfig, antialias: bool, device: &Device) -> Self {
-        let ndf = config.ndf;
-        let stride = if antialias { 1 } else { 2 };
-        // Filters double per layer, capped at 8 * ndf.
-        let width = |n: usize| ndf * (1usize << n.min(3));
-        let mut convs = vec![conv2d(3, ndf, 4, stride, 1, true, device)];
-        let mut norms = Vec::new();
-        for n in 1..config.layers {
-            convs.push(conv2d(width(n - 1), width(n), 4, stride, 1, true, device));
-            norms.push(instance_norm(width(n), device));
+        let down_stride = if antialias { 1 } else { 2 };
+        let (mut convs, mut norms) = (Vec::new(), Vec::new());
+        for (i, [cin, cout]) in patch_widths(config).into_iter().enumerate() {
+            let stride = if i < config.layers { down_stride } else { 1 };
+            convs.push(conv2d(cin, cout, 4, stride, 1, true, device));
+            if i > 0 {
+                norms.push(instance_norm(cout, device));
+            }
         }
-        let last = width(config.layers);
-        convs.push(conv2d(
-            width(config.layers - 1),
-            last,
-            4,
-            1,
-            1,
-            true,
-            device,
-        ));
-        norms.push(instance_norm(last, device));
+        let last = convs[convs.len() - 1].weight.dims()[0];
         convs.push(conv2d(last, 1, 4, 1, 1, true, device));
         CutDiscriminator {
             convs,
