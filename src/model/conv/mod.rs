@@ -20,6 +20,7 @@ pub mod gemm;
 pub mod native;
 mod padding;
 pub mod winograd;
+pub mod winograd_cpu;
 
 pub use gemm::conv2d_gemm;
 pub use native::burn_conv2d;
@@ -131,9 +132,22 @@ impl ConvPolicy {
         match kernel {
             Kernel::Burn => burn_conv2d(x, weight, bias, stride, padding),
             Kernel::Gemm => conv2d_gemm(x, weight, bias, stride, padding),
+            // Inference on the CPU: the same F(4x4) with fused transforms, no autodiff to feed.
+            Kernel::Winograd(Tile::Four) if is_flex_inference(&x) => {
+                winograd_cpu::conv3x3_inference(x, weight, bias, padding)
+            }
             Kernel::Winograd(tile) => conv3x3(x, weight, bias, padding, tile),
         }
     }
+}
+
+/// Whether `x` lives on burn's CPU backend, untracked by autodiff: where the plain-Rust
+/// inference kernels apply.
+fn is_flex_inference(x: &Tensor<4>) -> bool {
+    let device = x.device();
+    !device.is_autodiff()
+        && x.dtype() == DType::F32
+        && matches!(device.as_dispatch(), burn::backend::DispatchDevice::Flex(_))
 }
 
 /// A transposed convolution (burn's kernel under every policy) whose weight follows the type of

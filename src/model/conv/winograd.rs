@@ -63,7 +63,7 @@ impl Tile {
         }
     }
     /// `B^T` (a x a), `G` (a x 3) and `A^T` (m x a), row-major, built from [`Tile::points`].
-    fn matrices(self) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+    pub(super) fn matrices(self) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
         toom_cook(self.points(), self.m(), 3)
     }
 }

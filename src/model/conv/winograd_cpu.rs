@@ -1,0 +1,524 @@
+//! Inference's 3x3 stride-1 convolution on the CPU: Winograd F(4x4, 3x3) in plain Rust, each
+//! transform one pass over memory, in burn's NCHW layout throughout.
+//!
+//! [`super::winograd::conv3x3`] writes the same algorithm in burn's tensor ops so that autodiff
+//! can differentiate it; there each transform is a gather, a [36, 36] matrix product and layout
+//! copies, and about half of an inference layer's time went outside the 36 big products
+//! (BENCHMARKS.md). Inference needs no gradient, so here:
+//!
+//! 1. per input channel: its padded rows, six at a time, transformed `V = B^T d B` for a whole
+//!    row of tiles at once (vectors run along the tiles), into `V[c][ξ][tile]` (each channel's
+//!    36 rows together: 36 streams 36 rows apart would fight over the same cache sets);
+//! 2. per position ξ: `M[ξ] = U[ξ] @ V[ξ]` (`[Co, C] @ [C, tiles]`, one `gemm` call per ξ, the
+//!    36 spread over the threads), `U = G g G^T` from the weights;
+//! 3. per output channel: `Y = A^T M A` plus bias, written straight into its NCHW plane.
+//!
+//! Padding is folded into which input row and column each padded position reads, so no padded
+//! copy is made; tiles overhanging the output's edge read zeros and their extra outputs are not
+//! written. Same matrices as [`super::winograd::Tile::Four`] (same rounding behaviour); the
+//! tests compare the result with burn's direct convolution. The vector loops are written once
+//! and compiled twice: for AVX2 + FMA (chosen at run time when the CPU has both) and portably.
+
+use burn::prelude::*;
+use burn::tensor::TensorData;
+use rayon::prelude::*;
+
+use super::padding::Padding;
+use super::winograd::Tile;
+
+/// Output pixels per tile side, input pixels per tile side, positions per tile.
+const M: usize = 4;
+const A: usize = 6;
+const POS: usize = A * A;
+
+/// `x` `[B, C, H, W]` convolved with `weight` `[Co, C, 3, 3]` (plus `bias`), stride 1, padded by
+/// `padding` (amount 0 or 1), by F(4x4, 3x3) on the CPU. `x` must be float32 on burn's CPU
+/// backend without autodiff; gives `[B, Co, Ho, Wo]` there.
+pub fn conv3x3_inference(
+    x: Tensor<4>,
+    weight: Tensor<4>,
+    bias: Option<Tensor<1>>,
+    padding: Padding,
+) -> Tensor<4> {
+    let [b, c, h, w] = x.dims();
+    let [co, ci, kh, kw] = weight.dims();
+    assert_eq!(
+        c, ci,
+        "winograd: input has {c} channels, weight expects {ci}"
+    );
+    assert_eq!([kh, kw], [3, 3], "winograd: kernel must be 3x3");
+    padding.check(h, w, [3, 3], "winograd");
+    let device = x.device();
+    let input = floats(x);
+    let bias = bias.map(floats);
+    let layer = Layer::new(c, co, h, w, padding);
+    let u = layer.weight_transform(&floats(weight));
+    let (ho, wo) = (layer.ho, layer.wo);
+    let mut out = Vec::with_capacity(b * co * ho * wo);
+    let out_ptr = SharedMut(out.as_mut_ptr());
+    for (n, image) in input.chunks_exact(c * h * w).enumerate() {
+        layer.forward(image, &u, bias.as_deref(), out_ptr.offset(n * co * ho * wo));
+    }
+    // SAFETY: `forward` wrote every output plane of every image.
+    unsafe { out.set_len(b * co * ho * wo) };
+    Tensor::from_data(TensorData::new(out, [b, co, ho, wo]), &device)
+}
+
+/// The tensor's values, row-major (moved out without a copy when nothing else holds them).
+pub(crate) fn floats<const D: usize>(x: Tensor<D>) -> Vec<f32> {
+    x.into_data()
+        .try_into_vec::<f32>()
+        .expect("the CPU kernels are only called on float32 tensors")
+}
+
+/// One layer's shapes and transform matrices.
+struct Layer {
+    c: usize,
+    co: usize,
+    h: usize,
+    w: usize,
+    ho: usize,
+    wo: usize,
+    /// Tiles per column and per row.
+    th: usize,
+    tw: usize,
+    /// For each padded row and column (`th * 4 + 2`, `tw * 4 + 2`), the input row or column it
+    /// reads, or `None` for a zero.
+    rows: Vec<Option<usize>>,
+    cols: Vec<Option<usize>>,
+    /// Padding on each side (0 or 1).
+    pad: usize,
+    /// `B^T` (6x6), `A^T` (4x6) and `G` (6x3), row-major.
+    bt: [f32; A * A],
+    at: [f32; M * A],
+    g: [f32; A * 3],
+}
+
+impl Layer {
+    fn new(c: usize, co: usize, h: usize, w: usize, padding: Padding) -> Self {
+        let p = padding.amount();
+        let (ho, wo) = (h + 2 * p - 2, w + 2 * p - 2);
+        let (th, tw) = (ho.div_ceil(M), wo.div_ceil(M));
+        // Padded coordinate q -> input coordinate, or None (padding zeros, or the overhang).
+        let sources = |tiles: usize, n: usize| -> Vec<Option<usize>> {
+            (0..tiles * M + 2)
+                .map(|q| {
+                    (q < n + 2 * p)
+                        .then(|| padding.source(q as i64 - p as i64, n))
+                        .flatten()
+                })
+                .collect()
+        };
+        let (bt, g, at) = Tile::Four.matrices();
+        Layer {
+            c,
+            co,
+            h,
+            w,
+            ho,
+            wo,
+            th,
+            tw,
+            rows: sources(th, h),
+            cols: sources(tw, w),
+            pad: p,
+            bt: bt.try_into().expect("B^T is 6x6"),
+            at: at.try_into().expect("A^T is 4x6"),
+            g: g.try_into().expect("G is 6x3"),
+        }
+    }
+
+    /// `U[ξ][co][c] = (G g G^T)[ξ]` for each filter `g = weight[co][c]`.
+    fn weight_transform(&self, weight: &[f32]) -> Vec<f32> {
+        let (c, co) = (self.c, self.co);
+        let mut u = Vec::with_capacity(POS * co * c);
+        let u_ptr = SharedMut(u.as_mut_ptr());
+        (0..co).into_par_iter().for_each(|o| {
+            // The 9 taps of output channel o as rows over input channels, then
+            // `half[ki][xj] = sum_kj G[xj][kj] g[ki][kj]`.
+            let mut taps = vec![0.0f32; 9 * c];
+            for (i, filter) in weight[o * c * 9..(o + 1) * c * 9]
+                .chunks_exact(9)
+                .enumerate()
+            {
+                for (k, &tap) in filter.iter().enumerate() {
+                    taps[k * c + i] = tap;
+                }
+            }
+            let mut half = vec![0.0f32; 3 * A * c];
+            for ki in 0..3 {
+                let rows: [&[f32]; 3] = std::array::from_fn(|kj| &taps[(ki * 3 + kj) * c..][..c]);
+                for xj in 0..A {
+                    let out = &mut half[(ki * A + xj) * c..][..c];
+                    simd::combine(out, &self.g[xj * 3..][..3], &rows);
+                }
+            }
+            // U[xi][xj] = sum_ki G[xi][ki] half[ki][xj]
+            for xi in 0..A {
+                for xj in 0..A {
+                    let rows: [&[f32]; 3] =
+                        std::array::from_fn(|ki| &half[(ki * A + xj) * c..][..c]);
+                    // SAFETY: row (ξ, o) of `u` is written by the task for channel o only, and
+                    // all POS * co rows are written before `set_len` below.
+                    let row = unsafe { u_ptr.slice(((xi * A + xj) * co + o) * c, c) };
+                    simd::combine(row, &self.g[xi * 3..][..3], &rows);
+                }
+            }
+        });
+        // SAFETY: every element was written above.
+        unsafe { u.set_len(POS * co * c) };
+        u
+    }
+
+    /// One image: `input` `[C, H, W]` to `out` `[Co, Ho, Wo]`, every element of which it writes.
+    fn forward(&self, input: &[f32], u: &[f32], bias: Option<&[f32]>, out: SharedMut) {
+        let (c, co, tiles) = (self.c, self.co, self.th * self.tw);
+
+        // V[c][ξ][tile], one input channel per task.
+        // Every element of `v`, `m` and `out` is written before it is read, so none is zeroed
+        // first (a whole pass over memory each).
+        let mut v = Vec::with_capacity(POS * c * tiles);
+        let v_ptr = SharedMut(v.as_mut_ptr());
+        (0..c).into_par_iter().for_each(|i| {
+            // SAFETY: rows (i, ξ) of `v` are written by the task for channel i only.
+            let mut dst: [&mut [f32]; POS] =
+                std::array::from_fn(|pos| unsafe { v_ptr.slice((i * POS + pos) * tiles, tiles) });
+            simd::input_plane(
+                self,
+                &input[i * self.h * self.w..][..self.h * self.w],
+                &mut dst,
+            );
+        });
+        // SAFETY: the tasks above wrote every (ξ, channel, tile).
+        unsafe { v.set_len(POS * c * tiles) };
+
+        // M[., ξ, .] = U[ξ] @ V[., ξ, .]: [Co, C] @ [C, tiles] (rows POS * tiles apart), the 36
+        // products spread over the threads.
+        let mut m = Vec::with_capacity(POS * co * tiles);
+        let m_ptr = SharedMut(m.as_mut_ptr());
+        (0..POS).into_par_iter().for_each(|pos| {
+            // SAFETY: product ξ writes only rows (., ξ) of `m`; `u` and `v` are read inside
+            // their ξ blocks and rows.
+            unsafe {
+                gemm::gemm(
+                    co,
+                    tiles,
+                    c,
+                    m_ptr.ptr().add(pos * tiles),
+                    1,
+                    (POS * tiles) as isize,
+                    false,
+                    u.as_ptr().add(pos * co * c),
+                    1,
+                    c as isize,
+                    v.as_ptr().add(pos * tiles),
+                    1,
+                    (POS * tiles) as isize,
+                    0.0,
+                    1.0,
+                    false,
+                    false,
+                    false,
+                    gemm::Parallelism::None,
+                );
+            }
+        });
+        // SAFETY: the products wrote every element (`read_dst` false: none was read).
+        unsafe { m.set_len(POS * co * tiles) };
+        drop(v);
+
+        // Y = A^T M A + bias, one output channel (NCHW plane) per task.
+        let plane_len = self.ho * self.wo;
+        (0..co).into_par_iter().for_each(|o| {
+            // SAFETY: plane o is written by this task only.
+            let plane = unsafe { out.slice(o * plane_len, plane_len) };
+            let rows: [&[f32]; POS] =
+                std::array::from_fn(|pos| &m[(o * POS + pos) * tiles..][..tiles]);
+            simd::output_plane(self, &rows, bias.map_or(0.0, |b| b[o]), plane);
+        });
+    }
+}
+
+/// A raw pointer that tasks writing disjoint parts of one buffer may share.
+#[derive(Clone, Copy)]
+struct SharedMut(*mut f32);
+// SAFETY: only used to write disjoint regions, each by one task, while the owner waits.
+unsafe impl Send for SharedMut {}
+unsafe impl Sync for SharedMut {}
+
+impl SharedMut {
+    /// The pointer (a method, so that closures capture the whole `Sync` wrapper).
+    fn ptr(self) -> *mut f32 {
+        self.0
+    }
+
+    /// The pointer `at` elements on (inside the same buffer).
+    fn offset(self, at: usize) -> SharedMut {
+        // SAFETY: callers stay inside the buffer's capacity.
+        SharedMut(unsafe { self.0.add(at) })
+    }
+
+    /// # Safety
+    /// `at..at + len` must be inside the buffer and written by no other task meanwhile.
+    #[allow(clippy::mut_from_ref)]
+    unsafe fn slice(&self, at: usize, len: usize) -> &mut [f32] {
+        unsafe { std::slice::from_raw_parts_mut(self.ptr().add(at), len) }
+    }
+}
+
+/// The vector loops, compiled for AVX2 + FMA and portably.
+mod simd {
+    use super::{Layer, POS};
+
+    /// Calls the AVX2 + FMA build of a loop when the CPU has both, the portable one otherwise.
+    macro_rules! dispatch {
+        ($name:ident($($arg:expr),*)) => {{
+            #[cfg(target_arch = "x86_64")]
+            {
+                if std::arch::is_x86_feature_detected!("avx2")
+                    && std::arch::is_x86_feature_detected!("fma")
+                {
+                    // SAFETY: the CPU has the features the function was compiled for.
+                    return unsafe { avx2::$name($($arg),*) };
+                }
+            }
+            portable::$name($($arg),*)
+        }};
+    }
+
+    /// `out = sum_k coefs[k] * rows[k]`, rows as long as `out`.
+    pub fn combine(out: &mut [f32], coefs: &[f32], rows: &[&[f32]]) {
+        dispatch!(combine(out, coefs, rows))
+    }
+
+    /// `V = B^T d B` for every tile of one input channel's `plane` `[H, W]`; `dst[ξ]` is the
+    /// channel's row of `V[ξ]` (one value per tile).
+    pub fn input_plane(layer: &Layer, plane: &[f32], dst: &mut [&mut [f32]; POS]) {
+        dispatch!(input_plane(layer, plane, dst))
+    }
+
+    /// `Y = A^T M A + bias` for every tile of one output channel: `m[ξ]` its row of `M[ξ]`,
+    /// `plane` `[Ho, Wo]`.
+    pub fn output_plane(layer: &Layer, m: &[&[f32]; POS], bias: f32, plane: &mut [f32]) {
+        dispatch!(output_plane(layer, m, bias, plane))
+    }
+
+    /// The loops, written once; `$fma` chooses fused multiply-adds (fast only where the CPU has
+    /// them, a library call otherwise).
+    macro_rules! kernels {
+        ($($attr:meta)?; $fma:expr) => {
+            use super::super::{Layer, A, M, POS};
+
+            #[inline(always)]
+            fn madd(a: f32, b: f32, c: f32) -> f32 {
+                if $fma { a.mul_add(b, c) } else { a * b + c }
+            }
+
+            /// `out = sum_k coefs[k] * rows[k]`, skipping zero coefficients.
+            #[inline(always)]
+            fn combine_inline(out: &mut [f32], coefs: &[f32], rows: &[&[f32]]) {
+                out.fill(0.0);
+                for (&coef, row) in coefs.iter().zip(rows) {
+                    if coef != 0.0 {
+                        for (o, &r) in out.iter_mut().zip(row.iter()) {
+                            *o = madd(coef, r, *o);
+                        }
+                    }
+                }
+            }
+
+            $(#[$attr])?
+            pub fn combine(out: &mut [f32], coefs: &[f32], rows: &[&[f32]]) {
+                combine_inline(out, coefs, rows)
+            }
+
+            /// `out = sum_k coefs[k] * rows[k]` over six rows, in one pass (short rows: no
+            /// pass per term, no branches).
+            #[inline(always)]
+            fn combine6(out: &mut [f32], coefs: &[f32], rows: &[&[f32]; A]) {
+                let n = out.len();
+                let [c0, c1, c2, c3, c4, c5] = [coefs[0], coefs[1], coefs[2], coefs[3], coefs[4], coefs[5]];
+                let (r0, r1, r2) = (&rows[0][..n], &rows[1][..n], &rows[2][..n]);
+                let (r3, r4, r5) = (&rows[3][..n], &rows[4][..n], &rows[5][..n]);
+                for x in 0..n {
+                    let acc = madd(c1, r1[x], c0 * r0[x]);
+                    let acc = madd(c2, r2[x], acc);
+                    let acc = madd(c3, r3[x], acc);
+                    let acc = madd(c4, r4[x], acc);
+                    out[x] = madd(c5, r5[x], acc);
+                }
+            }
+
+            $(#[$attr])?
+            pub fn input_plane(layer: &Layer, plane: &[f32], dst: &mut [&mut [f32]; POS]) {
+                let (w, tw) = (layer.w, layer.tw);
+                let wp = tw * M + 2;
+                let mut padded = vec![0.0f32; A * wp];
+                let mut columns = vec![0.0f32; A * wp];
+                // Columns 4k + p of a transformed row, for each phase p: tile tx reads phase
+                // j % 4 at k = tx + j / 4 for its column j.
+                let mut phases = vec![0.0f32; M * (tw + 1)];
+                for ty in 0..layer.th {
+                    // The tile row's six padded input rows.
+                    for (r, row) in padded.chunks_exact_mut(wp).enumerate() {
+                        match layer.rows[ty * M + r] {
+                            Some(iy) => {
+                                let src = &plane[iy * w..(iy + 1) * w];
+                                // The input row in one copy, then the padded edges.
+                                let (p, inner) = (layer.pad, w.min(wp - layer.pad));
+                                row[p..p + inner].copy_from_slice(&src[..inner]);
+                                for q in (0..p).chain(p + inner..wp) {
+                                    row[q] = layer.cols[q].map_or(0.0, |ix| src[ix]);
+                                }
+                            }
+                            None => row.fill(0.0),
+                        }
+                    }
+                    // Down the columns: columns[i] = sum_r B^T[i][r] padded[r].
+                    let padded_rows: [&[f32]; A] = std::array::from_fn(|r| &padded[r * wp..][..wp]);
+                    for (i, out) in columns.chunks_exact_mut(wp).enumerate() {
+                        combine6(out, &layer.bt[i * A..][..A], &padded_rows);
+                    }
+                    // Along the rows: V[i][j][tx] = sum_q B^T[j][q] columns[i][4 tx + q].
+                    for i in 0..A {
+                        let row = &columns[i * wp..][..wp];
+                        // Phases 0 and 1 have tw + 1 columns, 2 and 3 tw (their last unused).
+                        let (p0, rest) = phases.split_at_mut(tw + 1);
+                        let (p1, rest) = rest.split_at_mut(tw + 1);
+                        let (p2, p3) = rest.split_at_mut(tw + 1);
+                        for (k, four) in row[..tw * M].chunks_exact(M).enumerate() {
+                            p0[k] = four[0];
+                            p1[k] = four[1];
+                            p2[k] = four[2];
+                            p3[k] = four[3];
+                        }
+                        p0[tw] = row[tw * M];
+                        p1[tw] = row[tw * M + 1];
+                        let taps: [&[f32]; A] = std::array::from_fn(|q| {
+                            &phases[(q % M) * (tw + 1) + q / M..][..tw]
+                        });
+                        for j in 0..A {
+                            let out = &mut dst[i * A + j][ty * tw..(ty + 1) * tw];
+                            combine6(out, &layer.bt[j * A..][..A], &taps);
+                        }
+                    }
+                }
+            }
+
+            $(#[$attr])?
+            pub fn output_plane(layer: &Layer, m: &[&[f32]; POS], bias: f32, plane: &mut [f32]) {
+                let (wo, tw) = (layer.wo, layer.tw);
+                // across[i][jj][tx] = sum_j A^T[jj][j] M[i][j][tx], then
+                // y[ii][jj][tx] = bias + sum_i A^T[ii][i] across[i][jj][tx].
+                let mut across = vec![0.0f32; A * M * tw];
+                let mut y = vec![0.0f32; M * tw];
+                for ty in 0..layer.th {
+                    for i in 0..A {
+                        let rows: [&[f32]; A] =
+                            std::array::from_fn(|j| &m[i * A + j][ty * tw..(ty + 1) * tw]);
+                        for jj in 0..M {
+                            let out = &mut across[(i * M + jj) * tw..][..tw];
+                            combine6(out, &layer.at[jj * A..][..A], &rows);
+                        }
+                    }
+                    for ii in 0..M.min(layer.ho - ty * M) {
+                        for jj in 0..M {
+                            let rows: [&[f32]; A] =
+                                std::array::from_fn(|i| &across[(i * M + jj) * tw..][..tw]);
+                            let out = &mut y[jj * tw..(jj + 1) * tw];
+                            combine6(out, &layer.at[ii * A..][..A], &rows);
+                        }
+                        // Interleave the four columns of each tile into the output row.
+                        let row = &mut plane[(ty * M + ii) * wo..][..wo];
+                        for (x, value) in row.iter_mut().enumerate() {
+                            *value = y[(x % M) * tw + x / M] + bias;
+                        }
+                    }
+                }
+            }
+        };
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    mod avx2 {
+        kernels!(target_feature(enable = "avx2,fma"); true);
+    }
+
+    pub(super) mod portable {
+        kernels!(; false);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::conv::burn_conv2d;
+
+    fn pseudo_random(n: usize, seed: u32) -> Vec<f32> {
+        let mut state = seed.wrapping_mul(2_654_435_761).wrapping_add(1);
+        (0..n)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 17;
+                state ^= state << 5;
+                (state % 2001) as f32 / 1000.0 - 1.0
+            })
+            .collect()
+    }
+
+    /// Equals burn's direct convolution for both paddings, odd sizes (tiles overhanging the
+    /// edge), batch 2 and a bias; also the portable build of the loops.
+    #[test]
+    fn matches_the_direct_convolution() {
+        let device = Device::flex();
+        for (b, c, co, h, w, padding) in [
+            (1, 8, 16, 9, 13, Padding::Reflect(1)),
+            (2, 5, 3, 7, 6, Padding::Zeros(1)),
+            (1, 16, 8, 4, 4, Padding::Zeros(0)),
+        ] {
+            let x = Tensor::<4>::from_data(
+                TensorData::new(pseudo_random(b * c * h * w, 1), [b, c, h, w]),
+                &device,
+            );
+            let weight = Tensor::<4>::from_data(
+                TensorData::new(pseudo_random(co * c * 9, 2), [co, c, 3, 3]),
+                &device,
+            );
+            let bias = Tensor::<1>::from_data(TensorData::new(pseudo_random(co, 3), [co]), &device);
+            let want = burn_conv2d(
+                x.clone(),
+                weight.clone(),
+                Some(bias.clone()),
+                [1, 1],
+                padding,
+            );
+            let got = conv3x3_inference(x, weight, Some(bias), padding);
+            assert_eq!(got.dims(), want.dims());
+            let (got, want) = (floats(got), floats(want));
+            let worst = got
+                .iter()
+                .zip(&want)
+                .map(|(a, b)| (a - b).abs())
+                .fold(0.0, f32::max);
+            assert!(
+                worst < 1e-4,
+                "{padding:?} {b}x{c}x{h}x{w}: worst difference {worst}"
+            );
+        }
+    }
+
+    #[test]
+    fn portable_loops_equal_the_dispatched_ones() {
+        let layer = Layer::new(3, 3, 9, 13, Padding::Reflect(1));
+        let plane = pseudo_random(9 * 13, 4);
+        let tiles = layer.th * layer.tw;
+        let (mut v1, mut v2) = (vec![0.0; POS * tiles], vec![0.0; POS * tiles]);
+        let mut d1: Vec<&mut [f32]> = v1.chunks_exact_mut(tiles).collect();
+        let mut d2: Vec<&mut [f32]> = v2.chunks_exact_mut(tiles).collect();
+        simd::input_plane(&layer, &plane, (&mut d1[..]).try_into().unwrap());
+        simd::portable::input_plane(&layer, &plane, (&mut d2[..]).try_into().unwrap());
+        for (a, b) in v1.iter().zip(&v2) {
+            assert!((a - b).abs() < 1e-5, "{a} vs {b}");
+        }
+    }
+}
