@@ -130,7 +130,14 @@ fn the_chooser_matches_too() {
             let p = Padding::Reflect(k / 2);
             let y0 = burn_conv2d(x.clone(), w.clone(), None, [1, 1], p);
             let y1 = ConvPolicy::for_device(&device).conv2d_raw(x, w, None, [1, 1], p);
-            assert!(max_abs_diff(y0, y1) < 1e-4);
+            // Sums of 392 products near 100: float32 rounding reaches 1e-4, so relative to the
+            // largest output (the 7x7 inference kernel sums in another order than burn's).
+            let largest = y0.clone().abs().max().into_scalar::<f32>().max(1.0);
+            let d = max_abs_diff(y0, y1);
+            assert!(
+                d < 2e-6 * largest,
+                "k{k}: {d} off, largest output {largest}"
+            );
         }
     }
 }

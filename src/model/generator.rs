@@ -3,7 +3,7 @@
 use burn::nn::conv::{Conv2d, Conv2dConfig, ConvTranspose2d, ConvTranspose2dConfig};
 use burn::nn::{Dropout, DropoutConfig, Initializer, PaddingConfig2d};
 use burn::prelude::*;
-use burn::tensor::activation::{relu, tanh};
+use burn::tensor::activation::tanh;
 use serde::{Deserialize, Serialize};
 
 use super::conv::{ConvPolicy, Padding, conv_transpose};
@@ -151,6 +151,12 @@ impl ReflectConvNorm {
         self.norm
             .forward(kernels.conv2d(&self.conv, x, BLOCK_PADDING))
     }
+
+    /// `relu(self.forward(x))`, fused where the norm can.
+    fn forward_relu(&self, x: Tensor<4>, kernels: ConvPolicy) -> Tensor<4> {
+        self.norm
+            .forward_relu(kernels.conv2d(&self.conv, x, BLOCK_PADDING))
+    }
 }
 
 /// `Rk`: two 3x3 convolutions with the input added back (no ReLU after the sum), and dropout
@@ -164,7 +170,7 @@ struct ResnetBlock {
 
 impl ResnetBlock {
     fn forward(&self, x: Tensor<4>, kernels: ConvPolicy) -> Tensor<4> {
-        let mut y = relu(self.first.forward(x.clone(), kernels));
+        let mut y = self.first.forward_relu(x.clone(), kernels);
         if let Some(dropout) = &self.dropout {
             y = dropout.forward(y);
         }
@@ -298,15 +304,15 @@ impl ResnetGenerator {
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         let kernels = self.kernels;
         let x = kernels.conv2d(&self.stem, self.precision.enter(x), EDGE_PADDING);
-        let mut x = relu(self.stem_norm.forward(x));
+        let mut x = self.stem_norm.forward_relu(x);
         for (conv, norm) in self.down.iter().zip(&self.down_norms) {
-            x = relu(norm.forward(kernels.conv2d(conv, x, DOWN_PADDING)));
+            x = norm.forward_relu(kernels.conv2d(conv, x, DOWN_PADDING));
         }
         for block in &self.blocks {
             x = block.forward(x, kernels);
         }
         for (conv, norm) in self.up.iter().zip(&self.up_norms) {
-            x = relu(norm.forward(conv_transpose(conv, x)));
+            x = norm.forward_relu(conv_transpose(conv, x));
         }
         self.precision
             .leave(tanh(kernels.conv2d(&self.head, x, EDGE_PADDING)))

@@ -1,24 +1,34 @@
 //! Convolutions: which kernel runs each layer, and the kernels.
 //!
 //! burn's CPU (Flex) backend convolves by im2col + GEMM, whose backward is slow at batch 1
-//! (BENCHMARKS.md). On that backend the networks' convolutions run on our own kernels, written
-//! in tensor ops so autodiff differentiates them:
+//! (BENCHMARKS.md). On that backend the networks' convolutions run on our own kernels. In
+//! training they are written in tensor ops so that autodiff differentiates them:
 //!
 //! - [`winograd`]: 3x3 stride-1 layers (the residual blocks, 80% of the arithmetic) by
-//!   Winograd F(4x4, 3x3), in training and inference;
-//! - [`gemm`]: the other layers in training, as one gather and one large matrix product;
-//! - [`native`]: burn's own convolution everywhere else (inputs of at most
-//!   [`MIN_GATHER_CHANNELS`] channels, non-3x3 layers at inference), and for every layer on GPU
-//!   backends, whose convolutions are not the Flex ones these kernels were measured against.
+//!   Winograd F(4x4, 3x3);
+//! - [`gemm`]: the other layers, as one gather and one large matrix product.
+//!
+//! At inference (no autodiff, float32) they are plain Rust over the tensors' buffers, each step
+//! one pass over memory:
+//!
+//! - [`winograd_cpu`]: the same F(4x4, 3x3) for 3x3 stride-1 layers;
+//! - [`direct_cpu`]: other stride-1 layers (the RGB stem and head, 7x7), row by row.
+//!
+//! [`native`] (burn's own convolution) runs everything else: inputs of at most
+//! [`MIN_GATHER_CHANNELS`] channels in training, strided layers at inference, 16-bit
+//! activations, and every layer on GPU backends, whose convolutions are not the Flex ones these
+//! kernels were measured against.
 //!
 //! The choice is a [`ConvPolicy`] value: [`ConvPolicy::for_device`] picks it for a device, the
 //! networks hold it (set when they are built, changeable with `set_conv_policy`), and
 //! [`ConvPolicy::kernel`] applies it to one layer's shape. `cyclegan bench --conv` overrides it
 //! to time the other paths.
 
+pub mod direct_cpu;
 pub mod gemm;
 pub mod native;
 mod padding;
+pub(crate) mod raw;
 pub mod winograd;
 pub mod winograd_cpu;
 
@@ -34,6 +44,7 @@ use burn::tensor::module::conv_transpose2d;
 use burn::tensor::ops::ConvTransposeOptions;
 
 use super::precision;
+use raw::is_flex_inference;
 
 /// Which convolution kernels a network uses: chosen once per device, applied per layer shape.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -130,6 +141,12 @@ impl ConvPolicy {
             kernel => kernel,
         };
         match kernel {
+            // Inference on the CPU, stride 1 (the RGB stem and head): row by row in plain Rust.
+            Kernel::Burn
+                if self != ConvPolicy::Burn && stride == [1, 1] && is_flex_inference(&x) =>
+            {
+                direct_cpu::conv2d_inference(x, weight, bias, padding)
+            }
             Kernel::Burn => burn_conv2d(x, weight, bias, stride, padding),
             Kernel::Gemm => conv2d_gemm(x, weight, bias, stride, padding),
             // Inference on the CPU: the same F(4x4) with fused transforms, no autodiff to feed.
@@ -139,15 +156,6 @@ impl ConvPolicy {
             Kernel::Winograd(tile) => conv3x3(x, weight, bias, padding, tile),
         }
     }
-}
-
-/// Whether `x` lives on burn's CPU backend, untracked by autodiff: where the plain-Rust
-/// inference kernels apply.
-fn is_flex_inference(x: &Tensor<4>) -> bool {
-    let device = x.device();
-    !device.is_autodiff()
-        && x.dtype() == DType::F32
-        && matches!(device.as_dispatch(), burn::backend::DispatchDevice::Flex(_))
 }
 
 /// A transposed convolution (burn's kernel under every policy) whose weight follows the type of

@@ -24,6 +24,7 @@ use burn::tensor::TensorData;
 use rayon::prelude::*;
 
 use super::padding::Padding;
+use super::raw::{SharedMut, floats};
 use super::winograd::Tile;
 
 /// Output pixels per tile side, input pixels per tile side, positions per tile.
@@ -55,20 +56,13 @@ pub fn conv3x3_inference(
     let u = layer.weight_transform(&floats(weight));
     let (ho, wo) = (layer.ho, layer.wo);
     let mut out = Vec::with_capacity(b * co * ho * wo);
-    let out_ptr = SharedMut(out.as_mut_ptr());
+    let out_ptr = SharedMut::new(&mut out);
     for (n, image) in input.chunks_exact(c * h * w).enumerate() {
         layer.forward(image, &u, bias.as_deref(), out_ptr.offset(n * co * ho * wo));
     }
     // SAFETY: `forward` wrote every output plane of every image.
     unsafe { out.set_len(b * co * ho * wo) };
     Tensor::from_data(TensorData::new(out, [b, co, ho, wo]), &device)
-}
-
-/// The tensor's values, row-major (moved out without a copy when nothing else holds them).
-pub(crate) fn floats<const D: usize>(x: Tensor<D>) -> Vec<f32> {
-    x.into_data()
-        .try_into_vec::<f32>()
-        .expect("the CPU kernels are only called on float32 tensors")
 }
 
 /// One layer's shapes and transform matrices.
@@ -132,7 +126,7 @@ impl Layer {
     fn weight_transform(&self, weight: &[f32]) -> Vec<f32> {
         let (c, co) = (self.c, self.co);
         let mut u = Vec::with_capacity(POS * co * c);
-        let u_ptr = SharedMut(u.as_mut_ptr());
+        let u_ptr = SharedMut::new(&mut u);
         (0..co).into_par_iter().for_each(|o| {
             // The 9 taps of output channel o as rows over input channels, then
             // `half[ki][xj] = sum_kj G[xj][kj] g[ki][kj]`.
@@ -178,7 +172,7 @@ impl Layer {
         // Every element of `v`, `m` and `out` is written before it is read, so none is zeroed
         // first (a whole pass over memory each).
         let mut v = Vec::with_capacity(POS * c * tiles);
-        let v_ptr = SharedMut(v.as_mut_ptr());
+        let v_ptr = SharedMut::new(&mut v);
         (0..c).into_par_iter().for_each(|i| {
             // SAFETY: rows (i, ξ) of `v` are written by the task for channel i only.
             let mut dst: [&mut [f32]; POS] =
@@ -195,7 +189,7 @@ impl Layer {
         // M[., ξ, .] = U[ξ] @ V[., ξ, .]: [Co, C] @ [C, tiles] (rows POS * tiles apart), the 36
         // products spread over the threads.
         let mut m = Vec::with_capacity(POS * co * tiles);
-        let m_ptr = SharedMut(m.as_mut_ptr());
+        let m_ptr = SharedMut::new(&mut m);
         (0..POS).into_par_iter().for_each(|pos| {
             // SAFETY: product ξ writes only rows (., ξ) of `m`; `u` and `v` are read inside
             // their ξ blocks and rows.
@@ -236,33 +230,6 @@ impl Layer {
                 std::array::from_fn(|pos| &m[(o * POS + pos) * tiles..][..tiles]);
             simd::output_plane(self, &rows, bias.map_or(0.0, |b| b[o]), plane);
         });
-    }
-}
-
-/// A raw pointer that tasks writing disjoint parts of one buffer may share.
-#[derive(Clone, Copy)]
-struct SharedMut(*mut f32);
-// SAFETY: only used to write disjoint regions, each by one task, while the owner waits.
-unsafe impl Send for SharedMut {}
-unsafe impl Sync for SharedMut {}
-
-impl SharedMut {
-    /// The pointer (a method, so that closures capture the whole `Sync` wrapper).
-    fn ptr(self) -> *mut f32 {
-        self.0
-    }
-
-    /// The pointer `at` elements on (inside the same buffer).
-    fn offset(self, at: usize) -> SharedMut {
-        // SAFETY: callers stay inside the buffer's capacity.
-        SharedMut(unsafe { self.0.add(at) })
-    }
-
-    /// # Safety
-    /// `at..at + len` must be inside the buffer and written by no other task meanwhile.
-    #[allow(clippy::mut_from_ref)]
-    unsafe fn slice(&self, at: usize, len: usize) -> &mut [f32] {
-        unsafe { std::slice::from_raw_parts_mut(self.ptr().add(at), len) }
     }
 }
 
