@@ -31,6 +31,7 @@ mod padding;
 pub(crate) mod raw;
 pub mod winograd;
 pub mod winograd_cpu;
+pub mod winograd_train;
 
 pub use gemm::conv2d_gemm;
 pub use native::burn_conv2d;
@@ -44,7 +45,7 @@ use burn::tensor::module::conv_transpose2d;
 use burn::tensor::ops::ConvTransposeOptions;
 
 use super::precision;
-use raw::is_flex_inference;
+use raw::{is_flex_inference, is_flex_training};
 
 /// Which convolution kernels a network uses: chosen once per device, applied per layer shape.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,6 +59,12 @@ pub enum ConvPolicy {
     /// input channels by Winograd with this tile, in training and inference. The CPU default
     /// uses [`Tile::Four`].
     Winograd(Tile),
+    /// Training in less memory (`train --low-memory`): Winograd F(4x4, 3x3) for the 3x3 stride-1
+    /// layers (which keep 2.25 floats per input value for the backward pass), burn's convolution
+    /// for every other layer, whose gathered matrices are what [`ConvPolicy::Gemm`] keeps most
+    /// of (7x7 heads: 7 rows of 64 floats per pixel). At inference the same as
+    /// [`ConvPolicy::Winograd`] with [`Tile::Four`].
+    LowMemory,
 }
 
 /// The kernel that runs one convolution call.
@@ -100,13 +107,22 @@ impl ConvPolicy {
         if self == ConvPolicy::Burn || in_channels <= MIN_GATHER_CHANNELS {
             return Kernel::Burn;
         }
-        if let ConvPolicy::Winograd(tile) = self
+        let winograd = match self {
+            ConvPolicy::Winograd(tile) => Some(tile),
+            ConvPolicy::LowMemory => Some(Tile::Four),
+            ConvPolicy::Burn | ConvPolicy::Gemm => None,
+        };
+        if let Some(tile) = winograd
             && kernel == [3, 3]
             && stride == [1, 1]
         {
             return Kernel::Winograd(tile);
         }
-        if autodiff { Kernel::Gemm } else { Kernel::Burn }
+        if autodiff && self != ConvPolicy::LowMemory {
+            Kernel::Gemm
+        } else {
+            Kernel::Burn
+        }
     }
 
     /// Apply `conv`'s weight, bias and stride to `x` `[B, Cin, H, W]` padded by `padding` (the
@@ -152,6 +168,11 @@ impl ConvPolicy {
             // Inference on the CPU: the same F(4x4) with fused transforms, no autodiff to feed.
             Kernel::Winograd(Tile::Four) if is_flex_inference(&x) => {
                 winograd_cpu::conv3x3_inference(x, weight, bias, padding)
+            }
+            // Training on the CPU: the same kernels, with a handwritten backward pass that keeps
+            // only the input (burn's autodiff would keep every intermediate).
+            Kernel::Winograd(Tile::Four) if is_flex_training(&x) => {
+                winograd_train::conv3x3_train(x, weight, bias, padding)
             }
             Kernel::Winograd(tile) => conv3x3(x, weight, bias, padding, tile),
         }
@@ -201,6 +222,10 @@ mod tests {
         for (c, k, s, train, infer) in cases {
             assert_eq!(cpu.kernel(c, [k, k], [s, s], true), train, "{c} {k} {s}");
             assert_eq!(cpu.kernel(c, [k, k], [s, s], false), infer, "{c} {k} {s}");
+            // --low-memory: Winograd where it is chosen, burn's convolution instead of gathers.
+            let lean = if train == w4 { w4 } else { Kernel::Burn };
+            assert_eq!(ConvPolicy::LowMemory.kernel(c, [k, k], [s, s], true), lean);
+            assert_eq!(ConvPolicy::LowMemory.kernel(c, [k, k], [s, s], false), infer);
         }
         assert_eq!(
             ConvPolicy::Gemm.kernel(256, [3, 3], [1, 1], true),

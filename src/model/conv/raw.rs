@@ -13,6 +13,17 @@ pub(crate) fn is_flex_inference(x: &Tensor<4>) -> bool {
         && matches!(device.as_dispatch(), burn::backend::DispatchDevice::Flex(_))
 }
 
+/// Whether `x` is float32 on burn's CPU backend with autodiff (a training forward pass).
+pub(crate) fn is_flex_training(x: &Tensor<4>) -> bool {
+    let device = x.device();
+    device.is_autodiff()
+        && x.dtype() == DType::F32
+        && matches!(
+            device.without_autodiff().as_dispatch(),
+            burn::backend::DispatchDevice::Flex(_)
+        )
+}
+
 /// The tensor's values, row-major (moved out without a copy when nothing else holds them).
 pub(crate) fn floats<const D: usize>(x: Tensor<D>) -> Vec<f32> {
     x.into_data()

@@ -28,9 +28,9 @@ use super::raw::{SharedMut, floats};
 use super::winograd::Tile;
 
 /// Output pixels per tile side, input pixels per tile side, positions per tile.
-const M: usize = 4;
-const A: usize = 6;
-const POS: usize = A * A;
+pub(super) const M: usize = 4;
+pub(super) const A: usize = 6;
+pub(super) const POS: usize = A * A;
 
 /// `x` `[B, C, H, W]` convolved with `weight` `[Co, C, 3, 3]` (plus `bias`), stride 1, padded by
 /// `padding` (amount 0 or 1), by F(4x4, 3x3) on the CPU. `x` must be float32 on burn's CPU
@@ -66,30 +66,30 @@ pub fn conv3x3_inference(
 }
 
 /// One layer's shapes and transform matrices.
-struct Layer {
-    c: usize,
-    co: usize,
-    h: usize,
-    w: usize,
-    ho: usize,
-    wo: usize,
+pub(super) struct Layer {
+    pub(super) c: usize,
+    pub(super) co: usize,
+    pub(super) h: usize,
+    pub(super) w: usize,
+    pub(super) ho: usize,
+    pub(super) wo: usize,
     /// Tiles per column and per row.
-    th: usize,
-    tw: usize,
+    pub(super) th: usize,
+    pub(super) tw: usize,
     /// For each padded row and column (`th * 4 + 2`, `tw * 4 + 2`), the input row or column it
     /// reads, or `None` for a zero.
-    rows: Vec<Option<usize>>,
-    cols: Vec<Option<usize>>,
+    pub(super) rows: Vec<Option<usize>>,
+    pub(super) cols: Vec<Option<usize>>,
     /// Padding on each side (0 or 1).
-    pad: usize,
+    pub(super) pad: usize,
     /// `B^T` (6x6), `A^T` (4x6) and `G` (6x3), row-major.
-    bt: [f32; A * A],
-    at: [f32; M * A],
-    g: [f32; A * 3],
+    pub(super) bt: [f32; A * A],
+    pub(super) at: [f32; M * A],
+    pub(super) g: [f32; A * 3],
 }
 
 impl Layer {
-    fn new(c: usize, co: usize, h: usize, w: usize, padding: Padding) -> Self {
+    pub(super) fn new(c: usize, co: usize, h: usize, w: usize, padding: Padding) -> Self {
         let p = padding.amount();
         let (ho, wo) = (h + 2 * p - 2, w + 2 * p - 2);
         let (th, tw) = (ho.div_ceil(M), wo.div_ceil(M));
@@ -123,7 +123,7 @@ impl Layer {
     }
 
     /// `U[ξ][co][c] = (G g G^T)[ξ]` for each filter `g = weight[co][c]`.
-    fn weight_transform(&self, weight: &[f32]) -> Vec<f32> {
+    pub(super) fn weight_transform(&self, weight: &[f32]) -> Vec<f32> {
         let (c, co) = (self.c, self.co);
         let mut u = Vec::with_capacity(POS * co * c);
         let u_ptr = SharedMut::new(&mut u);
@@ -164,13 +164,14 @@ impl Layer {
         u
     }
 
-    /// One image: `input` `[C, H, W]` to `out` `[Co, Ho, Wo]`, every element of which it writes.
-    fn forward(&self, input: &[f32], u: &[f32], bias: Option<&[f32]>, out: SharedMut) {
-        let (c, co, tiles) = (self.c, self.co, self.th * self.tw);
+    /// Tiles per image.
+    pub(super) fn tiles(&self) -> usize {
+        self.th * self.tw
+    }
 
-        // V[c][ξ][tile], one input channel per task.
-        // Every element of `v`, `m` and `out` is written before it is read, so none is zeroed
-        // first (a whole pass over memory each).
+    /// `V[c][ξ][tile]` of one image `input` `[C, H, W]`, one input channel per task.
+    pub(super) fn input_transform(&self, input: &[f32]) -> Vec<f32> {
+        let (c, tiles) = (self.c, self.tiles());
         let mut v = Vec::with_capacity(POS * c * tiles);
         let v_ptr = SharedMut::new(&mut v);
         (0..c).into_par_iter().for_each(|i| {
@@ -185,6 +186,15 @@ impl Layer {
         });
         // SAFETY: the tasks above wrote every (ξ, channel, tile).
         unsafe { v.set_len(POS * c * tiles) };
+        v
+    }
+
+    /// One image: `input` `[C, H, W]` to `out` `[Co, Ho, Wo]`, every element of which it writes.
+    pub(super) fn forward(&self, input: &[f32], u: &[f32], bias: Option<&[f32]>, out: SharedMut) {
+        let (c, co, tiles) = (self.c, self.co, self.th * self.tw);
+        // Every element of `v`, `m` and `out` is written before it is read, so none is zeroed
+        // first (a whole pass over memory each).
+        let v = self.input_transform(input);
 
         // M[., ξ, .] = U[ξ] @ V[., ξ, .]: [Co, C] @ [C, tiles] (rows POS * tiles apart), the 36
         // products spread over the threads.

@@ -1,0 +1,499 @@
+//! Training's 3x3 stride-1 convolution on the CPU: the plain-Rust Winograd F(4x4, 3x3) of
+//! [`super::winograd_cpu`] with a handwritten backward pass, registered with burn's autodiff as
+//! one operation (a burn backend extension).
+//!
+//! [`super::winograd::conv3x3`] builds the same convolution from burn tensor ops, and autodiff
+//! keeps every intermediate of it (gathered tiles, transformed tiles, products) until the
+//! backward pass: about 10 floats per input value, 0.74 GiB of a 128 px iteration's 1.7 GiB
+//! (BENCHMARKS.md). Here the operation keeps only its input and weight and recomputes the input
+//! transform in the backward pass. With `Y = A^T [U ⊙ V] A` per tile (`U = G g G^T`,
+//! `V = B^T d B`) and `M[ξ] = U[ξ] V[ξ]` per tile position ξ, the adjoints are:
+//!
+//! - `dM = A dY A^T` per tile (the output transform's adjoint; overhanging outputs give zeros);
+//! - `dU[ξ] = dM[ξ] V[ξ]^T` and `dV[ξ] = U[ξ]^T dM[ξ]`: two matrix products per ξ;
+//! - `dg = G^T dU G` per filter;
+//! - `dd = B dV B^T` per tile, added into the input where each padded position reads from
+//!   (overlapping tiles and reflected pixels receive several contributions).
+//!
+//! The bias is added outside (a tensor op autodiff differentiates).
+
+use burn::backend::autodiff::{
+    Autodiff,
+    checkpoint::{base::Checkpointer, strategy::CheckpointStrategy},
+    grads::Gradients,
+    ops::{Backward, Ops, OpsKind},
+};
+use burn::backend::flex::FlexTensor;
+use burn::backend::tensor::FloatTensor;
+use burn::backend::{Backend, Dispatch, Flex, backend_extension};
+use burn::prelude::*;
+use burn::tensor::TensorData;
+use rayon::prelude::*;
+
+use super::padding::Padding;
+use super::raw::SharedMut;
+use super::winograd_cpu::{A, Layer, M, POS};
+
+/// `x` `[B, C, H, W]` convolved with `weight` `[Co, C, 3, 3]` plus `bias`, stride 1, padded by
+/// `padding` (0 or 1), by F(4x4, 3x3) on the CPU, differentiable. `x` must be float32 on burn's
+/// CPU backend (with autodiff, or without).
+pub fn conv3x3_train(
+    x: Tensor<4>,
+    weight: Tensor<4>,
+    bias: Option<Tensor<1>>,
+    padding: Padding,
+) -> Tensor<4> {
+    let [_, c, h, w] = x.dims();
+    let [co, ci, kh, kw] = weight.dims();
+    assert_eq!(
+        c, ci,
+        "winograd: input has {c} channels, weight expects {ci}"
+    );
+    assert_eq!([kh, kw], [3, 3], "winograd: kernel must be 3x3");
+    padding.check(h, w, [3, 3], "winograd");
+    let y = Tensor::<4>::from_dispatch(<Dispatch as WinogradCpu>::winograd3x3(
+        x.into_dispatch(),
+        weight.into_dispatch(),
+        padding,
+    ));
+    match bias {
+        Some(b) => y + b.reshape([1, co, 1, 1]),
+        None => y,
+    }
+}
+
+/// The operation, for burn's CPU backend with and without autodiff.
+#[backend_extension(Flex, Autodiff)]
+pub trait WinogradCpu: Backend {
+    /// `x` `[B, C, H, W]` convolved with `weight` `[Co, C, 3, 3]` (no bias), stride 1.
+    fn winograd3x3(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        padding: Padding,
+    ) -> FloatTensor<Self>;
+}
+
+impl WinogradCpu for Flex {
+    fn winograd3x3(x: FlexTensor, weight: FlexTensor, padding: Padding) -> FlexTensor {
+        forward(&x, &weight, padding)
+    }
+}
+
+impl<C: CheckpointStrategy> WinogradCpu for Autodiff<Flex, C> {
+    fn winograd3x3(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        padding: Padding,
+    ) -> FloatTensor<Self> {
+        #[derive(Debug)]
+        struct Winograd3x3Backward;
+
+        impl Backward<Flex, 2> for Winograd3x3Backward {
+            /// The input, the weight and the padding: everything else is recomputed.
+            type State = (FlexTensor, FlexTensor, Padding);
+
+            fn backward(
+                self,
+                ops: Ops<Self::State, 2>,
+                grads: &mut Gradients,
+                _checkpointer: &mut Checkpointer,
+            ) {
+                let [node_x, node_w] = ops.parents;
+                let dy = grads.consume::<Flex>(&ops.node);
+                let (x, weight, padding) = ops.state;
+                let (dx, dw) = backward(&x, &weight, &dy, padding, node_x.is_some());
+                if let (Some(node), Some(dx)) = (node_x, dx) {
+                    grads.register::<Flex>(node.id, dx);
+                }
+                if let Some(node) = node_w {
+                    grads.register::<Flex>(node.id, dw);
+                }
+            }
+        }
+
+        match Winograd3x3Backward
+            .prepare::<C>([x.node(), weight.node()])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(prep) => {
+                let (x, weight) = (x.into_primitive(), weight.into_primitive());
+                let y = forward(&x, &weight, padding);
+                prep.finish((x, weight, padding), y)
+            }
+            OpsKind::UnTracked(prep) => prep.finish(forward(
+                x.primitive(),
+                weight.primitive(),
+                padding,
+            )),
+        }
+    }
+}
+
+/// A tensor's dimensions.
+fn dims4(t: &FlexTensor) -> [usize; 4] {
+    t.layout().shape().dims::<4>()
+}
+
+/// A tensor's float32 values, row-major (copied only when not contiguous).
+fn values(t: &FlexTensor) -> std::borrow::Cow<'_, [f32]> {
+    match t.as_slice::<f32>() {
+        Some(v) => v.into(),
+        None => t.to_contiguous().as_slice::<f32>().expect("contiguous").to_vec().into(),
+    }
+}
+
+fn tensor(values: Vec<f32>, dims: [usize; 4]) -> FlexTensor {
+    FlexTensor::from_data(TensorData::new(values, dims))
+}
+
+/// The forward pass (no bias).
+fn forward(x: &FlexTensor, weight: &FlexTensor, padding: Padding) -> FlexTensor {
+    let [b, c, h, w] = dims4(x);
+    let [co, ..] = dims4(weight);
+    let layer = Layer::new(c, co, h, w, padding);
+    let u = layer.weight_transform(&values(weight));
+    let input = values(x);
+    let (ho, wo) = (layer.ho, layer.wo);
+    let mut out = Vec::with_capacity(b * co * ho * wo);
+    let out_ptr = SharedMut::new(&mut out);
+    for (n, image) in input.chunks_exact(c * h * w).enumerate() {
+        layer.forward(image, &u, None, out_ptr.offset(n * co * ho * wo));
+    }
+    // SAFETY: `forward` wrote every output plane of every image.
+    unsafe { out.set_len(b * co * ho * wo) };
+    tensor(out, [b, co, ho, wo])
+}
+
+/// The gradients of the input (when `want_dx`) and of the weight, given the output's `dy`.
+fn backward(
+    x: &FlexTensor,
+    weight: &FlexTensor,
+    dy: &FlexTensor,
+    padding: Padding,
+    want_dx: bool,
+) -> (Option<FlexTensor>, FlexTensor) {
+    let [b, c, h, w] = dims4(x);
+    let [co, ..] = dims4(weight);
+    let layer = Layer::new(c, co, h, w, padding);
+    let u = layer.weight_transform(&values(weight));
+    let (input, dy) = (values(x), values(dy));
+    let (tiles, plane_in, plane_out) = (layer.tiles(), h * w, layer.ho * layer.wo);
+    let mut dx = want_dx.then(|| vec![0.0f32; b * c * plane_in]);
+    // dU[ξ][co][c], summed over the images.
+    let mut du = vec![0.0f32; POS * co * c];
+    for n in 0..b {
+        let dm = layer.output_adjoint(&dy[n * co * plane_out..][..co * plane_out]);
+        let v = layer.input_transform(&input[n * c * plane_in..][..c * plane_in]);
+        // dU[ξ] += dM[ξ] @ V[ξ]^T: [Co, tiles] @ [tiles, C], one product per ξ.
+        let du_ptr = SharedMut::new(&mut du);
+        (0..POS).into_par_iter().for_each(|pos| {
+            // SAFETY: product ξ writes only block ξ of `du`; `dm` and `v` are read in their ξ
+            // rows.
+            unsafe {
+                gemm::gemm(
+                    co,
+                    c,
+                    tiles,
+                    du_ptr.ptr().add(pos * co * c),
+                    1,
+                    c as isize,
+                    true,
+                    dm.as_ptr().add(pos * tiles),
+                    1,
+                    (POS * tiles) as isize,
+                    v.as_ptr().add(pos * tiles),
+                    (POS * tiles) as isize,
+                    1,
+                    1.0,
+                    1.0,
+                    false,
+                    false,
+                    false,
+                    gemm::Parallelism::None,
+                );
+            }
+        });
+        drop(v);
+        if let Some(dx) = dx.as_mut() {
+            let dv = layer.input_gradient_tiles(&u, &dm);
+            let image = &mut dx[n * c * plane_in..][..c * plane_in];
+            image
+                .par_chunks_exact_mut(plane_in)
+                .enumerate()
+                .for_each(|(i, plane)| {
+                    layer.input_adjoint(&dv[i * POS * tiles..][..POS * tiles], plane)
+                });
+        }
+    }
+    let dw = layer.weight_adjoint(&du);
+    (
+        dx.map(|dx| tensor(dx, [b, c, h, w])),
+        tensor(dw, [co, c, 3, 3]),
+    )
+}
+
+impl Layer {
+    /// `dM[co][ξ][tile] = (A dY A^T)[ξ]` for one image's output gradient `dy` `[Co, Ho, Wo]`;
+    /// outputs a tile overhangs count as zeros.
+    fn output_adjoint(&self, dy: &[f32]) -> Vec<f32> {
+        let (co, tiles, tw) = (self.co, self.tiles(), self.tw);
+        let plane_len = self.ho * self.wo;
+        let mut dm = vec![0.0f32; co * POS * tiles];
+        dm.par_chunks_exact_mut(POS * tiles)
+            .enumerate()
+            .for_each(|(o, out)| {
+                let plane = &dy[o * plane_len..][..plane_len];
+                // dyt[ii][jj][tx], then across[i][jj][tx] = sum_ii A^T[ii][i] dyt[ii][jj][tx],
+                // then dM[i][j][tx] = sum_jj A^T[jj][j] across[i][jj][tx].
+                let mut dyt = vec![0.0f32; M * M * tw];
+                let mut across = vec![0.0f32; A * M * tw];
+                for ty in 0..self.th {
+                    dyt.fill(0.0);
+                    for ii in 0..M.min(self.ho - ty * M) {
+                        let row = &plane[(ty * M + ii) * self.wo..][..self.wo];
+                        for (x, &g) in row.iter().enumerate() {
+                            dyt[(ii * M + x % M) * tw + x / M] = g;
+                        }
+                    }
+                    for i in 0..A {
+                        for jj in 0..M {
+                            let acc = &mut across[(i * M + jj) * tw..][..tw];
+                            acc.fill(0.0);
+                            for ii in 0..M {
+                                let coef = self.at[ii * A + i];
+                                if coef != 0.0 {
+                                    let src = &dyt[(ii * M + jj) * tw..][..tw];
+                                    acc.iter_mut().zip(src).for_each(|(a, &s)| *a += coef * s);
+                                }
+                            }
+                        }
+                    }
+                    for i in 0..A {
+                        for j in 0..A {
+                            let dst = &mut out[(i * A + j) * tiles + ty * tw..][..tw];
+                            for jj in 0..M {
+                                let coef = self.at[jj * A + j];
+                                if coef != 0.0 {
+                                    let src = &across[(i * M + jj) * tw..][..tw];
+                                    dst.iter_mut().zip(src).for_each(|(d, &s)| *d += coef * s);
+                                }
+                            }
+                        }
+                    }
+                }
+            });
+        dm
+    }
+
+    /// `dV[c][ξ][tile] = (U[ξ]^T dM[ξ])`: `[C, Co] @ [Co, tiles]`, one product per ξ.
+    fn input_gradient_tiles(&self, u: &[f32], dm: &[f32]) -> Vec<f32> {
+        let (c, co, tiles) = (self.c, self.co, self.tiles());
+        let mut dv = Vec::with_capacity(POS * c * tiles);
+        let dv_ptr = SharedMut::new(&mut dv);
+        (0..POS).into_par_iter().for_each(|pos| {
+            // SAFETY: product ξ writes only rows (., ξ) of `dv`; `u` and `dm` are read inside
+            // their ξ blocks and rows.
+            unsafe {
+                gemm::gemm(
+                    c,
+                    tiles,
+                    co,
+                    dv_ptr.ptr().add(pos * tiles),
+                    1,
+                    (POS * tiles) as isize,
+                    false,
+                    u.as_ptr().add(pos * co * c),
+                    c as isize,
+                    1,
+                    dm.as_ptr().add(pos * tiles),
+                    1,
+                    (POS * tiles) as isize,
+                    0.0,
+                    1.0,
+                    false,
+                    false,
+                    false,
+                    gemm::Parallelism::None,
+                );
+            }
+        });
+        // SAFETY: the products wrote every element (`read_dst` false: none was read).
+        unsafe { dv.set_len(POS * c * tiles) };
+        dv
+    }
+
+    /// Adds `B dV B^T` of every tile of one input channel (`dv[ξ][tile]`) into its gradient
+    /// `plane` `[H, W]`, at the pixels each padded position reads.
+    fn input_adjoint(&self, dv: &[f32], plane: &mut [f32]) {
+        let (tiles, tw, w) = (self.tiles(), self.tw, self.w);
+        let wp = tw * M + 2;
+        // Per phase p, dcolumns[i][4 k + p] accumulated at [p][k] (contiguous in k).
+        let mut phases = vec![0.0f32; M * (tw + 1)];
+        let mut columns = vec![0.0f32; A * wp];
+        let mut padded = vec![0.0f32; wp];
+        for ty in 0..self.th {
+            for i in 0..A {
+                // Along the rows: dcolumns[i][4 tx + q] += sum_j B^T[j][q] dV[i][j][tx].
+                phases.fill(0.0);
+                for q in 0..A {
+                    let acc = &mut phases[(q % M) * (tw + 1) + q / M..][..tw];
+                    for j in 0..A {
+                        let coef = self.bt[j * A + q];
+                        if coef != 0.0 {
+                            let src = &dv[(i * A + j) * tiles + ty * tw..][..tw];
+                            acc.iter_mut().zip(src).for_each(|(a, &s)| *a += coef * s);
+                        }
+                    }
+                }
+                let row = &mut columns[i * wp..][..wp];
+                for (x, value) in row.iter_mut().enumerate() {
+                    *value = phases[(x % M) * (tw + 1) + x / M];
+                }
+            }
+            // Down the columns: dpadded[r] = sum_i B^T[i][r] dcolumns[i], added where row r
+            // and each column read from.
+            for r in 0..A {
+                let Some(iy) = self.rows[ty * M + r] else {
+                    continue;
+                };
+                padded.fill(0.0);
+                for i in 0..A {
+                    let coef = self.bt[i * A + r];
+                    if coef != 0.0 {
+                        let src = &columns[i * wp..][..wp];
+                        padded.iter_mut().zip(src).for_each(|(p, &s)| *p += coef * s);
+                    }
+                }
+                let dst = &mut plane[iy * w..][..w];
+                for (q, &g) in padded.iter().enumerate() {
+                    if let Some(ix) = self.cols[q] {
+                        dst[ix] += g;
+                    }
+                }
+            }
+        }
+    }
+
+    /// `dg = G^T dU G` for every filter: `du` `[ξ][Co][C]` to `[Co, C, 3, 3]`.
+    fn weight_adjoint(&self, du: &[f32]) -> Vec<f32> {
+        let (c, co) = (self.c, self.co);
+        let mut dw = vec![0.0f32; co * c * 9];
+        dw.par_chunks_exact_mut(c * 9)
+            .enumerate()
+            .for_each(|(o, out)| {
+                // half[xi][kj][i] = sum_xj G[xj][kj] dU[xi][xj][o][i], then
+                // taps[ki][kj][i] = sum_xi G[xi][ki] half[xi][kj][i].
+                let mut half = vec![0.0f32; A * 3 * c];
+                for xi in 0..A {
+                    for kj in 0..3 {
+                        let acc = &mut half[(xi * 3 + kj) * c..][..c];
+                        for xj in 0..A {
+                            let coef = self.g[xj * 3 + kj];
+                            if coef != 0.0 {
+                                let src = &du[((xi * A + xj) * co + o) * c..][..c];
+                                acc.iter_mut().zip(src).for_each(|(a, &s)| *a += coef * s);
+                            }
+                        }
+                    }
+                }
+                let mut taps = vec![0.0f32; 9 * c];
+                for ki in 0..3 {
+                    for kj in 0..3 {
+                        let acc = &mut taps[(ki * 3 + kj) * c..][..c];
+                        for xi in 0..A {
+                            let coef = self.g[xi * 3 + ki];
+                            if coef != 0.0 {
+                                let src = &half[(xi * 3 + kj) * c..][..c];
+                                acc.iter_mut().zip(src).for_each(|(a, &s)| *a += coef * s);
+                            }
+                        }
+                    }
+                }
+                for (i, filter) in out.chunks_exact_mut(9).enumerate() {
+                    for (k, tap) in filter.iter_mut().enumerate() {
+                        *tap = taps[k * c + i];
+                    }
+                }
+            });
+        dw
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::conv::burn_conv2d;
+    use crate::model::conv::raw::floats;
+
+    fn pseudo_random(n: usize, seed: u32) -> Vec<f32> {
+        let mut state = seed.wrapping_mul(2_654_435_761).wrapping_add(1);
+        (0..n)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 17;
+                state ^= state << 5;
+                (state % 2001) as f32 / 1000.0 - 1.0
+            })
+            .collect()
+    }
+
+    fn worst(a: Tensor<4>, b: Tensor<4>) -> f32 {
+        let (a, b) = (floats(a), floats(b));
+        assert_eq!(a.len(), b.len());
+        a.iter()
+            .zip(&b)
+            .map(|(x, y)| (x - y).abs())
+            .fold(0.0, f32::max)
+    }
+
+    /// Output and the gradients of input, weight and bias equal burn's direct convolution's,
+    /// for both paddings, odd sizes (overhanging tiles), batch 2.
+    #[test]
+    fn output_and_gradients_match_the_direct_convolution() {
+        let device = Device::flex().autodiff();
+        for (b, c, co, h, w, padding) in [
+            (1, 8, 16, 9, 13, Padding::Reflect(1)),
+            (2, 5, 3, 7, 6, Padding::Zeros(1)),
+            (1, 6, 4, 8, 8, Padding::Zeros(0)),
+            (2, 4, 4, 4, 5, Padding::Reflect(1)),
+        ] {
+            let data = |n: usize, seed: u32, shape: Vec<usize>| {
+                TensorData::new(pseudo_random(n, seed), shape)
+            };
+            let x = Tensor::<4>::from_data(data(b * c * h * w, 1, vec![b, c, h, w]), &device)
+                .require_grad();
+            let wt = Tensor::<4>::from_data(data(co * c * 9, 2, vec![co, c, 3, 3]), &device)
+                .require_grad();
+            let bias = Tensor::<1>::from_data(data(co, 3, vec![co]), &device).require_grad();
+            // A loss whose gradient differs per output element.
+            let y_shape = burn_conv2d(x.clone(), wt.clone(), None, [1, 1], padding).dims();
+            let probe = Tensor::<4>::from_data(
+                data(y_shape.iter().product(), 4, y_shape.to_vec()),
+                &device,
+            );
+            let run = |ours: bool| {
+                let y = if ours {
+                    conv3x3_train(x.clone(), wt.clone(), Some(bias.clone()), padding)
+                } else {
+                    burn_conv2d(x.clone(), wt.clone(), Some(bias.clone()), [1, 1], padding)
+                };
+                let grads = (y.clone() * probe.clone()).sum().backward();
+                (
+                    y.inner(),
+                    x.grad(&grads).unwrap(),
+                    wt.grad(&grads).unwrap(),
+                    bias.grad(&grads).unwrap(),
+                )
+            };
+            let (y1, dx1, dw1, db1) = run(true);
+            let (y2, dx2, dw2, db2) = run(false);
+            let case = format!("{padding:?} {b}x{c}x{h}x{w} -> {co}");
+            assert!(worst(y1, y2) < 1e-4, "{case}: output");
+            assert!(worst(dx1, dx2) < 1e-4, "{case}: input gradient");
+            assert!(worst(dw1, dw2) < 1e-3, "{case}: weight gradient");
+            let db: f32 = (db1 - db2).abs().max().into_scalar();
+            assert!(db < 1e-4, "{case}: bias gradient {db}");
+        }
+    }
+}
