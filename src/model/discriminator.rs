@@ -216,7 +216,7 @@ impl PatchDiscriminator {
         let conv = |i: usize, x| self.kernels.conv2d(&self.convs[i], x, padding);
         let mut x = leaky_relu(conv(0, self.precision.enter(x)), 0.2);
         for (i, norm) in (1..last).zip(&self.norms) {
-            x = leaky_relu(norm.forward(conv(i, x)), 0.2);
+            x = norm.forward_leaky_relu(conv(i, x), 0.2);
         }
         self.precision.leave(conv(last, x))
     }

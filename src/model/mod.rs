@@ -16,6 +16,7 @@ pub mod conv;
 pub mod cut;
 mod discriminator;
 mod generator;
+mod instance_norm_train;
 pub mod layers;
 pub mod norm;
 pub mod precision;

@@ -13,11 +13,12 @@ use burn::prelude::*;
 use burn::tensor::DType;
 use burn::tensor::FloatDType;
 use burn::tensor::TensorData;
-use burn::tensor::activation::relu;
+use burn::tensor::activation::{leaky_relu, relu};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use super::conv::raw::{floats, is_flex_inference};
+use super::conv::raw::{floats, is_flex_inference, is_flex_training};
+use super::instance_norm_train::instance_norm_train;
 use super::precision;
 
 /// Which normalisation the networks use (`--norm`).
@@ -85,7 +86,10 @@ impl NormLayer {
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         match self {
             NormLayer::Instance(norm) if is_flex_inference(&x) => {
-                instance_norm_cpu(x, norm.epsilon, false)
+                instance_norm_cpu(x, norm.epsilon, 1.0)
+            }
+            NormLayer::Instance(norm) if is_flex_training(&x) => {
+                instance_norm_train(x, norm.epsilon, 1.0)
             }
             NormLayer::Instance(norm) => precision::instance_norm(norm, x),
             NormLayer::Batch(norm) => in_f32(x, |x| batch_norm(norm, x)),
@@ -93,13 +97,22 @@ impl NormLayer {
         }
     }
 
-    /// `relu(self.forward(x))`; an instance norm at inference on the CPU does both in one pass.
+    /// `relu(self.forward(x))`; an instance norm on the CPU does both in one pass.
     pub fn forward_relu(&self, x: Tensor<4>) -> Tensor<4> {
+        self.forward_leaky_relu(x, 0.0)
+    }
+
+    /// `leaky_relu(self.forward(x), slope)`; an instance norm on the CPU does both in one pass.
+    pub fn forward_leaky_relu(&self, x: Tensor<4>, slope: f32) -> Tensor<4> {
         match self {
             NormLayer::Instance(norm) if is_flex_inference(&x) => {
-                instance_norm_cpu(x, norm.epsilon, true)
+                instance_norm_cpu(x, norm.epsilon, slope)
             }
-            _ => relu(self.forward(x)),
+            NormLayer::Instance(norm) if is_flex_training(&x) => {
+                instance_norm_train(x, norm.epsilon, slope)
+            }
+            _ if slope == 0.0 => relu(self.forward(x)),
+            _ => leaky_relu(self.forward(x), slope as f64),
         }
     }
 
@@ -121,11 +134,11 @@ impl NormLayer {
     }
 }
 
-/// Instance norm without affine parameters (then ReLU when `relu`) on the CPU at inference, in
+/// Instance norm without affine parameters, then a leaky ReLU of `slope`, on the CPU at inference, in
 /// plain Rust: per plane, mean and variance accumulated in float64, then one pass normalising in
 /// place. burn's composition of tensor ops makes a pass over memory per op (about 25 ms per
 /// norm at 480p, 22 norms per generator).
-fn instance_norm_cpu(x: Tensor<4>, epsilon: f64, relu: bool) -> Tensor<4> {
+fn instance_norm_cpu(x: Tensor<4>, epsilon: f64, slope: f32) -> Tensor<4> {
     let [b, c, h, w] = x.dims();
     let device = x.device();
     let mut values = floats(x);
@@ -141,10 +154,21 @@ fn instance_norm_cpu(x: Tensor<4>, epsilon: f64, relu: bool) -> Tensor<4> {
         let shift = (-mean) as f32 * scale;
         for v in plane.iter_mut() {
             let y = *v * scale + shift;
-            *v = if relu { y.max(0.0) } else { y };
+            *v = leaky(y, slope);
         }
     });
     Tensor::from_data(TensorData::new(values, [b, c, h, w]), &device)
+}
+
+/// A leaky ReLU of `slope` (0: ReLU, giving +0.0, 1: identity).
+pub(crate) fn leaky(y: f32, slope: f32) -> f32 {
+    if y > 0.0 {
+        y
+    } else if slope == 0.0 {
+        0.0
+    } else {
+        y * slope
+    }
 }
 
 /// `f` applied in float32 to `x`, returned in `x`'s type.

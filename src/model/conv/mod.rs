@@ -225,7 +225,10 @@ mod tests {
             // --low-memory: Winograd where it is chosen, burn's convolution instead of gathers.
             let lean = if train == w4 { w4 } else { Kernel::Burn };
             assert_eq!(ConvPolicy::LowMemory.kernel(c, [k, k], [s, s], true), lean);
-            assert_eq!(ConvPolicy::LowMemory.kernel(c, [k, k], [s, s], false), infer);
+            assert_eq!(
+                ConvPolicy::LowMemory.kernel(c, [k, k], [s, s], false),
+                infer
+            );
         }
         assert_eq!(
             ConvPolicy::Gemm.kernel(256, [3, 3], [1, 1], true),

@@ -121,11 +121,9 @@ impl<C: CheckpointStrategy> WinogradCpu for Autodiff<Flex, C> {
                 let y = forward(&x, &weight, padding);
                 prep.finish((x, weight, padding), y)
             }
-            OpsKind::UnTracked(prep) => prep.finish(forward(
-                x.primitive(),
-                weight.primitive(),
-                padding,
-            )),
+            OpsKind::UnTracked(prep) => {
+                prep.finish(forward(x.primitive(), weight.primitive(), padding))
+            }
         }
     }
 }
@@ -139,7 +137,12 @@ fn dims4(t: &FlexTensor) -> [usize; 4] {
 fn values(t: &FlexTensor) -> std::borrow::Cow<'_, [f32]> {
     match t.as_slice::<f32>() {
         Some(v) => v.into(),
-        None => t.to_contiguous().as_slice::<f32>().expect("contiguous").to_vec().into(),
+        None => t
+            .to_contiguous()
+            .as_slice::<f32>()
+            .expect("contiguous")
+            .to_vec()
+            .into(),
     }
 }
 
@@ -362,7 +365,10 @@ impl Layer {
                     let coef = self.bt[i * A + r];
                     if coef != 0.0 {
                         let src = &columns[i * wp..][..wp];
-                        padded.iter_mut().zip(src).for_each(|(p, &s)| *p += coef * s);
+                        padded
+                            .iter_mut()
+                            .zip(src)
+                            .for_each(|(p, &s)| *p += coef * s);
                     }
                 }
                 let dst = &mut plane[iy * w..][..w];
