@@ -6,7 +6,7 @@ use burn::tensor::Distribution;
 
 use super::profile::op_time;
 use super::{Settings, profile::layer_label};
-use crate::model::conv::{Kernel, Padding, Tile, burn_conv2d, conv2d_gemm, conv3x3};
+use crate::model::conv::{ConvPolicy, Kernel, Padding, Tile, burn_conv2d, conv2d_gemm};
 use crate::model::layers::ConvLayer;
 
 /// Seconds of forward + backward of one layer with each kernel.
@@ -68,7 +68,10 @@ fn time_kernel(settings: &Settings, l: &ConvLayer, kernel: Kernel, ad: &Device) 
         let y = match kernel {
             Kernel::Burn => burn_conv2d(x, wt, None, stride, padding),
             Kernel::Gemm => conv2d_gemm(x, wt, None, stride, padding),
-            Kernel::Winograd(tile) => conv3x3(x, wt, None, padding, tile),
+            // What training runs: on the CPU the plain-Rust kernels with their own backward.
+            Kernel::Winograd(tile) => {
+                ConvPolicy::Winograd(tile).conv2d_raw(x, wt, None, stride, padding)
+            }
         };
         let _ = (y * g.clone()).sum().backward();
     })
