@@ -29,6 +29,7 @@ pub mod gemm;
 pub mod native;
 mod padding;
 pub(crate) mod raw;
+pub mod transpose_cpu;
 pub mod winograd;
 pub mod winograd_cpu;
 pub mod winograd_train;
@@ -184,6 +185,19 @@ impl ConvPolicy {
 pub fn conv_transpose(conv: &ConvTranspose2d, x: Tensor<4>) -> Tensor<4> {
     let weight = precision::like(conv.weight.val(), &x);
     let bias = conv.bias.as_ref().map(|b| precision::like(b.val(), &x));
+    // The ResNet generator's upsampling on the CPU: plain-Rust products with their own
+    // backward pass.
+    let [_, _, kh, kw] = weight.dims();
+    if [kh, kw] == [3, 3]
+        && conv.stride == [2, 2]
+        && conv.padding == [1, 1]
+        && conv.padding_out == [1, 1]
+        && conv.dilation == [1, 1]
+        && conv.groups == 1
+        && (is_flex_inference(&x) || is_flex_training(&x))
+    {
+        return transpose_cpu::upsample3x3(x, weight, bias);
+    }
     let options = ConvTransposeOptions::new(
         conv.stride,
         conv.padding,
