@@ -3,6 +3,7 @@
 
 use burn::prelude::*;
 use burn::tensor::DType;
+use rayon::prelude::*;
 
 /// Whether `x` lives on burn's CPU backend as float32, untracked by autodiff: where the
 /// plain-Rust inference kernels apply.
@@ -29,6 +30,19 @@ pub(crate) fn floats<const D: usize>(x: Tensor<D>) -> Vec<f32> {
     x.into_data()
         .try_into_vec::<f32>()
         .expect("the CPU kernels are only called on float32 tensors")
+}
+
+/// `len` zeros, written by all threads: `vec![0.0; len]` zeroes on one thread (glibc's heap
+/// reuses freed memory, which the kernel does not zero), a serial pass over the buffer.
+pub(crate) fn parallel_zeros(len: usize) -> Vec<f32> {
+    let mut buffer = Vec::with_capacity(len);
+    buffer
+        .spare_capacity_mut()
+        .par_chunks_mut(1 << 14)
+        .for_each(|chunk| chunk.fill(std::mem::MaybeUninit::new(0.0)));
+    // SAFETY: every element was written above.
+    unsafe { buffer.set_len(len) };
+    buffer
 }
 
 /// A raw pointer that tasks writing disjoint parts of one buffer may share.

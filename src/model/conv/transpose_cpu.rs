@@ -25,6 +25,8 @@ use burn::prelude::*;
 use burn::tensor::TensorData;
 use rayon::prelude::*;
 
+use super::raw::parallel_zeros;
+
 /// `x` `[B, C, H, W]` through the transposed convolution of `weight` `[C, Co, 3, 3]` (stride 2,
 /// padding 1, output padding 1) plus `bias`, giving `[B, Co, 2H, 2W]`; differentiable. `x`
 /// must be float32 on burn's CPU backend (with autodiff, or without).
@@ -144,7 +146,7 @@ fn values(t: &FlexTensor) -> std::borrow::Cow<'_, [f32]> {
 /// `2 dy + dx` holds `x[c][i + dy][j + dx]` (zero past the edge).
 fn shifted(x: &[f32], c: usize, h: usize, w: usize) -> Vec<f32> {
     let plane = h * w;
-    let mut out = vec![0.0f32; 4 * c * plane];
+    let mut out = parallel_zeros(4 * c * plane);
     out.par_chunks_exact_mut(c * plane)
         .enumerate()
         .for_each(|(shift, dst)| {
@@ -203,8 +205,9 @@ fn forward(x: &FlexTensor, weight: &FlexTensor) -> FlexTensor {
     let [_, co, ..] = dims4(weight);
     let (input, weight) = (values(x), values(weight));
     let plane = h * w;
-    let mut out = vec![0.0f32; b * co * 4 * plane];
-    let mut phases = vec![0.0f32; 4 * co * plane];
+    let mut out = parallel_zeros(b * co * 4 * plane);
+    // Written by each phase's first product before it is read.
+    let mut phases = Vec::<f32>::with_capacity(4 * co * plane);
     for (image, out) in input
         .chunks_exact(c * plane)
         .zip(out.chunks_exact_mut(co * 4 * plane))
@@ -239,6 +242,8 @@ fn forward(x: &FlexTensor, weight: &FlexTensor) -> FlexTensor {
             }
             started[phase] = true;
         }
+        // SAFETY: every phase has a first product, which wrote all of its elements.
+        unsafe { phases.set_len(4 * co * plane) };
         // Interleave the phases: out[o][2m + a][2n + b] = Y[2a + b][o][m][n].
         out.par_chunks_exact_mut(4 * plane)
             .enumerate()
@@ -270,10 +275,12 @@ fn backward(
     let [_, co, ..] = dims4(weight);
     let (input, weight, dy) = (values(x), values(weight), values(dy));
     let plane = h * w;
-    let mut dx = want_dx.then(|| vec![0.0f32; b * c * plane]);
-    let mut dw = vec![0.0f32; c * co * 9];
-    let mut phases = vec![0.0f32; 4 * co * plane];
-    let mut dxs = vec![0.0f32; 4 * c * plane];
+    let mut dx = want_dx.then(|| parallel_zeros(b * c * plane));
+    // Written before they are read: `dw` and `dxs` by the first image's (each shift's first)
+    // products, `phases` by the split below.
+    let mut dw = Vec::<f32>::with_capacity(c * co * 9);
+    let mut phases = parallel_zeros(4 * co * plane);
+    let mut dxs = Vec::<f32>::with_capacity(4 * c * plane);
     for n in 0..b {
         // dY's phases: dY[2a + b][o][m][n] = dy[o][2m + a][2n + b].
         let dy_image = &dy[n * co * 4 * plane..][..co * 4 * plane];
@@ -345,6 +352,16 @@ fn backward(
                 }
             }
             started[shift] = true;
+        }
+        if n == 0 {
+            // SAFETY: the first image's products wrote every tap of `dw` and, when they ran,
+            // every shift of `dxs`.
+            unsafe {
+                dw.set_len(c * co * 9);
+                if want_dx {
+                    dxs.set_len(4 * c * plane);
+                }
+            }
         }
         // dx[c][i][j] = sum over shifts of dX[shift][c][i - dy][j - dx].
         if let Some(dx) = dx.as_mut() {

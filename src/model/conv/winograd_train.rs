@@ -31,7 +31,7 @@ use burn::tensor::TensorData;
 use rayon::prelude::*;
 
 use super::padding::Padding;
-use super::raw::SharedMut;
+use super::raw::{SharedMut, parallel_zeros};
 use super::winograd_cpu::{A, Layer, M, POS};
 
 /// `x` `[B, C, H, W]` convolved with `weight` `[Co, C, 3, 3]` plus `bias`, stride 1, padded by
@@ -182,7 +182,7 @@ fn backward(
     let u = layer.weight_transform(&values(weight));
     let (input, dy) = (values(x), values(dy));
     let (tiles, plane_in, plane_out) = (layer.tiles(), h * w, layer.ho * layer.wo);
-    let mut dx = want_dx.then(|| vec![0.0f32; b * c * plane_in]);
+    let mut dx = want_dx.then(|| parallel_zeros(b * c * plane_in));
     // dU[ξ][co][c], summed over the images.
     let mut du = vec![0.0f32; POS * co * c];
     for n in 0..b {
@@ -242,7 +242,7 @@ impl Layer {
     fn output_adjoint(&self, dy: &[f32]) -> Vec<f32> {
         let (co, tiles) = (self.co, self.tiles());
         let plane_len = self.ho * self.wo;
-        let mut dm = vec![0.0f32; co * POS * tiles];
+        let mut dm = parallel_zeros(co * POS * tiles);
         dm.par_chunks_exact_mut(POS * tiles)
             .zip(dy.par_chunks_exact(plane_len))
             .for_each(|(out, plane)| output_adjoint_plane(self, plane, out));
