@@ -306,7 +306,16 @@ mod simd {
 
             $(#[$attr])?
             pub fn combine(out: &mut [f32], coefs: &[f32], rows: &[&[f32]]) {
-                combine_inline(out, coefs, rows)
+                // Three rows (the weight transform's): one pass.
+                if let (&[c0, c1, c2], &[r0, r1, r2]) = (coefs, rows) {
+                    let n = out.len();
+                    let (r0, r1, r2) = (&r0[..n], &r1[..n], &r2[..n]);
+                    for x in 0..n {
+                        out[x] = madd(c2, r2[x], madd(c1, r1[x], c0 * r0[x]));
+                    }
+                } else {
+                    combine_inline(out, coefs, rows)
+                }
             }
 
             /// `out = sum_k coefs[k] * rows[k]` over six rows, in one pass (short rows: no

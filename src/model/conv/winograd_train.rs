@@ -329,6 +329,26 @@ macro_rules! vectorised {
     };
 }
 
+/// `out = sum_k coefs[k] * rows[k]` (plus `out` when `accumulate`), in one pass over `out`;
+/// the rows are at least as long.
+#[inline(always)]
+fn weighted_sum<const N: usize>(
+    out: &mut [f32],
+    coefs: [f32; N],
+    rows: [&[f32]; N],
+    accumulate: bool,
+) {
+    let n = out.len();
+    let rows = rows.map(|row| &row[..n]);
+    for x in 0..n {
+        let mut sum = if accumulate { out[x] } else { 0.0 };
+        for k in 0..N {
+            sum += coefs[k] * rows[k][x];
+        }
+        out[x] = sum;
+    }
+}
+
 vectorised! {
     /// [`Layer::output_adjoint`] for one output channel: its gradient `plane` `[Ho, Wo]` to its
     /// rows `out` `[ξ][tile]` of `dM` (zeroed).
@@ -348,27 +368,22 @@ vectorised! {
             }
             for i in 0..A {
                 for jj in 0..M {
-                    let acc = &mut across[(i * M + jj) * tw..][..tw];
-                    acc.fill(0.0);
-                    for ii in 0..M {
-                        let coef = layer.at[ii * A + i];
-                        if coef != 0.0 {
-                            let src = &dyt[(ii * M + jj) * tw..][..tw];
-                            acc.iter_mut().zip(src).for_each(|(a, &s)| *a += coef * s);
-                        }
-                    }
+                    weighted_sum::<M>(
+                        &mut across[(i * M + jj) * tw..][..tw],
+                        std::array::from_fn(|ii| layer.at[ii * A + i]),
+                        std::array::from_fn(|ii| &dyt[(ii * M + jj) * tw..][..tw]),
+                        false,
+                    );
                 }
             }
             for i in 0..A {
                 for j in 0..A {
-                    let dst = &mut out[(i * A + j) * tiles + ty * tw..][..tw];
-                    for jj in 0..M {
-                        let coef = layer.at[jj * A + j];
-                        if coef != 0.0 {
-                            let src = &across[(i * M + jj) * tw..][..tw];
-                            dst.iter_mut().zip(src).for_each(|(d, &s)| *d += coef * s);
-                        }
-                    }
+                    weighted_sum::<M>(
+                        &mut out[(i * A + j) * tiles + ty * tw..][..tw],
+                        std::array::from_fn(|jj| layer.at[jj * A + j]),
+                        std::array::from_fn(|jj| &across[(i * M + jj) * tw..][..tw]),
+                        false,
+                    );
                 }
             }
         }
@@ -387,16 +402,16 @@ vectorised! {
         for ty in 0..layer.th {
             for i in 0..A {
                 // Along the rows: dcolumns[i][4 tx + q] += sum_j B^T[j][q] dV[i][j][tx].
-                phases.fill(0.0);
+                // Columns q < 4 start phase q; 4 and 5 add to phases 0 and 1 one tile on.
+                phases[tw] = 0.0;
+                phases[2 * tw + 1] = 0.0;
                 for q in 0..A {
-                    let acc = &mut phases[(q % M) * (tw + 1) + q / M..][..tw];
-                    for j in 0..A {
-                        let coef = layer.bt[j * A + q];
-                        if coef != 0.0 {
-                            let src = &dv[(i * A + j) * tiles + ty * tw..][..tw];
-                            acc.iter_mut().zip(src).for_each(|(a, &s)| *a += coef * s);
-                        }
-                    }
+                    weighted_sum::<A>(
+                        &mut phases[(q % M) * (tw + 1) + q / M..][..tw],
+                        std::array::from_fn(|j| layer.bt[j * A + q]),
+                        std::array::from_fn(|j| &dv[(i * A + j) * tiles + ty * tw..][..tw]),
+                        q >= M,
+                    );
                 }
                 let row = &mut columns[i * wp..][..wp];
                 for (x, value) in row.iter_mut().enumerate() {
@@ -409,17 +424,12 @@ vectorised! {
                 let Some(iy) = layer.rows[ty * M + r] else {
                     continue;
                 };
-                padded.fill(0.0);
-                for i in 0..A {
-                    let coef = layer.bt[i * A + r];
-                    if coef != 0.0 {
-                        let src = &columns[i * wp..][..wp];
-                        padded
-                            .iter_mut()
-                            .zip(src)
-                            .for_each(|(p, &s)| *p += coef * s);
-                    }
-                }
+                weighted_sum::<A>(
+                    &mut padded,
+                    std::array::from_fn(|i| layer.bt[i * A + r]),
+                    std::array::from_fn(|i| &columns[i * wp..][..wp]),
+                    false,
+                );
                 let dst = &mut plane[iy * w..][..w];
                 for (q, &g) in padded.iter().enumerate() {
                     if let Some(ix) = layer.cols[q] {
@@ -440,27 +450,23 @@ vectorised! {
         let mut half = vec![0.0f32; A * 3 * c];
         for xi in 0..A {
             for kj in 0..3 {
-                let acc = &mut half[(xi * 3 + kj) * c..][..c];
-                for xj in 0..A {
-                    let coef = layer.g[xj * 3 + kj];
-                    if coef != 0.0 {
-                        let src = &du[((xi * A + xj) * co + o) * c..][..c];
-                        acc.iter_mut().zip(src).for_each(|(a, &s)| *a += coef * s);
-                    }
-                }
+                weighted_sum::<A>(
+                    &mut half[(xi * 3 + kj) * c..][..c],
+                    std::array::from_fn(|xj| layer.g[xj * 3 + kj]),
+                    std::array::from_fn(|xj| &du[((xi * A + xj) * co + o) * c..][..c]),
+                    false,
+                );
             }
         }
         let mut taps = vec![0.0f32; 9 * c];
         for ki in 0..3 {
             for kj in 0..3 {
-                let acc = &mut taps[(ki * 3 + kj) * c..][..c];
-                for xi in 0..A {
-                    let coef = layer.g[xi * 3 + ki];
-                    if coef != 0.0 {
-                        let src = &half[(xi * 3 + kj) * c..][..c];
-                        acc.iter_mut().zip(src).for_each(|(a, &s)| *a += coef * s);
-                    }
-                }
+                weighted_sum::<A>(
+                    &mut taps[(ki * 3 + kj) * c..][..c],
+                    std::array::from_fn(|xi| layer.g[xi * 3 + ki]),
+                    std::array::from_fn(|xi| &half[(xi * 3 + kj) * c..][..c]),
+                    false,
+                );
             }
         }
         for (i, filter) in out.chunks_exact_mut(9).enumerate() {
