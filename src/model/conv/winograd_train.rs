@@ -183,8 +183,9 @@ fn backward(
     let (input, dy) = (values(x), values(dy));
     let (tiles, plane_in, plane_out) = (layer.tiles(), h * w, layer.ho * layer.wo);
     let mut dx = want_dx.then(|| parallel_zeros(b * c * plane_in));
-    // dU[ξ][co][c], summed over the images.
-    let mut du = vec![0.0f32; POS * co * c];
+    // dU[ξ][co][c], summed over the images (written by the first image's products, then added
+    // to: never zeroed).
+    let mut du = Vec::<f32>::with_capacity(POS * co * c);
     for n in 0..b {
         let dm = layer.output_adjoint(&dy[n * co * plane_out..][..co * plane_out]);
         let v = layer.input_transform(&input[n * c * plane_in..][..c * plane_in]);
@@ -201,14 +202,14 @@ fn backward(
                     du_ptr.ptr().add(pos * co * c),
                     1,
                     c as isize,
-                    true,
+                    n > 0,
                     dm.as_ptr().add(pos * tiles),
                     1,
                     (POS * tiles) as isize,
                     v.as_ptr().add(pos * tiles),
                     (POS * tiles) as isize,
                     1,
-                    1.0,
+                    if n > 0 { 1.0 } else { 0.0 },
                     1.0,
                     false,
                     false,
@@ -218,6 +219,10 @@ fn backward(
             }
         });
         drop(v);
+        if n == 0 {
+            // SAFETY: the first image's products wrote every element of every ξ block.
+            unsafe { du.set_len(POS * co * c) };
+        }
         if let Some(dx) = dx.as_mut() {
             let dv = layer.input_gradient_tiles(&u, &dm);
             let image = &mut dx[n * c * plane_in..][..c * plane_in];
@@ -294,7 +299,7 @@ impl Layer {
 
     /// `dg = G^T dU G` for every filter: `du` `[ξ][Co][C]` to `[Co, C, 3, 3]`.
     fn weight_adjoint(&self, du: &[f32]) -> Vec<f32> {
-        let mut dw = vec![0.0f32; self.co * self.c * 9];
+        let mut dw = parallel_zeros(self.co * self.c * 9);
         dw.par_chunks_exact_mut(self.c * 9)
             .enumerate()
             .for_each(|(o, out)| weight_adjoint_filter(self, du, o, out));
