@@ -1,0 +1,442 @@
+//! Training's small-kernel convolutions on the CPU (the PatchGAN's 4x4 layers; see
+//! [`super::ConvPolicy::conv2d_raw`] for why not the generator's 3x3 stride-2 ones): gather +
+//! GEMM in plain Rust, in burn's NCHW layout, as one operation with a handwritten backward
+//! pass (a burn backend extension).
+//!
+//! Per image, `cols[(c, ky, kx)][p]` holds the input pixel tap `(ky, kx)` of output pixel `p`
+//! reads (zero in the padding); then `Y = W cols` (`[Co, C k k] @ [C k k, P]`). The backward
+//! pass gathers `cols` again rather than keeping it (it is `k k` times the input):
+//! `dW = dY cols^T`, `dcols = W^T dY`, and each `dcols` value is added to the input pixel it was
+//! gathered from. [`super::gemm::conv2d_gemm`] does the same with burn tensor ops, whose
+//! autodiff keeps the gathered matrix and runs the scatter-add on one thread.
+
+use burn::backend::autodiff::{
+    Autodiff,
+    checkpoint::{base::Checkpointer, strategy::CheckpointStrategy},
+    grads::Gradients,
+    ops::{Backward, Ops, OpsKind},
+};
+use burn::backend::flex::FlexTensor;
+use burn::backend::tensor::FloatTensor;
+use burn::backend::{Backend, Dispatch, Flex, backend_extension};
+use burn::prelude::*;
+use burn::tensor::TensorData;
+use rayon::prelude::*;
+
+use super::padding::Padding;
+use super::raw::parallel_zeros;
+
+/// `x` `[B, C, H, W]` convolved with `weight` `[Co, C, k, k]` plus `bias`, with `stride`, zero
+/// padding `padding`; differentiable. `x` must be float32 on burn's CPU backend.
+pub fn conv2d_train(
+    x: Tensor<4>,
+    weight: Tensor<4>,
+    bias: Option<Tensor<1>>,
+    stride: usize,
+    padding: usize,
+) -> Tensor<4> {
+    let [_, c, h, w] = x.dims();
+    let [co, ci, kh, kw] = weight.dims();
+    assert_eq!(
+        c, ci,
+        "convolution: input has {c} channels, weight expects {ci}"
+    );
+    assert_eq!(kh, kw, "convolution: square kernels only");
+    Padding::Zeros(padding).check(h, w, [kh, kw], "convolution");
+    let y = Tensor::<4>::from_dispatch(<Dispatch as GemmCpu>::conv_gemm(
+        x.into_dispatch(),
+        weight.into_dispatch(),
+        stride,
+        padding,
+    ));
+    match bias {
+        Some(b) => y + b.reshape([1, co, 1, 1]),
+        None => y,
+    }
+}
+
+/// The operation, for burn's CPU backend with and without autodiff.
+#[backend_extension(Flex, Autodiff)]
+pub trait GemmCpu: Backend {
+    /// [`conv2d_train`] without the bias.
+    fn conv_gemm(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        stride: usize,
+        padding: usize,
+    ) -> FloatTensor<Self>;
+}
+
+impl GemmCpu for Flex {
+    fn conv_gemm(x: FlexTensor, weight: FlexTensor, stride: usize, padding: usize) -> FlexTensor {
+        forward(&x, &weight, Geometry::new(&x, &weight, stride, padding))
+    }
+}
+
+impl<C: CheckpointStrategy> GemmCpu for Autodiff<Flex, C> {
+    fn conv_gemm(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        stride: usize,
+        padding: usize,
+    ) -> FloatTensor<Self> {
+        #[derive(Debug)]
+        struct ConvGemmBackward;
+
+        impl Backward<Flex, 2> for ConvGemmBackward {
+            /// The input, the weight, stride and padding.
+            type State = (FlexTensor, FlexTensor, usize, usize);
+
+            fn backward(
+                self,
+                ops: Ops<Self::State, 2>,
+                grads: &mut Gradients,
+                _checkpointer: &mut Checkpointer,
+            ) {
+                let [node_x, node_w] = ops.parents;
+                let dy = grads.consume::<Flex>(&ops.node);
+                let (x, weight, stride, padding) = ops.state;
+                let geometry = Geometry::new(&x, &weight, stride, padding);
+                let (dx, dw) = backward(&x, &weight, &dy, geometry, node_x.is_some());
+                if let (Some(node), Some(dx)) = (node_x, dx) {
+                    grads.register::<Flex>(node.id, dx);
+                }
+                if let Some(node) = node_w {
+                    grads.register::<Flex>(node.id, dw);
+                }
+            }
+        }
+
+        match ConvGemmBackward
+            .prepare::<C>([x.node(), weight.node()])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(prep) => {
+                let (x, weight) = (x.into_primitive(), weight.into_primitive());
+                let y = forward(&x, &weight, Geometry::new(&x, &weight, stride, padding));
+                prep.finish((x, weight, stride, padding), y)
+            }
+            OpsKind::UnTracked(prep) => {
+                let (x, weight) = (x.primitive(), weight.primitive());
+                prep.finish(forward(
+                    x,
+                    weight,
+                    Geometry::new(x, weight, stride, padding),
+                ))
+            }
+        }
+    }
+}
+
+/// One layer's shapes.
+#[derive(Clone, Copy)]
+struct Geometry {
+    b: usize,
+    c: usize,
+    h: usize,
+    w: usize,
+    co: usize,
+    k: usize,
+    stride: usize,
+    pad: usize,
+    ho: usize,
+    wo: usize,
+}
+
+impl Geometry {
+    fn new(x: &FlexTensor, weight: &FlexTensor, stride: usize, pad: usize) -> Self {
+        let [b, c, h, w] = x.layout().shape().dims::<4>();
+        let [co, _, k, _] = weight.layout().shape().dims::<4>();
+        Geometry {
+            b,
+            c,
+            h,
+            w,
+            co,
+            k,
+            stride,
+            pad,
+            ho: (h + 2 * pad - k) / stride + 1,
+            wo: (w + 2 * pad - k) / stride + 1,
+        }
+    }
+
+    /// Rows of `cols` (`C k k`) and output pixels per image.
+    fn rows(&self) -> usize {
+        self.c * self.k * self.k
+    }
+    fn pixels(&self) -> usize {
+        self.ho * self.wo
+    }
+
+    /// The input coordinate output coordinate `o` reads through tap `t` along an axis of `n`
+    /// pixels, or `None` in the padding.
+    fn source(&self, o: usize, t: usize, n: usize) -> Option<usize> {
+        (o * self.stride + t)
+            .checked_sub(self.pad)
+            .filter(|&i| i < n)
+    }
+
+    /// `cols` of one image `x` `[C, H, W]`: `[C k k][P]`, one row per task.
+    fn gather(&self, x: &[f32]) -> Vec<f32> {
+        let (k, p) = (self.k, self.pixels());
+        let mut cols = parallel_zeros(self.rows() * p);
+        cols.par_chunks_exact_mut(p)
+            .enumerate()
+            .for_each(|(r, row)| {
+                let (c, ky, kx) = (r / (k * k), r / k % k, r % k);
+                let plane = &x[c * self.h * self.w..][..self.h * self.w];
+                for oy in 0..self.ho {
+                    let Some(iy) = self.source(oy, ky, self.h) else {
+                        continue;
+                    };
+                    let src = &plane[iy * self.w..][..self.w];
+                    for (ox, value) in row[oy * self.wo..][..self.wo].iter_mut().enumerate() {
+                        if let Some(ix) = self.source(ox, kx, self.w) {
+                            *value = src[ix];
+                        }
+                    }
+                }
+            });
+        cols
+    }
+
+    /// Adds each `dcols` value to the pixel of `dx` `[C, H, W]` it was gathered from, one input
+    /// channel per task.
+    fn scatter(&self, dcols: &[f32], dx: &mut [f32]) {
+        let (k, p) = (self.k, self.pixels());
+        dx.par_chunks_exact_mut(self.h * self.w)
+            .enumerate()
+            .for_each(|(c, plane)| {
+                for tap in 0..k * k {
+                    let (ky, kx) = (tap / k, tap % k);
+                    let row = &dcols[(c * k * k + tap) * p..][..p];
+                    for oy in 0..self.ho {
+                        let Some(iy) = self.source(oy, ky, self.h) else {
+                            continue;
+                        };
+                        let dst = &mut plane[iy * self.w..][..self.w];
+                        for (ox, &g) in row[oy * self.wo..][..self.wo].iter().enumerate() {
+                            if let Some(ix) = self.source(ox, kx, self.w) {
+                                dst[ix] += g;
+                            }
+                        }
+                    }
+                }
+            });
+    }
+}
+
+/// A tensor's float32 values, row-major (copied only when not contiguous).
+fn values(t: &FlexTensor) -> std::borrow::Cow<'_, [f32]> {
+    match t.as_slice::<f32>() {
+        Some(v) => v.into(),
+        None => t
+            .to_contiguous()
+            .as_slice::<f32>()
+            .expect("contiguous")
+            .to_vec()
+            .into(),
+    }
+}
+
+/// `dst (+)= lhs @ rhs` (`[m, k] @ [k, n]`, row-major with the given row strides, or
+/// transposed where `*_t`), over the threads.
+#[allow(clippy::too_many_arguments)]
+fn product(
+    m: usize,
+    n: usize,
+    k: usize,
+    dst: &mut [f32],
+    accumulate: bool,
+    lhs: &[f32],
+    lhs_t: bool,
+    rhs: &[f32],
+    rhs_t: bool,
+) {
+    assert!(dst.len() >= m * n && lhs.len() >= m * k && rhs.len() >= k * n);
+    // (column stride, row stride) of a row-major [rows, cols] matrix, or of its transpose.
+    let strides = |cols: usize, rows: usize, t: bool| {
+        if t { (rows, 1) } else { (1, cols) }
+    };
+    let (lhs_cs, lhs_rs) = strides(k, m, lhs_t);
+    let (rhs_cs, rhs_rs) = strides(n, k, rhs_t);
+    // SAFETY: the asserts above keep every operand inside its slice; `dst` is borrowed mutably.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            dst.as_mut_ptr(),
+            1,
+            n as isize,
+            accumulate,
+            lhs.as_ptr(),
+            lhs_cs as isize,
+            lhs_rs as isize,
+            rhs.as_ptr(),
+            rhs_cs as isize,
+            rhs_rs as isize,
+            if accumulate { 1.0 } else { 0.0 },
+            1.0,
+            false,
+            false,
+            false,
+            gemm::Parallelism::Rayon(0),
+        );
+    }
+}
+
+/// The forward pass (no bias).
+fn forward(x: &FlexTensor, weight: &FlexTensor, g: Geometry) -> FlexTensor {
+    let (input, weight) = (values(x), values(weight));
+    let (rows, p, plane) = (g.rows(), g.pixels(), g.c * g.h * g.w);
+    let mut out = parallel_zeros(g.b * g.co * p);
+    for (image, out) in input
+        .chunks_exact(plane)
+        .zip(out.chunks_exact_mut(g.co * p))
+    {
+        let cols = g.gather(image);
+        product(g.co, p, rows, out, false, &weight, false, &cols, false);
+    }
+    FlexTensor::from_data(TensorData::new(out, [g.b, g.co, g.ho, g.wo]))
+}
+
+/// The gradients of the input (when `want_dx`) and of the weight, given the output's `dy`.
+fn backward(
+    x: &FlexTensor,
+    weight: &FlexTensor,
+    dy: &FlexTensor,
+    g: Geometry,
+    want_dx: bool,
+) -> (Option<FlexTensor>, FlexTensor) {
+    let (input, weight, dy) = (values(x), values(weight), values(dy));
+    let (rows, p, plane) = (g.rows(), g.pixels(), g.c * g.h * g.w);
+    let mut dx = want_dx.then(|| parallel_zeros(g.b * plane));
+    let mut dw = vec![0.0f32; g.co * rows];
+    let mut dcols = if want_dx {
+        parallel_zeros(rows * p)
+    } else {
+        Vec::new()
+    };
+    for n in 0..g.b {
+        let cols = g.gather(&input[n * plane..][..plane]);
+        let dy = &dy[n * g.co * p..][..g.co * p];
+        // dW (+)= dY cols^T: [Co, P] @ [P, C k k].
+        product(g.co, rows, p, &mut dw, n > 0, dy, false, &cols, true);
+        if let Some(dx) = dx.as_mut() {
+            // dcols = W^T dY: [C k k, Co] @ [Co, P].
+            product(rows, p, g.co, &mut dcols, false, &weight, true, dy, false);
+            g.scatter(&dcols, &mut dx[n * plane..][..plane]);
+        }
+    }
+    (
+        dx.map(|dx| FlexTensor::from_data(TensorData::new(dx, [g.b, g.c, g.h, g.w]))),
+        FlexTensor::from_data(TensorData::new(dw, [g.co, g.c, g.k, g.k])),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::conv::burn_conv2d;
+    use crate::model::conv::raw::floats;
+
+    fn pseudo_random(n: usize, seed: u32) -> Vec<f32> {
+        let mut state = seed.wrapping_mul(2_654_435_761).wrapping_add(1);
+        (0..n)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 17;
+                state ^= state << 5;
+                (state % 2001) as f32 / 1000.0 - 1.0
+            })
+            .collect()
+    }
+
+    fn worst(a: Tensor<4>, b: Tensor<4>) -> f32 {
+        let (a, b) = (floats(a), floats(b));
+        assert_eq!(a.len(), b.len());
+        a.iter()
+            .zip(&b)
+            .map(|(x, y)| (x - y).abs())
+            .fold(0.0, f32::max)
+    }
+
+    /// Output and the gradients of input, weight and bias equal burn's convolution for the
+    /// generator's and the PatchGAN's shapes (3x3 stride 2, 4x4 stride 2 and 1), odd sizes,
+    /// batch 2.
+    #[test]
+    fn output_and_gradients_match_burns_convolution() {
+        let device = Device::flex().autodiff();
+        for (b, c, co, h, w, k, stride) in [
+            (1, 6, 8, 9, 8, 3, 2),
+            (2, 5, 3, 8, 7, 4, 2),
+            (1, 4, 6, 6, 5, 4, 1),
+            (1, 8, 16, 32, 32, 4, 2),
+            (1, 8, 16, 32, 32, 3, 2),
+            (1, 16, 32, 16, 16, 3, 2),
+            (1, 32, 64, 4, 4, 4, 1),
+            (1, 64, 1, 3, 3, 4, 1),
+        ] {
+            let data = |n: usize, seed: u32, shape: Vec<usize>| {
+                TensorData::new(pseudo_random(n, seed), shape)
+            };
+            let x = Tensor::<4>::from_data(data(b * c * h * w, 1, vec![b, c, h, w]), &device)
+                .require_grad();
+            let wt = Tensor::<4>::from_data(data(co * c * k * k, 2, vec![co, c, k, k]), &device)
+                .require_grad();
+            let bias = Tensor::<1>::from_data(data(co, 3, vec![co]), &device).require_grad();
+            let padding = Padding::Zeros(1);
+            let y_shape =
+                burn_conv2d(x.clone(), wt.clone(), None, [stride, stride], padding).dims();
+            let probe = Tensor::<4>::from_data(
+                data(y_shape.iter().product(), 4, y_shape.to_vec()),
+                &device,
+            );
+            let run = |ours: bool| {
+                let y = if ours {
+                    conv2d_train(x.clone(), wt.clone(), Some(bias.clone()), stride, 1)
+                } else {
+                    burn_conv2d(
+                        x.clone(),
+                        wt.clone(),
+                        Some(bias.clone()),
+                        [stride, stride],
+                        padding,
+                    )
+                };
+                let grads = (y.clone() * probe.clone()).sum().backward();
+                (
+                    y.inner(),
+                    x.grad(&grads).unwrap(),
+                    wt.grad(&grads).unwrap(),
+                    bias.grad(&grads).unwrap(),
+                )
+            };
+            let (y1, dx1, dw1, db1) = run(true);
+            let (y2, dx2, dw2, db2) = run(false);
+            let case = format!("{b}x{c}x{h}x{w} -> {co}, {k}x{k}/{stride}");
+            assert!(worst(y1, y2) < 1e-4, "{case}: output");
+            assert!(worst(dx1, dx2) < 1e-4, "{case}: input gradient");
+            assert!(worst(dw1, dw2) < 1e-3, "{case}: weight gradient");
+            let db: f32 = (db1 - db2).abs().max().into_scalar();
+            assert!(db < 1e-4, "{case}: bias gradient {db}");
+            // An input that needs no gradient (a discriminator's on a detached image).
+            let x = x.detach();
+            let dw = |ours: bool| {
+                let y = if ours {
+                    conv2d_train(x.clone(), wt.clone(), None, stride, 1)
+                } else {
+                    burn_conv2d(x.clone(), wt.clone(), None, [stride, stride], padding)
+                };
+                wt.grad(&(y * probe.clone()).sum().backward()).unwrap()
+            };
+            assert!(
+                worst(dw(true), dw(false)) < 1e-3,
+                "{case}: weight gradient alone"
+            );
+        }
+    }
+}
