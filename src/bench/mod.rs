@@ -114,9 +114,6 @@ pub enum ConvChoice {
     Winograd,
     /// As `winograd` with the smaller F(2x2, 3x3) tiles.
     Winograd2,
-    /// What `train --low-memory` uses: Winograd for the 3x3 stride-1 layers, burn's
-    /// convolution for the rest.
-    LowMemory,
 }
 
 impl ConvChoice {
@@ -128,7 +125,6 @@ impl ConvChoice {
             ConvChoice::Gemm => Some(ConvPolicy::Gemm),
             ConvChoice::Winograd => Some(ConvPolicy::Winograd(Tile::Four)),
             ConvChoice::Winograd2 => Some(ConvPolicy::Winograd(Tile::Two)),
-            ConvChoice::LowMemory => Some(ConvPolicy::LowMemory),
         }
     }
 
@@ -140,7 +136,6 @@ impl ConvChoice {
             ConvChoice::Gemm => "gemm",
             ConvChoice::Winograd => "winograd",
             ConvChoice::Winograd2 => "winograd2",
-            ConvChoice::LowMemory => "low-memory",
         }
     }
 }

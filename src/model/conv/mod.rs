@@ -61,12 +61,6 @@ pub enum ConvPolicy {
     /// input channels by Winograd with this tile, in training and inference. The CPU default
     /// uses [`Tile::Four`].
     Winograd(Tile),
-    /// Training in less memory (`train --low-memory`): Winograd F(4x4, 3x3) for the 3x3 stride-1
-    /// layers (which keep 2.25 floats per input value for the backward pass), burn's convolution
-    /// for every other layer, whose gathered matrices are what [`ConvPolicy::Gemm`] keeps most
-    /// of (7x7 heads: 7 rows of 64 floats per pixel). At inference the same as
-    /// [`ConvPolicy::Winograd`] with [`Tile::Four`].
-    LowMemory,
 }
 
 /// The kernel that runs one convolution call.
@@ -109,22 +103,13 @@ impl ConvPolicy {
         if self == ConvPolicy::Burn || in_channels <= MIN_GATHER_CHANNELS {
             return Kernel::Burn;
         }
-        let winograd = match self {
-            ConvPolicy::Winograd(tile) => Some(tile),
-            ConvPolicy::LowMemory => Some(Tile::Four),
-            ConvPolicy::Burn | ConvPolicy::Gemm => None,
-        };
-        if let Some(tile) = winograd
+        if let ConvPolicy::Winograd(tile) = self
             && kernel == [3, 3]
             && stride == [1, 1]
         {
             return Kernel::Winograd(tile);
         }
-        if autodiff && self != ConvPolicy::LowMemory {
-            Kernel::Gemm
-        } else {
-            Kernel::Burn
-        }
+        if autodiff { Kernel::Gemm } else { Kernel::Burn }
     }
 
     /// Apply `conv`'s weight, bias and stride to `x` `[B, Cin, H, W]` padded by `padding` (the
@@ -249,13 +234,6 @@ mod tests {
         for (c, k, s, train, infer) in cases {
             assert_eq!(cpu.kernel(c, [k, k], [s, s], true), train, "{c} {k} {s}");
             assert_eq!(cpu.kernel(c, [k, k], [s, s], false), infer, "{c} {k} {s}");
-            // --low-memory: Winograd where it is chosen, burn's convolution instead of gathers.
-            let lean = if train == w4 { w4 } else { Kernel::Burn };
-            assert_eq!(ConvPolicy::LowMemory.kernel(c, [k, k], [s, s], true), lean);
-            assert_eq!(
-                ConvPolicy::LowMemory.kernel(c, [k, k], [s, s], false),
-                infer
-            );
         }
         assert_eq!(
             ConvPolicy::Gemm.kernel(256, [3, 3], [1, 1], true),
