@@ -142,22 +142,40 @@ fn values(t: &FlexTensor) -> std::borrow::Cow<'_, [f32]> {
     }
 }
 
-/// One image's four shifted copies of `x` `[C, H, W]`: `[shift][C][H W]`, where shift
-/// `2 dy + dx` holds `x[c][i + dy][j + dx]` (zero past the edge).
-fn shifted(x: &[f32], c: usize, h: usize, w: usize) -> Vec<f32> {
-    let plane = h * w;
-    let mut out = parallel_zeros(4 * c * plane);
-    out.par_chunks_exact_mut(c * plane)
-        .enumerate()
-        .for_each(|(shift, dst)| {
-            let (dy, dx) = (shift / 2, shift % 2);
-            for (src, dst) in x.chunks_exact(plane).zip(dst.chunks_exact_mut(plane)) {
-                for i in 0..h - dy {
-                    dst[i * w..][..w - dx].copy_from_slice(&src[(i + dy) * w + dx..][..w - dx]);
-                }
+/// `x` `[C, H, W]` moved by `shift` (`2 dy + dx`): `x[c][i + dy][j + dx]`, zero past the
+/// edge; written into `buffer` unless the shift is 0. One shift at a time keeps the layer's
+/// extra memory to one copy of its input (at 1080p the upsampling input is 0.25 GiB).
+fn shifted<'a>(
+    x: &'a [f32],
+    c: usize,
+    h: usize,
+    w: usize,
+    shift: usize,
+    buffer: &'a mut Vec<f32>,
+) -> &'a [f32] {
+    if shift == 0 {
+        return x;
+    }
+    let (dy, dx, plane) = (shift / 2, shift % 2, h * w);
+    buffer.clear();
+    buffer.extend(std::iter::repeat_n(0.0, c * plane));
+    buffer
+        .par_chunks_exact_mut(plane)
+        .zip(x.par_chunks_exact(plane))
+        .for_each(|(dst, src)| {
+            for i in 0..h - dy {
+                dst[i * w..][..w - dx].copy_from_slice(&src[(i + dy) * w + dx..][..w - dx]);
             }
         });
-    out
+    buffer
+}
+
+/// The taps that read the input moved by `shift`, with the output phase each feeds.
+fn taps_of(shift: usize) -> impl Iterator<Item = (usize, usize)> {
+    TAPS.iter()
+        .enumerate()
+        .filter(move |(_, (_, s))| *s == shift)
+        .map(|(tap, &(phase, _))| (tap, phase))
 }
 
 /// A matrix operand of [`product`]: where it starts and its row and column strides.
@@ -208,39 +226,42 @@ fn forward(x: &FlexTensor, weight: &FlexTensor) -> FlexTensor {
     let mut out = parallel_zeros(b * co * 4 * plane);
     // Written by each phase's first product before it is read.
     let mut phases = Vec::<f32>::with_capacity(4 * co * plane);
+    let mut moved = Vec::new();
     for (image, out) in input
         .chunks_exact(c * plane)
         .zip(out.chunks_exact_mut(co * 4 * plane))
     {
-        let xs = shifted(image, c, h, w);
         let mut started = [false; 4];
-        for (tap, &(phase, shift)) in TAPS.iter().enumerate() {
-            // Y[phase] (+)= W[tap]^T X[shift]: W[tap]^T[o][c] = weight[c][o][tap].
-            // SAFETY: all three operands lie inside their buffers; one product at a time.
-            unsafe {
-                product(
-                    co,
-                    plane,
-                    c,
-                    Mat {
-                        ptr: phases.as_mut_ptr().add(phase * co * plane),
-                        rs: plane,
-                        cs: 1,
-                    },
-                    started[phase],
-                    Mat {
-                        ptr: weight.as_ptr().add(tap),
-                        rs: 9,
-                        cs: co * 9,
-                    },
-                    Mat {
-                        ptr: xs.as_ptr().add(shift * c * plane),
-                        rs: plane,
-                        cs: 1,
-                    },
-                );
+        for shift in 0..4 {
+            let xs = shifted(image, c, h, w, shift, &mut moved);
+            for (tap, phase) in taps_of(shift) {
+                // Y[phase] (+)= W[tap]^T X[shift]: W[tap]^T[o][c] = weight[c][o][tap].
+                // SAFETY: all three operands lie inside their buffers; one product at a time.
+                unsafe {
+                    product(
+                        co,
+                        plane,
+                        c,
+                        Mat {
+                            ptr: phases.as_mut_ptr().add(phase * co * plane),
+                            rs: plane,
+                            cs: 1,
+                        },
+                        started[phase],
+                        Mat {
+                            ptr: weight.as_ptr().add(tap),
+                            rs: 9,
+                            cs: co * 9,
+                        },
+                        Mat {
+                            ptr: xs.as_ptr(),
+                            rs: plane,
+                            cs: 1,
+                        },
+                    );
+                }
+                started[phase] = true;
             }
-            started[phase] = true;
         }
         // SAFETY: every phase has a first product, which wrote all of its elements.
         unsafe { phases.set_len(4 * co * plane) };
@@ -276,11 +297,12 @@ fn backward(
     let (input, weight, dy) = (values(x), values(weight), values(dy));
     let plane = h * w;
     let mut dx = want_dx.then(|| parallel_zeros(b * c * plane));
-    // Written before they are read: `dw` and `dxs` by the first image's (each shift's first)
-    // products, `phases` by the split below.
+    // Written before they are read: `dw` by the first image's products, `dxs` (one shift's
+    // share of dx) by each shift's first product, `phases` by the split below.
     let mut dw = Vec::<f32>::with_capacity(c * co * 9);
     let mut phases = parallel_zeros(4 * co * plane);
-    let mut dxs = Vec::<f32>::with_capacity(4 * c * plane);
+    let mut dxs = Vec::<f32>::with_capacity(if want_dx { c * plane } else { 0 });
+    let mut moved = Vec::new();
     for n in 0..b {
         // dY's phases: dY[2a + b][o][m][n] = dy[o][2m + a][2n + b].
         let dy_image = &dy[n * co * 4 * plane..][..co * 4 * plane];
@@ -298,88 +320,81 @@ fn backward(
                     }
                 }
             });
-        let xs = shifted(&input[n * c * plane..][..c * plane], c, h, w);
-        let mut started = [false; 4];
-        for (tap, &(phase, shift)) in TAPS.iter().enumerate() {
-            let dy_phase = Mat {
-                ptr: phases.as_ptr().wrapping_add(phase * co * plane),
-                rs: plane,
-                cs: 1,
-            };
-            // SAFETY: all operands lie inside their buffers; one product at a time.
-            unsafe {
-                // dW[tap][c][o] (+)= X[shift] dY[phase]^T, into weight layout [C][Co][tap].
-                product(
-                    c,
-                    co,
-                    plane,
-                    Mat {
-                        ptr: dw.as_mut_ptr().add(tap),
-                        rs: co * 9,
-                        cs: 9,
-                    },
-                    n > 0,
-                    Mat {
-                        ptr: xs.as_ptr().add(shift * c * plane),
-                        rs: plane,
-                        cs: 1,
-                    },
-                    Mat {
-                        rs: 1,
-                        cs: plane,
-                        ..dy_phase
-                    },
-                );
-                // dX[shift] (+)= W[tap] dY[phase]: W[tap][c][o] = weight[c][o][tap].
-                if want_dx {
+        let image = &input[n * c * plane..][..c * plane];
+        for shift in 0..4 {
+            let xs = shifted(image, c, h, w, shift, &mut moved);
+            for (i, (tap, phase)) in taps_of(shift).enumerate() {
+                let dy_phase = Mat {
+                    ptr: phases.as_ptr().wrapping_add(phase * co * plane),
+                    rs: plane,
+                    cs: 1,
+                };
+                // SAFETY: all operands lie inside their buffers; one product at a time.
+                unsafe {
+                    // dW[tap][c][o] (+)= X[shift] dY[phase]^T, into weight layout [C][Co][tap].
                     product(
                         c,
-                        plane,
                         co,
+                        plane,
                         Mat {
-                            ptr: dxs.as_mut_ptr().add(shift * c * plane),
-                            rs: plane,
-                            cs: 1,
-                        },
-                        started[shift],
-                        Mat {
-                            ptr: weight.as_ptr().add(tap),
+                            ptr: dw.as_mut_ptr().add(tap),
                             rs: co * 9,
                             cs: 9,
                         },
-                        dy_phase,
+                        n > 0,
+                        Mat {
+                            ptr: xs.as_ptr(),
+                            rs: plane,
+                            cs: 1,
+                        },
+                        Mat {
+                            rs: 1,
+                            cs: plane,
+                            ..dy_phase
+                        },
                     );
+                    // dX[shift] (+)= W[tap] dY[phase]: W[tap][c][o] = weight[c][o][tap].
+                    if want_dx {
+                        product(
+                            c,
+                            plane,
+                            co,
+                            Mat {
+                                ptr: dxs.as_mut_ptr(),
+                                rs: plane,
+                                cs: 1,
+                            },
+                            i > 0,
+                            Mat {
+                                ptr: weight.as_ptr().add(tap),
+                                rs: co * 9,
+                                cs: 9,
+                            },
+                            dy_phase,
+                        );
+                    }
                 }
             }
-            started[shift] = true;
-        }
-        if n == 0 {
-            // SAFETY: the first image's products wrote every tap of `dw` and, when they ran,
-            // every shift of `dxs`.
-            unsafe {
-                dw.set_len(c * co * 9);
-                if want_dx {
-                    dxs.set_len(4 * c * plane);
-                }
-            }
-        }
-        // dx[c][i][j] = sum over shifts of dX[shift][c][i - dy][j - dx].
-        if let Some(dx) = dx.as_mut() {
-            dx[n * c * plane..][..c * plane]
-                .par_chunks_exact_mut(plane)
-                .enumerate()
-                .for_each(|(i, dst)| {
-                    dst.copy_from_slice(&dxs[i * plane..][..plane]);
-                    for shift in 1..4 {
-                        let (sy, sx) = (shift / 2, shift % 2);
-                        let src = &dxs[(shift * c + i) * plane..][..plane];
+            // dx[c][i + dy][j + dx] += dX[shift][c][i][j].
+            if let Some(dx) = dx.as_mut() {
+                // SAFETY: the shift's first product wrote every element of `dxs`.
+                unsafe { dxs.set_len(c * plane) };
+                let (sy, sx) = (shift / 2, shift % 2);
+                dx[n * c * plane..][..c * plane]
+                    .par_chunks_exact_mut(plane)
+                    .zip(dxs.par_chunks_exact(plane))
+                    .for_each(|(dst, src)| {
                         for r in 0..h - sy {
                             let d = &mut dst[(r + sy) * w + sx..][..w - sx];
                             let s = &src[r * w..][..w - sx];
                             d.iter_mut().zip(s).for_each(|(d, &s)| *d += s);
                         }
-                    }
-                });
+                    });
+            }
+        }
+        if n == 0 {
+            // SAFETY: the first image's products wrote every tap of `dw`.
+            unsafe { dw.set_len(c * co * 9) };
         }
     }
     (
