@@ -24,6 +24,7 @@ use burn::prelude::*;
 use burn::tensor::TensorData;
 use rayon::prelude::*;
 
+use super::conv::raw::flex_values;
 use super::norm::leaky;
 
 /// `act((x - mean) / sqrt(var + epsilon))` per `[H, W]` plane of `x` `[B, C, H, W]`, where `act`
@@ -92,7 +93,7 @@ impl<C: CheckpointStrategy> InstanceNormCpu for Autodiff<Flex, C> {
 fn forward(x: &FlexTensor, epsilon: f64, slope: f32) -> (FlexTensor, FlexTensor, Arc<[f32]>) {
     let shape = x.layout().shape().clone();
     let [_, _, h, w] = shape.dims::<4>();
-    let mut xhat = values(x);
+    let mut xhat = flex_values(x).into_owned();
     let mut rstd = vec![0.0f32; xhat.len() / (h * w)];
     xhat.par_chunks_mut(h * w)
         .zip(rstd.par_iter_mut())
@@ -113,7 +114,7 @@ fn forward(x: &FlexTensor, epsilon: f64, slope: f32) -> (FlexTensor, FlexTensor,
     let y = if slope == 1.0 {
         xhat.clone()
     } else {
-        let mut y = values(&xhat);
+        let mut y = flex_values(&xhat).into_owned();
         y.par_chunks_mut(h * w)
             .for_each(|plane| plane.iter_mut().for_each(|v| *v = leaky(*v, slope)));
         FlexTensor::from_data(TensorData::new(y, shape))
@@ -125,8 +126,8 @@ fn forward(x: &FlexTensor, epsilon: f64, slope: f32) -> (FlexTensor, FlexTensor,
 fn backward(xhat: &FlexTensor, rstd: &[f32], slope: f32, dy: &FlexTensor) -> FlexTensor {
     let shape = xhat.layout().shape().clone();
     let [_, _, h, w] = shape.dims::<4>();
-    let xhat_values = values(xhat);
-    let mut dx = values(dy);
+    let xhat_values = flex_values(xhat);
+    let mut dx = flex_values(dy).into_owned();
     dx.par_chunks_mut(h * w)
         .zip(xhat_values.par_chunks(h * w))
         .zip(rstd.par_iter())
@@ -149,44 +150,13 @@ fn backward(xhat: &FlexTensor, rstd: &[f32], slope: f32, dy: &FlexTensor) -> Fle
     FlexTensor::from_data(TensorData::new(dx, shape))
 }
 
-/// A tensor's float32 values, row-major, as a new buffer.
-fn values(t: &FlexTensor) -> Vec<f32> {
-    match t.as_slice::<f32>() {
-        Some(v) => v.to_vec(),
-        None => t
-            .to_contiguous()
-            .as_slice::<f32>()
-            .expect("contiguous")
-            .to_vec(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::conv::raw::floats;
+    use crate::model::conv::raw::worst;
     use burn::nn::InstanceNormConfig;
     use burn::tensor::activation::leaky_relu;
-
-    fn pseudo_random(n: usize, seed: u32) -> Vec<f32> {
-        let mut state = seed.wrapping_mul(2_654_435_761).wrapping_add(1);
-        (0..n)
-            .map(|_| {
-                state ^= state << 13;
-                state ^= state >> 17;
-                state ^= state << 5;
-                (state % 2001) as f32 / 1000.0 - 1.0
-            })
-            .collect()
-    }
-
-    fn worst(a: Tensor<4>, b: Tensor<4>) -> f32 {
-        let (a, b) = (floats(a), floats(b));
-        a.iter()
-            .zip(&b)
-            .map(|(x, y)| (x - y).abs())
-            .fold(0.0, f32::max)
-    }
+    use cyclegan_testkit::pseudo_random;
 
     /// Output and input gradient equal burn's instance norm followed by the activation, for
     /// ReLU, leaky ReLU and none.

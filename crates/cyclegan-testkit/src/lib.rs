@@ -4,12 +4,16 @@
 //!   distinct seeds give pictures no duplicate finder confuses;
 //! - [`encode`], [`write_pictures`]: a picture as file bytes, a folder of pictures;
 //! - [`write_video`]: the one small-video maker (MP4, animated GIF, APNG, by extension), with
-//!   the frame times you choose.
+//!   the frame times you choose;
+//! - [`pseudo_random`], [`largest_difference`]: seeded numbers and their comparison, for the
+//!   kernel tests.
 //!
 //! Everything panics on failure: these are for tests.
 
+mod numbers;
 mod pictures;
 mod videos;
 
+pub use numbers::{largest_difference, pseudo_random};
 pub use pictures::{encode, picture, picture_moved, write_pictures};
 pub use videos::write_video;

@@ -155,18 +155,7 @@ mod simd {
 mod tests {
     use super::*;
     use crate::model::conv::burn_conv2d;
-
-    fn pseudo_random(n: usize, seed: u32) -> Vec<f32> {
-        let mut state = seed.wrapping_mul(2_654_435_761).wrapping_add(1);
-        (0..n)
-            .map(|_| {
-                state ^= state << 13;
-                state ^= state >> 17;
-                state ^= state << 5;
-                (state % 2001) as f32 / 1000.0 - 1.0
-            })
-            .collect()
-    }
+    use cyclegan_testkit::pseudo_random;
 
     /// Equals burn's convolution for the stem's and head's shapes (both paddings, batch 2, a
     /// kernel size without its own unrolled loop).

@@ -24,7 +24,7 @@ use burn::tensor::TensorData;
 use rayon::prelude::*;
 
 use super::padding::Padding;
-use super::raw::parallel_zeros;
+use super::raw::{Mat, flex_values, parallel_zeros, product};
 
 /// `x` `[B, C, H, W]` convolved with `weight` `[Co, C, k, k]` plus `bias`, with `stride`, zero
 /// padding `padding`; differentiable. `x` must be float32 on burn's CPU backend.
@@ -228,69 +228,9 @@ impl Geometry {
     }
 }
 
-/// A tensor's float32 values, row-major (copied only when not contiguous).
-fn values(t: &FlexTensor) -> std::borrow::Cow<'_, [f32]> {
-    match t.as_slice::<f32>() {
-        Some(v) => v.into(),
-        None => t
-            .to_contiguous()
-            .as_slice::<f32>()
-            .expect("contiguous")
-            .to_vec()
-            .into(),
-    }
-}
-
-/// `dst (+)= lhs @ rhs` (`[m, k] @ [k, n]`, row-major with the given row strides, or
-/// transposed where `*_t`), over the threads.
-#[allow(clippy::too_many_arguments)]
-fn product(
-    m: usize,
-    n: usize,
-    k: usize,
-    dst: &mut [f32],
-    accumulate: bool,
-    lhs: &[f32],
-    lhs_t: bool,
-    rhs: &[f32],
-    rhs_t: bool,
-) {
-    assert!(dst.len() >= m * n && lhs.len() >= m * k && rhs.len() >= k * n);
-    // (column stride, row stride) of a row-major [rows, cols] matrix, or of its transpose.
-    let strides = |cols: usize, rows: usize, t: bool| {
-        if t { (rows, 1) } else { (1, cols) }
-    };
-    let (lhs_cs, lhs_rs) = strides(k, m, lhs_t);
-    let (rhs_cs, rhs_rs) = strides(n, k, rhs_t);
-    // SAFETY: the asserts above keep every operand inside its slice; `dst` is borrowed mutably.
-    unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
-            dst.as_mut_ptr(),
-            1,
-            n as isize,
-            accumulate,
-            lhs.as_ptr(),
-            lhs_cs as isize,
-            lhs_rs as isize,
-            rhs.as_ptr(),
-            rhs_cs as isize,
-            rhs_rs as isize,
-            if accumulate { 1.0 } else { 0.0 },
-            1.0,
-            false,
-            false,
-            false,
-            gemm::Parallelism::Rayon(0),
-        );
-    }
-}
-
 /// The forward pass (no bias).
 fn forward(x: &FlexTensor, weight: &FlexTensor, g: Geometry) -> FlexTensor {
-    let (input, weight) = (values(x), values(weight));
+    let (input, weight) = (flex_values(x), flex_values(weight));
     let (rows, p, plane) = (g.rows(), g.pixels(), g.c * g.h * g.w);
     let mut out = parallel_zeros(g.b * g.co * p);
     for (image, out) in input
@@ -298,7 +238,19 @@ fn forward(x: &FlexTensor, weight: &FlexTensor, g: Geometry) -> FlexTensor {
         .zip(out.chunks_exact_mut(g.co * p))
     {
         let cols = g.gather(image);
-        product(g.co, p, rows, out, false, &weight, false, &cols, false);
+        // SAFETY: the operands are whole buffers of these shapes; `out` is borrowed mutably.
+        unsafe {
+            product(
+                g.co,
+                p,
+                rows,
+                Mat::rows(out.as_mut_ptr(), p),
+                false,
+                Mat::rows(weight.as_ptr(), rows),
+                Mat::rows(cols.as_ptr(), p),
+                true,
+            );
+        }
     }
     FlexTensor::from_data(TensorData::new(out, [g.b, g.co, g.ho, g.wo]))
 }
@@ -311,7 +263,7 @@ fn backward(
     g: Geometry,
     want_dx: bool,
 ) -> (Option<FlexTensor>, FlexTensor) {
-    let (input, weight, dy) = (values(x), values(weight), values(dy));
+    let (input, weight, dy) = (flex_values(x), flex_values(weight), flex_values(dy));
     let (rows, p, plane) = (g.rows(), g.pixels(), g.c * g.h * g.w);
     let mut dx = want_dx.then(|| parallel_zeros(g.b * plane));
     let mut dw = vec![0.0f32; g.co * rows];
@@ -323,11 +275,36 @@ fn backward(
     for n in 0..g.b {
         let cols = g.gather(&input[n * plane..][..plane]);
         let dy = &dy[n * g.co * p..][..g.co * p];
-        // dW (+)= dY cols^T: [Co, P] @ [P, C k k].
-        product(g.co, rows, p, &mut dw, n > 0, dy, false, &cols, true);
+        // SAFETY: the operands are whole buffers of these shapes; `dw` and `dcols` are
+        // borrowed mutably.
+        unsafe {
+            // dW (+)= dY cols^T: [Co, P] @ [P, C k k].
+            product(
+                g.co,
+                rows,
+                p,
+                Mat::rows(dw.as_mut_ptr(), rows),
+                n > 0,
+                Mat::rows(dy.as_ptr(), p),
+                Mat::transposed(cols.as_ptr(), p),
+                true,
+            );
+        }
         if let Some(dx) = dx.as_mut() {
             // dcols = W^T dY: [C k k, Co] @ [Co, P].
-            product(rows, p, g.co, &mut dcols, false, &weight, true, dy, false);
+            // SAFETY: as above.
+            unsafe {
+                product(
+                    rows,
+                    p,
+                    g.co,
+                    Mat::rows(dcols.as_mut_ptr(), p),
+                    false,
+                    Mat::transposed(weight.as_ptr(), rows),
+                    Mat::rows(dy.as_ptr(), p),
+                    true,
+                );
+            }
             g.scatter(&dcols, &mut dx[n * plane..][..plane]);
         }
     }
@@ -341,28 +318,8 @@ fn backward(
 mod tests {
     use super::*;
     use crate::model::conv::burn_conv2d;
-    use crate::model::conv::raw::floats;
-
-    fn pseudo_random(n: usize, seed: u32) -> Vec<f32> {
-        let mut state = seed.wrapping_mul(2_654_435_761).wrapping_add(1);
-        (0..n)
-            .map(|_| {
-                state ^= state << 13;
-                state ^= state >> 17;
-                state ^= state << 5;
-                (state % 2001) as f32 / 1000.0 - 1.0
-            })
-            .collect()
-    }
-
-    fn worst(a: Tensor<4>, b: Tensor<4>) -> f32 {
-        let (a, b) = (floats(a), floats(b));
-        assert_eq!(a.len(), b.len());
-        a.iter()
-            .zip(&b)
-            .map(|(x, y)| (x - y).abs())
-            .fold(0.0, f32::max)
-    }
+    use crate::model::conv::raw::worst;
+    use cyclegan_testkit::pseudo_random;
 
     /// Output and the gradients of input, weight and bias equal burn's convolution for the
     /// generator's and the PatchGAN's shapes (3x3 stride 2, 4x4 stride 2 and 1), odd sizes,

@@ -1,6 +1,9 @@
 //! Tensors as plain buffers, for the CPU kernels written in plain Rust ([`super::winograd_cpu`],
 //! [`super::direct_cpu`], the instance norm of [`crate::model::norm`]).
 
+use std::borrow::Cow;
+
+use burn::backend::flex::FlexTensor;
 use burn::prelude::*;
 use burn::tensor::DType;
 use rayon::prelude::*;
@@ -74,5 +77,104 @@ impl SharedMut {
     #[allow(clippy::mut_from_ref)]
     pub(super) unsafe fn slice(&self, at: usize, len: usize) -> &mut [f32] {
         unsafe { std::slice::from_raw_parts_mut(self.ptr().add(at), len) }
+    }
+}
+
+/// A CPU tensor's dimensions (the backend extensions' inputs).
+pub(crate) fn flex_dims(t: &FlexTensor) -> [usize; 4] {
+    t.layout().shape().dims::<4>()
+}
+
+/// A CPU tensor's float32 values, row-major (copied only when not contiguous).
+pub(crate) fn flex_values(t: &FlexTensor) -> Cow<'_, [f32]> {
+    match t.as_slice::<f32>() {
+        Some(v) => v.into(),
+        None => t
+            .to_contiguous()
+            .as_slice::<f32>()
+            .expect("a contiguous copy")
+            .to_vec()
+            .into(),
+    }
+}
+
+/// The largest difference between two tensors' values (kernel tests).
+#[cfg(test)]
+pub(crate) fn worst(a: Tensor<4>, b: Tensor<4>) -> f32 {
+    cyclegan_testkit::largest_difference(&floats(a), &floats(b))
+}
+
+/// A matrix operand of [`product`]: where it starts and its row and column strides (so a
+/// transposed matrix is the same buffer with the strides swapped).
+#[derive(Clone, Copy)]
+pub(super) struct Mat {
+    pub(super) ptr: *const f32,
+    pub(super) rs: usize,
+    pub(super) cs: usize,
+}
+
+impl Mat {
+    /// A row-major matrix with rows `row_stride` apart...
+    pub(super) fn rows(ptr: *const f32, row_stride: usize) -> Self {
+        Mat {
+            ptr,
+            rs: row_stride,
+            cs: 1,
+        }
+    }
+
+    /// ...and the transpose of one.
+    pub(super) fn transposed(ptr: *const f32, row_stride: usize) -> Self {
+        Mat {
+            ptr,
+            rs: 1,
+            cs: row_stride,
+        }
+    }
+}
+
+/// `dst (+)= lhs @ rhs` (`[m, k] @ [k, n]`) by `gemm`: adds to `dst` when `accumulate`,
+/// overwrites it (without reading) otherwise; over all threads when `threads`, else on the
+/// calling one (the caller spreads several products over the threads).
+///
+/// # Safety
+/// The operands must lie inside live buffers, and `dst` be written by no one else meanwhile.
+#[allow(clippy::too_many_arguments)]
+pub(super) unsafe fn product(
+    m: usize,
+    n: usize,
+    k: usize,
+    dst: Mat,
+    accumulate: bool,
+    lhs: Mat,
+    rhs: Mat,
+    threads: bool,
+) {
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            dst.ptr as *mut f32,
+            dst.cs as isize,
+            dst.rs as isize,
+            accumulate,
+            lhs.ptr,
+            lhs.cs as isize,
+            lhs.rs as isize,
+            rhs.ptr,
+            rhs.cs as isize,
+            rhs.rs as isize,
+            if accumulate { 1.0 } else { 0.0 },
+            1.0,
+            false,
+            false,
+            false,
+            if threads {
+                gemm::Parallelism::Rayon(0)
+            } else {
+                gemm::Parallelism::None
+            },
+        );
     }
 }

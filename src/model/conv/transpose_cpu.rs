@@ -25,7 +25,7 @@ use burn::prelude::*;
 use burn::tensor::TensorData;
 use rayon::prelude::*;
 
-use super::raw::parallel_zeros;
+use super::raw::{Mat, flex_dims, flex_values, parallel_zeros, product};
 
 /// `x` `[B, C, H, W]` through the transposed convolution of `weight` `[C, Co, 3, 3]` (stride 2,
 /// padding 1, output padding 1) plus `bias`, giving `[B, Co, 2H, 2W]`; differentiable. `x`
@@ -124,24 +124,6 @@ const TAPS: [(usize, usize); 9] = {
     taps
 };
 
-/// A tensor's dimensions.
-fn dims4(t: &FlexTensor) -> [usize; 4] {
-    t.layout().shape().dims::<4>()
-}
-
-/// A tensor's float32 values, row-major (copied only when not contiguous).
-fn values(t: &FlexTensor) -> std::borrow::Cow<'_, [f32]> {
-    match t.as_slice::<f32>() {
-        Some(v) => v.into(),
-        None => t
-            .to_contiguous()
-            .as_slice::<f32>()
-            .expect("contiguous")
-            .to_vec()
-            .into(),
-    }
-}
-
 /// `x` `[C, H, W]` moved by `shift` (`2 dy + dx`): `x[c][i + dy][j + dx]`, zero past the
 /// edge; written into `buffer` unless the shift is 0. One shift at a time keeps the layer's
 /// extra memory to one copy of its input (at 1080p the upsampling input is 0.25 GiB).
@@ -178,50 +160,27 @@ fn taps_of(shift: usize) -> impl Iterator<Item = (usize, usize)> {
         .map(|(tap, &(phase, _))| (tap, phase))
 }
 
-/// A matrix operand of [`product`]: where it starts and its row and column strides.
-#[derive(Clone, Copy)]
-struct Mat {
-    ptr: *const f32,
-    rs: usize,
-    cs: usize,
-}
-
-/// `dst (+)= lhs @ rhs` (`[m, k] @ [k, n]`), over the threads; adds to `dst` when `accumulate`.
+/// [`product`] over all threads (the layer's products are large, and one at a time).
 ///
 /// # Safety
-/// The operands must lie inside live buffers, and `dst` be written by no one else meanwhile.
-#[allow(clippy::too_many_arguments)]
-unsafe fn product(m: usize, n: usize, k: usize, dst: Mat, accumulate: bool, lhs: Mat, rhs: Mat) {
-    unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
-            dst.ptr as *mut f32,
-            dst.cs as isize,
-            dst.rs as isize,
-            accumulate,
-            lhs.ptr,
-            lhs.cs as isize,
-            lhs.rs as isize,
-            rhs.ptr,
-            rhs.cs as isize,
-            rhs.rs as isize,
-            if accumulate { 1.0 } else { 0.0 },
-            1.0,
-            false,
-            false,
-            false,
-            gemm::Parallelism::Rayon(0),
-        );
-    }
+/// As [`product`].
+unsafe fn product_all(
+    m: usize,
+    n: usize,
+    k: usize,
+    dst: Mat,
+    accumulate: bool,
+    lhs: Mat,
+    rhs: Mat,
+) {
+    unsafe { product(m, n, k, dst, accumulate, lhs, rhs, true) }
 }
 
 /// The forward pass (no bias).
 fn forward(x: &FlexTensor, weight: &FlexTensor) -> FlexTensor {
-    let [b, c, h, w] = dims4(x);
-    let [_, co, ..] = dims4(weight);
-    let (input, weight) = (values(x), values(weight));
+    let [b, c, h, w] = flex_dims(x);
+    let [_, co, ..] = flex_dims(weight);
+    let (input, weight) = (flex_values(x), flex_values(weight));
     let plane = h * w;
     let mut out = parallel_zeros(b * co * 4 * plane);
     // Written by each phase's first product before it is read.
@@ -238,7 +197,7 @@ fn forward(x: &FlexTensor, weight: &FlexTensor) -> FlexTensor {
                 // Y[phase] (+)= W[tap]^T X[shift]: W[tap]^T[o][c] = weight[c][o][tap].
                 // SAFETY: all three operands lie inside their buffers; one product at a time.
                 unsafe {
-                    product(
+                    product_all(
                         co,
                         plane,
                         c,
@@ -292,9 +251,9 @@ fn backward(
     dy: &FlexTensor,
     want_dx: bool,
 ) -> (Option<FlexTensor>, FlexTensor) {
-    let [b, c, h, w] = dims4(x);
-    let [_, co, ..] = dims4(weight);
-    let (input, weight, dy) = (values(x), values(weight), values(dy));
+    let [b, c, h, w] = flex_dims(x);
+    let [_, co, ..] = flex_dims(weight);
+    let (input, weight, dy) = (flex_values(x), flex_values(weight), flex_values(dy));
     let plane = h * w;
     let mut dx = want_dx.then(|| parallel_zeros(b * c * plane));
     // Written before they are read: `dw` by the first image's products, `dxs` (one shift's
@@ -332,7 +291,7 @@ fn backward(
                 // SAFETY: all operands lie inside their buffers; one product at a time.
                 unsafe {
                     // dW[tap][c][o] (+)= X[shift] dY[phase]^T, into weight layout [C][Co][tap].
-                    product(
+                    product_all(
                         c,
                         co,
                         plane,
@@ -355,7 +314,7 @@ fn backward(
                     );
                     // dX[shift] (+)= W[tap] dY[phase]: W[tap][c][o] = weight[c][o][tap].
                     if want_dx {
-                        product(
+                        product_all(
                             c,
                             plane,
                             co,
@@ -406,30 +365,10 @@ fn backward(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::conv::raw::floats;
+    use crate::model::conv::raw::worst;
     use burn::tensor::module::conv_transpose2d;
     use burn::tensor::ops::ConvTransposeOptions;
-
-    fn pseudo_random(n: usize, seed: u32) -> Vec<f32> {
-        let mut state = seed.wrapping_mul(2_654_435_761).wrapping_add(1);
-        (0..n)
-            .map(|_| {
-                state ^= state << 13;
-                state ^= state >> 17;
-                state ^= state << 5;
-                (state % 2001) as f32 / 1000.0 - 1.0
-            })
-            .collect()
-    }
-
-    fn worst(a: Tensor<4>, b: Tensor<4>) -> f32 {
-        let (a, b) = (floats(a), floats(b));
-        assert_eq!(a.len(), b.len());
-        a.iter()
-            .zip(&b)
-            .map(|(x, y)| (x - y).abs())
-            .fold(0.0, f32::max)
-    }
+    use cyclegan_testkit::pseudo_random;
 
     /// Output and the gradients of input, weight and bias equal burn's transposed convolution,
     /// with and without autodiff, for odd and even sizes and batch 2.

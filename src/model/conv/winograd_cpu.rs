@@ -24,7 +24,7 @@ use burn::tensor::TensorData;
 use rayon::prelude::*;
 
 use super::padding::Padding;
-use super::raw::{SharedMut, floats};
+use super::raw::{Mat, SharedMut, floats, product};
 use super::winograd::Tile;
 
 /// Output pixels per tile side, input pixels per tile side, positions per tile.
@@ -204,26 +204,15 @@ impl Layer {
             // SAFETY: product ξ writes only rows (., ξ) of `m`; `u` and `v` are read inside
             // their ξ blocks and rows.
             unsafe {
-                gemm::gemm(
+                product(
                     co,
                     tiles,
                     c,
-                    m_ptr.ptr().add(pos * tiles),
-                    1,
-                    (POS * tiles) as isize,
+                    Mat::rows(m_ptr.ptr().add(pos * tiles), POS * tiles),
                     false,
-                    u.as_ptr().add(pos * co * c),
-                    1,
-                    c as isize,
-                    v.as_ptr().add(pos * tiles),
-                    1,
-                    (POS * tiles) as isize,
-                    0.0,
-                    1.0,
+                    Mat::rows(u.as_ptr().add(pos * co * c), c),
+                    Mat::rows(v.as_ptr().add(pos * tiles), POS * tiles),
                     false,
-                    false,
-                    false,
-                    gemm::Parallelism::None,
                 );
             }
         });
@@ -439,18 +428,7 @@ mod simd {
 mod tests {
     use super::*;
     use crate::model::conv::burn_conv2d;
-
-    fn pseudo_random(n: usize, seed: u32) -> Vec<f32> {
-        let mut state = seed.wrapping_mul(2_654_435_761).wrapping_add(1);
-        (0..n)
-            .map(|_| {
-                state ^= state << 13;
-                state ^= state >> 17;
-                state ^= state << 5;
-                (state % 2001) as f32 / 1000.0 - 1.0
-            })
-            .collect()
-    }
+    use cyclegan_testkit::pseudo_random;
 
     /// Equals burn's direct convolution for both paddings, odd sizes (tiles overhanging the
     /// edge), batch 2 and a bias; also the portable build of the loops.

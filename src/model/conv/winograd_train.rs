@@ -31,7 +31,7 @@ use burn::tensor::TensorData;
 use rayon::prelude::*;
 
 use super::padding::Padding;
-use super::raw::{SharedMut, parallel_zeros};
+use super::raw::{Mat, SharedMut, flex_dims, flex_values, parallel_zeros, product};
 use super::winograd_cpu::{A, Layer, M, POS};
 
 /// `x` `[B, C, H, W]` convolved with `weight` `[Co, C, 3, 3]` plus `bias`, stride 1, padded by
@@ -128,35 +128,17 @@ impl<C: CheckpointStrategy> WinogradCpu for Autodiff<Flex, C> {
     }
 }
 
-/// A tensor's dimensions.
-fn dims4(t: &FlexTensor) -> [usize; 4] {
-    t.layout().shape().dims::<4>()
-}
-
-/// A tensor's float32 values, row-major (copied only when not contiguous).
-fn values(t: &FlexTensor) -> std::borrow::Cow<'_, [f32]> {
-    match t.as_slice::<f32>() {
-        Some(v) => v.into(),
-        None => t
-            .to_contiguous()
-            .as_slice::<f32>()
-            .expect("contiguous")
-            .to_vec()
-            .into(),
-    }
-}
-
 fn tensor(values: Vec<f32>, dims: [usize; 4]) -> FlexTensor {
     FlexTensor::from_data(TensorData::new(values, dims))
 }
 
 /// The forward pass (no bias).
 fn forward(x: &FlexTensor, weight: &FlexTensor, padding: Padding) -> FlexTensor {
-    let [b, c, h, w] = dims4(x);
-    let [co, ..] = dims4(weight);
+    let [b, c, h, w] = flex_dims(x);
+    let [co, ..] = flex_dims(weight);
     let layer = Layer::new(c, co, h, w, padding);
-    let u = layer.weight_transform(&values(weight));
-    let input = values(x);
+    let u = layer.weight_transform(&flex_values(weight));
+    let input = flex_values(x);
     let (ho, wo) = (layer.ho, layer.wo);
     let mut out = Vec::with_capacity(b * co * ho * wo);
     let out_ptr = SharedMut::new(&mut out);
@@ -176,11 +158,11 @@ fn backward(
     padding: Padding,
     want_dx: bool,
 ) -> (Option<FlexTensor>, FlexTensor) {
-    let [b, c, h, w] = dims4(x);
-    let [co, ..] = dims4(weight);
+    let [b, c, h, w] = flex_dims(x);
+    let [co, ..] = flex_dims(weight);
     let layer = Layer::new(c, co, h, w, padding);
-    let u = layer.weight_transform(&values(weight));
-    let (input, dy) = (values(x), values(dy));
+    let u = layer.weight_transform(&flex_values(weight));
+    let (input, dy) = (flex_values(x), flex_values(dy));
     let (tiles, plane_in, plane_out) = (layer.tiles(), h * w, layer.ho * layer.wo);
     let mut dx = want_dx.then(|| parallel_zeros(b * c * plane_in));
     // dU[ξ][co][c], summed over the images (written by the first image's products, then added
@@ -195,26 +177,15 @@ fn backward(
             // SAFETY: product ξ writes only block ξ of `du`; `dm` and `v` are read in their ξ
             // rows.
             unsafe {
-                gemm::gemm(
+                product(
                     co,
                     c,
                     tiles,
-                    du_ptr.ptr().add(pos * co * c),
-                    1,
-                    c as isize,
+                    Mat::rows(du_ptr.ptr().add(pos * co * c), c),
                     n > 0,
-                    dm.as_ptr().add(pos * tiles),
-                    1,
-                    (POS * tiles) as isize,
-                    v.as_ptr().add(pos * tiles),
-                    (POS * tiles) as isize,
-                    1,
-                    if n > 0 { 1.0 } else { 0.0 },
-                    1.0,
+                    Mat::rows(dm.as_ptr().add(pos * tiles), POS * tiles),
+                    Mat::transposed(v.as_ptr().add(pos * tiles), POS * tiles),
                     false,
-                    false,
-                    false,
-                    gemm::Parallelism::None,
                 );
             }
         });
@@ -263,26 +234,15 @@ impl Layer {
             // SAFETY: product ξ writes only rows (., ξ) of `dv`; `u` and `dm` are read inside
             // their ξ blocks and rows.
             unsafe {
-                gemm::gemm(
+                product(
                     c,
                     tiles,
                     co,
-                    dv_ptr.ptr().add(pos * tiles),
-                    1,
-                    (POS * tiles) as isize,
+                    Mat::rows(dv_ptr.ptr().add(pos * tiles), POS * tiles),
                     false,
-                    u.as_ptr().add(pos * co * c),
-                    c as isize,
-                    1,
-                    dm.as_ptr().add(pos * tiles),
-                    1,
-                    (POS * tiles) as isize,
-                    0.0,
-                    1.0,
+                    Mat::transposed(u.as_ptr().add(pos * co * c), c),
+                    Mat::rows(dm.as_ptr().add(pos * tiles), POS * tiles),
                     false,
-                    false,
-                    false,
-                    gemm::Parallelism::None,
                 );
             }
         });
@@ -486,28 +446,8 @@ vectorised! {
 mod tests {
     use super::*;
     use crate::model::conv::burn_conv2d;
-    use crate::model::conv::raw::floats;
-
-    fn pseudo_random(n: usize, seed: u32) -> Vec<f32> {
-        let mut state = seed.wrapping_mul(2_654_435_761).wrapping_add(1);
-        (0..n)
-            .map(|_| {
-                state ^= state << 13;
-                state ^= state >> 17;
-                state ^= state << 5;
-                (state % 2001) as f32 / 1000.0 - 1.0
-            })
-            .collect()
-    }
-
-    fn worst(a: Tensor<4>, b: Tensor<4>) -> f32 {
-        let (a, b) = (floats(a), floats(b));
-        assert_eq!(a.len(), b.len());
-        a.iter()
-            .zip(&b)
-            .map(|(x, y)| (x - y).abs())
-            .fold(0.0, f32::max)
-    }
+    use crate::model::conv::raw::worst;
+    use cyclegan_testkit::pseudo_random;
 
     /// Output and the gradients of input, weight and bias equal burn's direct convolution's,
     /// for both paddings, odd sizes (overhanging tiles), batch 2.
