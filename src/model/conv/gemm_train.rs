@@ -10,12 +10,7 @@
 //! gathered from. [`super::gemm::conv2d_gemm`] does the same with burn tensor ops, whose
 //! autodiff keeps the gathered matrix and runs the scatter-add on one thread.
 
-use burn::backend::autodiff::{
-    Autodiff,
-    checkpoint::{base::Checkpointer, strategy::CheckpointStrategy},
-    grads::Gradients,
-    ops::{Backward, Ops, OpsKind},
-};
+use burn::backend::autodiff::{Autodiff, checkpoint::strategy::CheckpointStrategy};
 use burn::backend::flex::FlexTensor;
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{Backend, Dispatch, Flex, backend_extension};
@@ -23,6 +18,7 @@ use burn::prelude::*;
 use burn::tensor::TensorData;
 use rayon::prelude::*;
 
+use super::input_weight_op::{InputWeightKernel, differentiable};
 use super::padding::Padding;
 use super::raw::{Mat, flex_values, parallel_zeros, product};
 
@@ -80,52 +76,37 @@ impl<C: CheckpointStrategy> GemmCpu for Autodiff<Flex, C> {
         stride: usize,
         padding: usize,
     ) -> FloatTensor<Self> {
-        #[derive(Debug)]
-        struct ConvGemmBackward;
+        differentiable::<ConvGemm, C>(x, weight, (stride, padding))
+    }
+}
 
-        impl Backward<Flex, 2> for ConvGemmBackward {
-            /// The input, the weight, stride and padding.
-            type State = (FlexTensor, FlexTensor, usize, usize);
+/// The kernel, for [`differentiable`].
+#[derive(Debug)]
+struct ConvGemm;
 
-            fn backward(
-                self,
-                ops: Ops<Self::State, 2>,
-                grads: &mut Gradients,
-                _checkpointer: &mut Checkpointer,
-            ) {
-                let [node_x, node_w] = ops.parents;
-                let dy = grads.consume::<Flex>(&ops.node);
-                let (x, weight, stride, padding) = ops.state;
-                let geometry = Geometry::new(&x, &weight, stride, padding);
-                let (dx, dw) = backward(&x, &weight, &dy, geometry, node_x.is_some());
-                if let (Some(node), Some(dx)) = (node_x, dx) {
-                    grads.register::<Flex>(node.id, dx);
-                }
-                if let Some(node) = node_w {
-                    grads.register::<Flex>(node.id, dw);
-                }
-            }
-        }
+impl InputWeightKernel for ConvGemm {
+    type Settings = (usize, usize);
 
-        match ConvGemmBackward
-            .prepare::<C>([x.node(), weight.node()])
-            .compute_bound()
-            .stateful()
-        {
-            OpsKind::Tracked(prep) => {
-                let (x, weight) = (x.into_primitive(), weight.into_primitive());
-                let y = forward(&x, &weight, Geometry::new(&x, &weight, stride, padding));
-                prep.finish((x, weight, stride, padding), y)
-            }
-            OpsKind::UnTracked(prep) => {
-                let (x, weight) = (x.primitive(), weight.primitive());
-                prep.finish(forward(
-                    x,
-                    weight,
-                    Geometry::new(x, weight, stride, padding),
-                ))
-            }
-        }
+    fn forward(x: &FlexTensor, weight: &FlexTensor, settings: (usize, usize)) -> FlexTensor {
+        let (stride, padding) = settings;
+        forward(x, weight, Geometry::new(x, weight, stride, padding))
+    }
+
+    fn backward(
+        x: &FlexTensor,
+        weight: &FlexTensor,
+        dy: &FlexTensor,
+        settings: (usize, usize),
+        want_dx: bool,
+    ) -> (Option<FlexTensor>, FlexTensor) {
+        let (stride, padding) = settings;
+        backward(
+            x,
+            weight,
+            dy,
+            Geometry::new(x, weight, stride, padding),
+            want_dx,
+        )
     }
 }
 

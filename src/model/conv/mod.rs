@@ -27,6 +27,7 @@
 pub mod direct_cpu;
 pub mod gemm;
 pub mod gemm_train;
+mod input_weight_op;
 pub mod native;
 mod padding;
 pub(crate) mod raw;

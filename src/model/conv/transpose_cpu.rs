@@ -12,12 +12,7 @@
 //! `dW[tap] = X[shift] dY[phase]^T`. burn's transposed convolution (and its gradients) took
 //! 0.34 s of a 2.9 s iteration at 128 px (BENCHMARKS.md).
 
-use burn::backend::autodiff::{
-    Autodiff,
-    checkpoint::{base::Checkpointer, strategy::CheckpointStrategy},
-    grads::Gradients,
-    ops::{Backward, Ops, OpsKind},
-};
+use burn::backend::autodiff::{Autodiff, checkpoint::strategy::CheckpointStrategy};
 use burn::backend::flex::FlexTensor;
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{Backend, Dispatch, Flex, backend_extension};
@@ -25,6 +20,7 @@ use burn::prelude::*;
 use burn::tensor::TensorData;
 use rayon::prelude::*;
 
+use super::input_weight_op::{InputWeightKernel, differentiable};
 use super::raw::{Mat, flex_dims, flex_values, parallel_zeros, product};
 
 /// `x` `[B, C, H, W]` through the transposed convolution of `weight` `[C, Co, 3, 3]` (stride 2,
@@ -67,44 +63,29 @@ impl UpsampleCpu for Flex {
 
 impl<C: CheckpointStrategy> UpsampleCpu for Autodiff<Flex, C> {
     fn upsample3x3(x: FloatTensor<Self>, weight: FloatTensor<Self>) -> FloatTensor<Self> {
-        #[derive(Debug)]
-        struct UpsampleBackward;
+        differentiable::<Upsample3x3, C>(x, weight, ())
+    }
+}
 
-        impl Backward<Flex, 2> for UpsampleBackward {
-            /// The input and the weight.
-            type State = (FlexTensor, FlexTensor);
+/// The kernel, for [`differentiable`].
+#[derive(Debug)]
+struct Upsample3x3;
 
-            fn backward(
-                self,
-                ops: Ops<Self::State, 2>,
-                grads: &mut Gradients,
-                _checkpointer: &mut Checkpointer,
-            ) {
-                let [node_x, node_w] = ops.parents;
-                let dy = grads.consume::<Flex>(&ops.node);
-                let (x, weight) = ops.state;
-                let (dx, dw) = backward(&x, &weight, &dy, node_x.is_some());
-                if let (Some(node), Some(dx)) = (node_x, dx) {
-                    grads.register::<Flex>(node.id, dx);
-                }
-                if let Some(node) = node_w {
-                    grads.register::<Flex>(node.id, dw);
-                }
-            }
-        }
+impl InputWeightKernel for Upsample3x3 {
+    type Settings = ();
 
-        match UpsampleBackward
-            .prepare::<C>([x.node(), weight.node()])
-            .compute_bound()
-            .stateful()
-        {
-            OpsKind::Tracked(prep) => {
-                let (x, weight) = (x.into_primitive(), weight.into_primitive());
-                let y = forward(&x, &weight);
-                prep.finish((x, weight), y)
-            }
-            OpsKind::UnTracked(prep) => prep.finish(forward(x.primitive(), weight.primitive())),
-        }
+    fn forward(x: &FlexTensor, weight: &FlexTensor, _settings: ()) -> FlexTensor {
+        forward(x, weight)
+    }
+
+    fn backward(
+        x: &FlexTensor,
+        weight: &FlexTensor,
+        dy: &FlexTensor,
+        _settings: (),
+        want_dx: bool,
+    ) -> (Option<FlexTensor>, FlexTensor) {
+        backward(x, weight, dy, want_dx)
     }
 }
 

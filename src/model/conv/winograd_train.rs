@@ -17,12 +17,7 @@
 //!
 //! The bias is added outside (a tensor op autodiff differentiates).
 
-use burn::backend::autodiff::{
-    Autodiff,
-    checkpoint::{base::Checkpointer, strategy::CheckpointStrategy},
-    grads::Gradients,
-    ops::{Backward, Ops, OpsKind},
-};
+use burn::backend::autodiff::{Autodiff, checkpoint::strategy::CheckpointStrategy};
 use burn::backend::flex::FlexTensor;
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{Backend, Dispatch, Flex, backend_extension};
@@ -30,6 +25,7 @@ use burn::prelude::*;
 use burn::tensor::TensorData;
 use rayon::prelude::*;
 
+use super::input_weight_op::{InputWeightKernel, differentiable};
 use super::padding::Padding;
 use super::raw::{Mat, SharedMut, flex_dims, flex_values, parallel_zeros, product};
 use super::winograd_cpu::{A, Layer, M, POS};
@@ -85,46 +81,29 @@ impl<C: CheckpointStrategy> WinogradCpu for Autodiff<Flex, C> {
         weight: FloatTensor<Self>,
         padding: Padding,
     ) -> FloatTensor<Self> {
-        #[derive(Debug)]
-        struct Winograd3x3Backward;
+        differentiable::<Winograd3x3, C>(x, weight, padding)
+    }
+}
 
-        impl Backward<Flex, 2> for Winograd3x3Backward {
-            /// The input, the weight and the padding: everything else is recomputed.
-            type State = (FlexTensor, FlexTensor, Padding);
+/// The kernel, for [`differentiable`].
+#[derive(Debug)]
+struct Winograd3x3;
 
-            fn backward(
-                self,
-                ops: Ops<Self::State, 2>,
-                grads: &mut Gradients,
-                _checkpointer: &mut Checkpointer,
-            ) {
-                let [node_x, node_w] = ops.parents;
-                let dy = grads.consume::<Flex>(&ops.node);
-                let (x, weight, padding) = ops.state;
-                let (dx, dw) = backward(&x, &weight, &dy, padding, node_x.is_some());
-                if let (Some(node), Some(dx)) = (node_x, dx) {
-                    grads.register::<Flex>(node.id, dx);
-                }
-                if let Some(node) = node_w {
-                    grads.register::<Flex>(node.id, dw);
-                }
-            }
-        }
+impl InputWeightKernel for Winograd3x3 {
+    type Settings = Padding;
 
-        match Winograd3x3Backward
-            .prepare::<C>([x.node(), weight.node()])
-            .compute_bound()
-            .stateful()
-        {
-            OpsKind::Tracked(prep) => {
-                let (x, weight) = (x.into_primitive(), weight.into_primitive());
-                let y = forward(&x, &weight, padding);
-                prep.finish((x, weight, padding), y)
-            }
-            OpsKind::UnTracked(prep) => {
-                prep.finish(forward(x.primitive(), weight.primitive(), padding))
-            }
-        }
+    fn forward(x: &FlexTensor, weight: &FlexTensor, settings: Padding) -> FlexTensor {
+        forward(x, weight, settings)
+    }
+
+    fn backward(
+        x: &FlexTensor,
+        weight: &FlexTensor,
+        dy: &FlexTensor,
+        settings: Padding,
+        want_dx: bool,
+    ) -> (Option<FlexTensor>, FlexTensor) {
+        backward(x, weight, dy, settings, want_dx)
     }
 }
 
