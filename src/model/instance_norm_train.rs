@@ -25,7 +25,7 @@ use burn::tensor::TensorData;
 use rayon::prelude::*;
 
 use super::conv::raw::flex_values;
-use super::norm::leaky;
+use super::norm::{leaky, normalising};
 
 /// `act((x - mean) / sqrt(var + epsilon))` per `[H, W]` plane of `x` `[B, C, H, W]`, where `act`
 /// is a leaky ReLU of `slope` (0: ReLU, 1: none); differentiable. `x` must be float32 on burn's
@@ -98,15 +98,7 @@ fn forward(x: &FlexTensor, epsilon: f64, slope: f32) -> (FlexTensor, FlexTensor,
     xhat.par_chunks_mut(h * w)
         .zip(rstd.par_iter_mut())
         .for_each(|(plane, rstd)| {
-            let n = plane.len() as f64;
-            let mean = plane.iter().map(|&v| v as f64).sum::<f64>() / n;
-            let variance = plane
-                .iter()
-                .map(|&v| (v as f64 - mean).powi(2))
-                .sum::<f64>()
-                / n;
-            let scale = (1.0 / (variance + epsilon).sqrt()) as f32;
-            let shift = (-mean) as f32 * scale;
+            let (scale, shift) = normalising(plane, epsilon);
             plane.iter_mut().for_each(|v| *v = *v * scale + shift);
             *rstd = scale;
         });

@@ -143,21 +143,26 @@ fn instance_norm_cpu(x: Tensor<4>, epsilon: f64, slope: f32) -> Tensor<4> {
     let device = x.device();
     let mut values = floats(x);
     values.par_chunks_mut(h * w).for_each(|plane| {
-        let n = plane.len() as f64;
-        let mean = plane.iter().map(|&v| v as f64).sum::<f64>() / n;
-        let variance = plane
-            .iter()
-            .map(|&v| (v as f64 - mean).powi(2))
-            .sum::<f64>()
-            / n;
-        let scale = (1.0 / (variance + epsilon).sqrt()) as f32;
-        let shift = (-mean) as f32 * scale;
+        let (scale, shift) = normalising(plane, epsilon);
         for v in plane.iter_mut() {
             let y = *v * scale + shift;
             *v = leaky(y, slope);
         }
     });
     Tensor::from_data(TensorData::new(values, [b, c, h, w]), &device)
+}
+
+/// `(1/σ, -mean/σ)` of one plane (float64 sums), so that `v * scale + shift` normalises it.
+pub(crate) fn normalising(plane: &[f32], epsilon: f64) -> (f32, f32) {
+    let n = plane.len() as f64;
+    let mean = plane.iter().map(|&v| v as f64).sum::<f64>() / n;
+    let variance = plane
+        .iter()
+        .map(|&v| (v as f64 - mean).powi(2))
+        .sum::<f64>()
+        / n;
+    let scale = (1.0 / (variance + epsilon).sqrt()) as f32;
+    (scale, (-mean) as f32 * scale)
 }
 
 /// A leaky ReLU of `slope` (0: ReLU, giving +0.0, 1: identity).

@@ -104,6 +104,60 @@ pub(crate) fn worst(a: Tensor<4>, b: Tensor<4>) -> f32 {
     cyclegan_testkit::largest_difference(&floats(a), &floats(b))
 }
 
+/// What the kernels with handwritten backward passes are tested with: a layer's output and its
+/// gradients beside a reference's.
+#[cfg(test)]
+pub(crate) mod gradient_check {
+    use burn::prelude::*;
+    use burn::tensor::TensorData;
+    use cyclegan_testkit::pseudo_random;
+
+    use super::worst;
+
+    /// A layer's output and the gradients of its input, weight and bias.
+    pub(crate) type Results = (Tensor<4>, Tensor<4>, Tensor<4>, Tensor<1>);
+
+    /// Seeded values of shape `dims` on the autodiff CPU device, tracked.
+    pub(crate) fn tracked<const D: usize>(dims: [usize; D], seed: u32) -> Tensor<D> {
+        let values = pseudo_random(dims.iter().product(), seed);
+        Tensor::from_data(TensorData::new(values, dims), &Device::flex().autodiff()).require_grad()
+    }
+
+    /// `layer(x, weight, bias)` and the gradients of `sum(y * probe)`, the probe seeded so
+    /// that every output element gets a gradient of its own.
+    pub(crate) fn run(
+        layer: impl FnOnce(Tensor<4>, Tensor<4>, Tensor<1>) -> Tensor<4>,
+        x: &Tensor<4>,
+        weight: &Tensor<4>,
+        bias: &Tensor<1>,
+    ) -> Results {
+        let y = layer(x.clone(), weight.clone(), bias.clone());
+        let dims = y.dims();
+        let probe = Tensor::<4>::from_data(
+            TensorData::new(pseudo_random(dims.iter().product(), 4), dims),
+            &y.device(),
+        );
+        let grads = (y.clone() * probe).sum().backward();
+        (
+            y.inner(),
+            x.grad(&grads).unwrap(),
+            weight.grad(&grads).unwrap(),
+            bias.grad(&grads).unwrap(),
+        )
+    }
+
+    /// Asserts `ours` equals `reference`: output, input and bias gradients within 1e-4, the
+    /// weight gradient (a sum over every pixel) within 1e-3.
+    pub(crate) fn assert_agree(ours: Results, reference: Results, case: &str) {
+        let ((y1, dx1, dw1, db1), (y2, dx2, dw2, db2)) = (ours, reference);
+        assert!(worst(y1, y2) < 1e-4, "{case}: output");
+        assert!(worst(dx1, dx2) < 1e-4, "{case}: input gradient");
+        assert!(worst(dw1, dw2) < 1e-3, "{case}: weight gradient");
+        let db: f32 = (db1 - db2).abs().max().into_scalar();
+        assert!(db < 1e-4, "{case}: bias gradient {db}");
+    }
+}
+
 /// A matrix operand of [`product`]: where it starts and its row and column strides (so a
 /// transposed matrix is the same buffer with the strides swapped).
 #[derive(Clone, Copy)]

@@ -141,22 +141,6 @@ fn taps_of(shift: usize) -> impl Iterator<Item = (usize, usize)> {
         .map(|(tap, &(phase, _))| (tap, phase))
 }
 
-/// [`product`] over all threads (the layer's products are large, and one at a time).
-///
-/// # Safety
-/// As [`product`].
-unsafe fn product_all(
-    m: usize,
-    n: usize,
-    k: usize,
-    dst: Mat,
-    accumulate: bool,
-    lhs: Mat,
-    rhs: Mat,
-) {
-    unsafe { product(m, n, k, dst, accumulate, lhs, rhs, true) }
-}
-
 /// The forward pass (no bias).
 fn forward(x: &FlexTensor, weight: &FlexTensor) -> FlexTensor {
     let [b, c, h, w] = flex_dims(x);
@@ -176,9 +160,10 @@ fn forward(x: &FlexTensor, weight: &FlexTensor) -> FlexTensor {
             let xs = shifted(image, c, h, w, shift, &mut moved);
             for (tap, phase) in taps_of(shift) {
                 // Y[phase] (+)= W[tap]^T X[shift]: W[tap]^T[o][c] = weight[c][o][tap].
+                // Each product over all threads: they are large and run one at a time.
                 // SAFETY: all three operands lie inside their buffers; one product at a time.
                 unsafe {
-                    product_all(
+                    product(
                         co,
                         plane,
                         c,
@@ -198,6 +183,7 @@ fn forward(x: &FlexTensor, weight: &FlexTensor) -> FlexTensor {
                             rs: plane,
                             cs: 1,
                         },
+                        true,
                     );
                 }
                 started[phase] = true;
@@ -272,7 +258,7 @@ fn backward(
                 // SAFETY: all operands lie inside their buffers; one product at a time.
                 unsafe {
                     // dW[tap][c][o] (+)= X[shift] dY[phase]^T, into weight layout [C][Co][tap].
-                    product_all(
+                    product(
                         c,
                         co,
                         plane,
@@ -292,10 +278,11 @@ fn backward(
                             cs: plane,
                             ..dy_phase
                         },
+                        true,
                     );
                     // dX[shift] (+)= W[tap] dY[phase]: W[tap][c][o] = weight[c][o][tap].
                     if want_dx {
-                        product_all(
+                        product(
                             c,
                             plane,
                             co,
@@ -311,6 +298,7 @@ fn backward(
                                 cs: 9,
                             },
                             dy_phase,
+                            true,
                         );
                     }
                 }
@@ -346,52 +334,30 @@ fn backward(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::conv::raw::gradient_check::{assert_agree, run, tracked};
     use crate::model::conv::raw::worst;
     use burn::tensor::module::conv_transpose2d;
     use burn::tensor::ops::ConvTransposeOptions;
-    use cyclegan_testkit::pseudo_random;
 
     /// Output and the gradients of input, weight and bias equal burn's transposed convolution,
     /// with and without autodiff, for odd and even sizes and batch 2.
     #[test]
     fn output_and_gradients_match_burns_transposed_convolution() {
-        let device = Device::flex().autodiff();
         for (b, c, co, h, w) in [(1, 8, 5, 4, 4), (2, 3, 6, 5, 7)] {
-            let data = |n: usize, seed: u32, shape: Vec<usize>| {
-                TensorData::new(pseudo_random(n, seed), shape)
-            };
-            let x = Tensor::<4>::from_data(data(b * c * h * w, 1, vec![b, c, h, w]), &device)
-                .require_grad();
-            let wt = Tensor::<4>::from_data(data(c * co * 9, 2, vec![c, co, 3, 3]), &device)
-                .require_grad();
-            let bias = Tensor::<1>::from_data(data(co, 3, vec![co]), &device).require_grad();
-            let probe = Tensor::<4>::from_data(
-                data(b * co * 4 * h * w, 4, vec![b, co, 2 * h, 2 * w]),
-                &device,
-            );
+            let x = tracked([b, c, h, w], 1);
+            let wt = tracked([c, co, 3, 3], 2);
+            let bias = tracked([co], 3);
             let options = ConvTransposeOptions::new([2, 2], [1, 1], [1, 1], [1, 1], 1);
-            let run = |ours: bool| {
-                let y = if ours {
-                    upsample3x3(x.clone(), wt.clone(), Some(bias.clone()))
-                } else {
-                    conv_transpose2d(x.clone(), wt.clone(), Some(bias.clone()), options.clone())
-                };
-                let grads = (y.clone() * probe.clone()).sum().backward();
-                (
-                    y.inner(),
-                    x.grad(&grads).unwrap(),
-                    wt.grad(&grads).unwrap(),
-                    bias.grad(&grads).unwrap(),
-                )
-            };
-            let (y1, dx1, dw1, db1) = run(true);
-            let (y2, dx2, dw2, db2) = run(false);
+            let ours = run(|x, wt, bias| upsample3x3(x, wt, Some(bias)), &x, &wt, &bias);
+            let y1 = ours.0.clone();
+            let reference = run(
+                |x, wt, bias| conv_transpose2d(x, wt, Some(bias), options),
+                &x,
+                &wt,
+                &bias,
+            );
             let case = format!("{b}x{c}x{h}x{w} -> {co}");
-            assert!(worst(y1.clone(), y2) < 1e-4, "{case}: output");
-            assert!(worst(dx1, dx2) < 1e-4, "{case}: input gradient");
-            assert!(worst(dw1, dw2) < 1e-3, "{case}: weight gradient");
-            let db: f32 = (db1 - db2).abs().max().into_scalar();
-            assert!(db < 1e-4, "{case}: bias gradient {db}");
+            assert_agree(ours, reference, &case);
             // Without autodiff: the same forward.
             let plain = upsample3x3(
                 x.clone().inner(),

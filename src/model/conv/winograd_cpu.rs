@@ -169,6 +169,39 @@ impl Layer {
         self.th * self.tw
     }
 
+    /// `out[., ξ, .] = lhs(ξ) @ rhs(ξ)` for the 36 tile positions ξ, spread over the threads:
+    /// `[rows, k] @ [k, tiles]` each, into `[rows][ξ][tile]` (the layout of `V`, `M`, `dV`).
+    pub(super) fn per_position(
+        &self,
+        rows: usize,
+        k: usize,
+        lhs: impl Fn(usize) -> Mat + Sync,
+        rhs: impl Fn(usize) -> Mat + Sync,
+    ) -> Vec<f32> {
+        let tiles = self.tiles();
+        let mut out = Vec::with_capacity(rows * POS * tiles);
+        let out_ptr = SharedMut::new(&mut out);
+        (0..POS).into_par_iter().for_each(|pos| {
+            // SAFETY: product ξ writes only rows (., ξ) of `out`; `lhs` and `rhs` give
+            // operands inside their callers' buffers.
+            unsafe {
+                product(
+                    rows,
+                    tiles,
+                    k,
+                    Mat::rows(out_ptr.ptr().add(pos * tiles), POS * tiles),
+                    false,
+                    lhs(pos),
+                    rhs(pos),
+                    false,
+                );
+            }
+        });
+        // SAFETY: the products wrote every element (without reading any).
+        unsafe { out.set_len(rows * POS * tiles) };
+        out
+    }
+
     /// `V[c][ξ][tile]` of one image `input` `[C, H, W]`, one input channel per task.
     pub(super) fn input_transform(&self, input: &[f32]) -> Vec<f32> {
         let (c, tiles) = (self.c, self.tiles());
@@ -196,28 +229,13 @@ impl Layer {
         // first (a whole pass over memory each).
         let v = self.input_transform(input);
 
-        // M[., ξ, .] = U[ξ] @ V[., ξ, .]: [Co, C] @ [C, tiles] (rows POS * tiles apart), the 36
-        // products spread over the threads.
-        let mut m = Vec::with_capacity(POS * co * tiles);
-        let m_ptr = SharedMut::new(&mut m);
-        (0..POS).into_par_iter().for_each(|pos| {
-            // SAFETY: product ξ writes only rows (., ξ) of `m`; `u` and `v` are read inside
-            // their ξ blocks and rows.
-            unsafe {
-                product(
-                    co,
-                    tiles,
-                    c,
-                    Mat::rows(m_ptr.ptr().add(pos * tiles), POS * tiles),
-                    false,
-                    Mat::rows(u.as_ptr().add(pos * co * c), c),
-                    Mat::rows(v.as_ptr().add(pos * tiles), POS * tiles),
-                    false,
-                );
-            }
-        });
-        // SAFETY: the products wrote every element (`read_dst` false: none was read).
-        unsafe { m.set_len(POS * co * tiles) };
+        // M[., ξ, .] = U[ξ] @ V[., ξ, .]: [Co, C] @ [C, tiles].
+        let m = self.per_position(
+            co,
+            c,
+            |pos| Mat::rows(u[pos * co * c..].as_ptr(), c),
+            |pos| Mat::rows(v[pos * tiles..].as_ptr(), POS * tiles),
+        );
         drop(v);
 
         // Y = A^T M A + bias, one output channel (NCHW plane) per task.

@@ -207,27 +207,12 @@ impl Layer {
     /// `dV[c][ξ][tile] = (U[ξ]^T dM[ξ])`: `[C, Co] @ [Co, tiles]`, one product per ξ.
     fn input_gradient_tiles(&self, u: &[f32], dm: &[f32]) -> Vec<f32> {
         let (c, co, tiles) = (self.c, self.co, self.tiles());
-        let mut dv = Vec::with_capacity(POS * c * tiles);
-        let dv_ptr = SharedMut::new(&mut dv);
-        (0..POS).into_par_iter().for_each(|pos| {
-            // SAFETY: product ξ writes only rows (., ξ) of `dv`; `u` and `dm` are read inside
-            // their ξ blocks and rows.
-            unsafe {
-                product(
-                    c,
-                    tiles,
-                    co,
-                    Mat::rows(dv_ptr.ptr().add(pos * tiles), POS * tiles),
-                    false,
-                    Mat::transposed(u.as_ptr().add(pos * co * c), c),
-                    Mat::rows(dm.as_ptr().add(pos * tiles), POS * tiles),
-                    false,
-                );
-            }
-        });
-        // SAFETY: the products wrote every element (`read_dst` false: none was read).
-        unsafe { dv.set_len(POS * c * tiles) };
-        dv
+        self.per_position(
+            c,
+            co,
+            |pos| Mat::transposed(u[pos * co * c..].as_ptr(), c),
+            |pos| Mat::rows(dm[pos * tiles..].as_ptr(), POS * tiles),
+        )
     }
 
     /// Adds `B dV B^T` of every tile of one input channel (`dv[ξ][tile]`) into its gradient
@@ -425,56 +410,38 @@ vectorised! {
 mod tests {
     use super::*;
     use crate::model::conv::burn_conv2d;
-    use crate::model::conv::raw::worst;
-    use cyclegan_testkit::pseudo_random;
+    use crate::model::conv::raw::gradient_check::{assert_agree, run, tracked};
 
     /// Output and the gradients of input, weight and bias equal burn's direct convolution's,
     /// for both paddings, odd sizes (overhanging tiles), batch 2.
     #[test]
     fn output_and_gradients_match_the_direct_convolution() {
-        let device = Device::flex().autodiff();
         for (b, c, co, h, w, padding) in [
             (1, 8, 16, 9, 13, Padding::Reflect(1)),
             (2, 5, 3, 7, 6, Padding::Zeros(1)),
             (1, 6, 4, 8, 8, Padding::Zeros(0)),
             (2, 4, 4, 4, 5, Padding::Reflect(1)),
         ] {
-            let data = |n: usize, seed: u32, shape: Vec<usize>| {
-                TensorData::new(pseudo_random(n, seed), shape)
-            };
-            let x = Tensor::<4>::from_data(data(b * c * h * w, 1, vec![b, c, h, w]), &device)
-                .require_grad();
-            let wt = Tensor::<4>::from_data(data(co * c * 9, 2, vec![co, c, 3, 3]), &device)
-                .require_grad();
-            let bias = Tensor::<1>::from_data(data(co, 3, vec![co]), &device).require_grad();
-            // A loss whose gradient differs per output element.
-            let y_shape = burn_conv2d(x.clone(), wt.clone(), None, [1, 1], padding).dims();
-            let probe = Tensor::<4>::from_data(
-                data(y_shape.iter().product(), 4, y_shape.to_vec()),
-                &device,
+            let x = tracked([b, c, h, w], 1);
+            let wt = tracked([co, c, 3, 3], 2);
+            let bias = tracked([co], 3);
+            let ours = run(
+                |x, wt, bias| conv3x3_train(x, wt, Some(bias), padding),
+                &x,
+                &wt,
+                &bias,
             );
-            let run = |ours: bool| {
-                let y = if ours {
-                    conv3x3_train(x.clone(), wt.clone(), Some(bias.clone()), padding)
-                } else {
-                    burn_conv2d(x.clone(), wt.clone(), Some(bias.clone()), [1, 1], padding)
-                };
-                let grads = (y.clone() * probe.clone()).sum().backward();
-                (
-                    y.inner(),
-                    x.grad(&grads).unwrap(),
-                    wt.grad(&grads).unwrap(),
-                    bias.grad(&grads).unwrap(),
-                )
-            };
-            let (y1, dx1, dw1, db1) = run(true);
-            let (y2, dx2, dw2, db2) = run(false);
-            let case = format!("{padding:?} {b}x{c}x{h}x{w} -> {co}");
-            assert!(worst(y1, y2) < 1e-4, "{case}: output");
-            assert!(worst(dx1, dx2) < 1e-4, "{case}: input gradient");
-            assert!(worst(dw1, dw2) < 1e-3, "{case}: weight gradient");
-            let db: f32 = (db1 - db2).abs().max().into_scalar();
-            assert!(db < 1e-4, "{case}: bias gradient {db}");
+            let reference = run(
+                |x, wt, bias| burn_conv2d(x, wt, Some(bias), [1, 1], padding),
+                &x,
+                &wt,
+                &bias,
+            );
+            assert_agree(
+                ours,
+                reference,
+                &format!("{padding:?} {b}x{c}x{h}x{w} -> {co}"),
+            );
         }
     }
 }
