@@ -143,6 +143,19 @@ fn kron_self(p: &[f32], rows: usize, cols: usize) -> Vec<f32> {
     k
 }
 
+/// Panics unless `x` `[B, C, H, W]`, `weight` `[Co, C, 3, 3]` and `padding` fit together (the
+/// Winograd kernels' shared precondition).
+pub(super) fn check_3x3(x: &Tensor<4>, weight: &Tensor<4>, padding: Padding) {
+    let [_, c, h, w] = x.dims();
+    let [_, ci, kh, kw] = weight.dims();
+    assert_eq!(
+        c, ci,
+        "winograd: input has {c} channels, weight expects {ci}"
+    );
+    assert_eq!([kh, kw], [3, 3], "winograd: kernel must be 3x3");
+    padding.check(h, w, [3, 3], "winograd");
+}
+
 /// 3x3 convolution, stride 1, of `x` `[B, C, H, W]` padded by `padding` (1 keeps the size) with
 /// `weight` `[Cout, C, 3, 3]` and `bias`, by Winograd F(m x m, 3 x 3). Gives `[B, Cout, Ho, Wo]`.
 pub fn conv3x3(
@@ -152,14 +165,9 @@ pub fn conv3x3(
     padding: Padding,
     tile: Tile,
 ) -> Tensor<4> {
+    check_3x3(&x, &weight, padding);
     let [b, c, h, w] = x.dims();
-    let [co, ci, kh, kw] = weight.dims();
-    assert_eq!(
-        c, ci,
-        "winograd: input has {c} channels, weight expects {ci}"
-    );
-    assert_eq!([kh, kw], [3, 3], "winograd: kernel must be 3x3");
-    padding.check(h, w, [3, 3], "winograd");
+    let [co, ..] = weight.dims();
     let p = padding.amount();
     let (m, a) = (tile.m(), tile.a());
     let (ho, wo) = (h + 2 * p - 2, w + 2 * p - 2);

@@ -25,7 +25,7 @@ use rayon::prelude::*;
 
 use super::padding::Padding;
 use super::raw::{Mat, SharedMut, floats, product};
-use super::winograd::Tile;
+use super::winograd::{Tile, check_3x3};
 
 /// Output pixels per tile side, input pixels per tile side, positions per tile.
 pub(super) const M: usize = 4;
@@ -41,14 +41,9 @@ pub fn conv3x3_inference(
     bias: Option<Tensor<1>>,
     padding: Padding,
 ) -> Tensor<4> {
+    check_3x3(&x, &weight, padding);
     let [b, c, h, w] = x.dims();
-    let [co, ci, kh, kw] = weight.dims();
-    assert_eq!(
-        c, ci,
-        "winograd: input has {c} channels, weight expects {ci}"
-    );
-    assert_eq!([kh, kw], [3, 3], "winograd: kernel must be 3x3");
-    padding.check(h, w, [3, 3], "winograd");
+    let [co, ..] = weight.dims();
     let device = x.device();
     let input = floats(x);
     let bias = bias.map(floats);

@@ -28,6 +28,7 @@ use rayon::prelude::*;
 use super::input_weight_op::{InputWeightKernel, differentiable};
 use super::padding::Padding;
 use super::raw::{Mat, SharedMut, flex_dims, flex_values, parallel_zeros, product};
+use super::winograd::check_3x3;
 use super::winograd_cpu::{A, Layer, M, POS};
 
 /// `x` `[B, C, H, W]` convolved with `weight` `[Co, C, 3, 3]` plus `bias`, stride 1, padded by
@@ -39,14 +40,8 @@ pub fn conv3x3_train(
     bias: Option<Tensor<1>>,
     padding: Padding,
 ) -> Tensor<4> {
-    let [_, c, h, w] = x.dims();
-    let [co, ci, kh, kw] = weight.dims();
-    assert_eq!(
-        c, ci,
-        "winograd: input has {c} channels, weight expects {ci}"
-    );
-    assert_eq!([kh, kw], [3, 3], "winograd: kernel must be 3x3");
-    padding.check(h, w, [3, 3], "winograd");
+    check_3x3(&x, &weight, padding);
+    let [co, ..] = weight.dims();
     let y = Tensor::<4>::from_dispatch(<Dispatch as WinogradCpu>::winograd3x3(
         x.into_dispatch(),
         weight.into_dispatch(),
