@@ -85,13 +85,7 @@ impl NormLayer {
     /// PyTorch does, so that checkpoints carry what the reference's would.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         match self {
-            NormLayer::Instance(norm) if is_flex_inference(&x) => {
-                instance_norm_cpu(x, norm.epsilon, 1.0)
-            }
-            NormLayer::Instance(norm) if is_flex_training(&x) => {
-                instance_norm_train(x, norm.epsilon, 1.0)
-            }
-            NormLayer::Instance(norm) => precision::instance_norm(norm, x),
+            NormLayer::Instance(norm) => instance_norm_act(norm, x, 1.0),
             NormLayer::Batch(norm) => in_f32(x, |x| batch_norm(norm, x)),
             NormLayer::Identity(_) => x,
         }
@@ -105,14 +99,8 @@ impl NormLayer {
     /// `leaky_relu(self.forward(x), slope)`; an instance norm on the CPU does both in one pass.
     pub fn forward_leaky_relu(&self, x: Tensor<4>, slope: f32) -> Tensor<4> {
         match self {
-            NormLayer::Instance(norm) if is_flex_inference(&x) => {
-                instance_norm_cpu(x, norm.epsilon, slope)
-            }
-            NormLayer::Instance(norm) if is_flex_training(&x) => {
-                instance_norm_train(x, norm.epsilon, slope)
-            }
-            _ if slope == 0.0 => relu(self.forward(x)),
-            _ => leaky_relu(self.forward(x), slope as f64),
+            NormLayer::Instance(norm) => instance_norm_act(norm, x, slope),
+            _ => activate(self.forward(x), slope),
         }
     }
 
@@ -131,6 +119,30 @@ impl NormLayer {
             NormLayer::Batch(norm) => Some(norm.epsilon),
             NormLayer::Identity(_) => None,
         }
+    }
+}
+
+/// `leaky_relu(norm(x), slope)` for an instance norm without affine parameters (slope 0: ReLU,
+/// 1: none): on the CPU one pass in plain Rust, in training an operation with its own backward
+/// pass; elsewhere burn's ops, in float32 when the activations are 16-bit.
+pub(crate) fn instance_norm_act(norm: &InstanceNorm, x: Tensor<4>, slope: f32) -> Tensor<4> {
+    if is_flex_inference(&x) {
+        instance_norm_cpu(x, norm.epsilon, slope)
+    } else if is_flex_training(&x) {
+        instance_norm_train(x, norm.epsilon, slope)
+    } else {
+        activate(precision::instance_norm(norm, x), slope)
+    }
+}
+
+/// A leaky ReLU of `slope` with burn's ops (0: ReLU, 1: none).
+fn activate(x: Tensor<4>, slope: f32) -> Tensor<4> {
+    if slope == 1.0 {
+        x
+    } else if slope == 0.0 {
+        relu(x)
+    } else {
+        leaky_relu(x, slope as f64)
     }
 }
 

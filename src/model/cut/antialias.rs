@@ -2,20 +2,37 @@
 //! Shift-Invariant Again"), as the authors' `Downsample` and `Upsample` modules.
 //!
 //! Both are fixed depthwise filters that are outer products of 1-D ones, so they are computed
-//! here as two 1-D passes of strided slices and sums: no convolution, cheap in memory, and
-//! their backward passes are slices too. The result equals the reference's depthwise
-//! convolutions up to float rounding (tested against burn's grouped convolution).
+//! as two 1-D passes: on the CPU in plain Rust ([`super::blur_cpu`]), elsewhere as strided
+//! slices and sums of burn's tensor ops (no convolution, cheap in memory, and their backward
+//! passes are slices too). Both equal the reference's depthwise convolutions up to float
+//! rounding (tested against burn's grouped convolution).
 
 use burn::prelude::*;
 use burn::tensor::ops::PadMode;
 use burn::tensor::s;
 
+use super::blur_cpu::{Resample, blur};
+use crate::model::conv::raw::{is_flex_inference, is_flex_training};
 use crate::model::weights::HostTensor;
 
 /// `Downsample`: reflection pad 1, then the `[1,2,1] x [1,2,1] / 16` blur with stride 2.
 ///
 /// A side of `n` pixels becomes `(n - 1) / 2 + 1` (rounded down), as in PyTorch; `n >= 2`.
 pub fn blur_down(x: Tensor<4>) -> Tensor<4> {
+    if on_cpu(&x) {
+        blur(x, Resample::Down)
+    } else {
+        blur_down_ops(x)
+    }
+}
+
+/// Whether `x` goes to the plain-Rust blurs of [`super::blur_cpu`].
+fn on_cpu(x: &Tensor<4>) -> bool {
+    is_flex_inference(x) || is_flex_training(x)
+}
+
+/// [`blur_down`] in burn's tensor ops (GPUs, 16-bit floats).
+fn blur_down_ops(x: Tensor<4>) -> Tensor<4> {
     let padded = x.pad([(1, 1), (1, 1)], PadMode::Reflect);
     let rows = blur_down_axis(padded, 3);
     blur_down_axis(rows, 2)
@@ -37,6 +54,15 @@ fn blur_down_axis(p: Tensor<4>, dim: usize) -> Tensor<4> {
 /// Worked out per axis, output `2m` is `(3 x[m] + x[m-1]) / 4` and output `2m+1` is
 /// `(3 x[m] + x[m+1]) / 4`, with indices clamped at the edges (bilinear upsampling).
 pub fn blur_up(x: Tensor<4>) -> Tensor<4> {
+    if on_cpu(&x) {
+        blur(x, Resample::Up)
+    } else {
+        blur_up_ops(x)
+    }
+}
+
+/// [`blur_up`] in burn's tensor ops (GPUs, 16-bit floats).
+fn blur_up_ops(x: Tensor<4>) -> Tensor<4> {
     let rows = blur_up_axis(x, 3);
     blur_up_axis(rows, 2)
 }
@@ -115,7 +141,7 @@ mod tests {
 
     /// The reference's `Upsample`, as a grouped transposed convolution with its buffer.
     fn reference_up(x: Tensor<4>) -> Tensor<4> {
-        let [_, c, h, w] = x.dims();
+        let [b, c, h, w] = x.dims();
         let filt = up_filter(c).to_tensor(&x.device());
         let x = x.pad([(1, 1), (1, 1)], PadMode::Edge);
         let y = conv_transpose2d(
@@ -124,7 +150,7 @@ mod tests {
             None,
             ConvTransposeOptions::new([2, 2], [2, 2], [0, 0], [1, 1], c),
         );
-        y.slice([0..1, 0..c, 1..2 * h + 1, 1..2 * w + 1])
+        y.slice([0..b, 0..c, 1..2 * h + 1, 1..2 * w + 1])
     }
 
     #[test]
@@ -135,11 +161,13 @@ mod tests {
             .enumerate()
         {
             let x = random(shape, i as u64, &device);
-            let ours = blur_down(x.clone());
-            let [_, _, h, w] = shape;
-            assert_eq!(ours.dims()[2..], [(h - 1) / 2 + 1, (w - 1) / 2 + 1]);
-            let diff = max_diff(ours, reference_down(x));
-            assert!(diff < 1e-6, "{shape:?}: differs by {diff}");
+            for ours in [blur_down, blur_down_ops] {
+                let ours = ours(x.clone());
+                let [_, _, h, w] = shape;
+                assert_eq!(ours.dims()[2..], [(h - 1) / 2 + 1, (w - 1) / 2 + 1]);
+                let diff = max_diff(ours, reference_down(x.clone()));
+                assert!(diff < 1e-6, "{shape:?}: differs by {diff}");
+            }
         }
     }
 
@@ -148,9 +176,10 @@ mod tests {
         let device = Device::flex();
         for (i, shape) in [[1, 3, 4, 4], [1, 2, 3, 5]].into_iter().enumerate() {
             let x = random(shape, 10 + i as u64, &device);
-            let ours = blur_up(x.clone());
-            let diff = max_diff(ours, reference_up(x));
-            assert!(diff < 1e-6, "{shape:?}: differs by {diff}");
+            for ours in [blur_up, blur_up_ops] {
+                let diff = max_diff(ours(x.clone()), reference_up(x.clone()));
+                assert!(diff < 1e-6, "{shape:?}: differs by {diff}");
+            }
         }
     }
 
@@ -158,15 +187,18 @@ mod tests {
     fn gradients_equal_those_of_the_convolutions() {
         let device = Device::flex().autodiff();
         let weight = random([1, 2, 3, 3], 7, &device);
+        // The plain-Rust operations and burn's tensor ops, against the convolutions.
         for (ours, reference) in [
             (
                 blur_down as fn(Tensor<4>) -> Tensor<4>,
                 reference_down as fn(_) -> _,
             ),
+            (blur_down_ops, reference_down),
             (blur_up, reference_up),
+            (blur_up_ops, reference_up),
         ] {
             let grad = |f: fn(Tensor<4>) -> Tensor<4>| {
-                let x = random([1, 2, 5, 6], 3, &device).require_grad();
+                let x = random([2, 2, 5, 6], 3, &device).require_grad();
                 let y = f(x.clone());
                 let w = weight.clone().slice([0..1, 0..2, 0..1, 0..1]);
                 let loss = (y.clone() * y).mul(w).sum();

@@ -10,7 +10,8 @@ use super::conv;
 use crate::model::conv::Padding;
 use crate::model::discriminator::patch_widths;
 use crate::model::generator::{conv2d, instance_norm};
-use crate::model::precision::{self, Precision};
+use crate::model::norm::instance_norm_act;
+use crate::model::precision::Precision;
 use crate::model::weights::HostTensor;
 use crate::model::{DiscriminatorConfig, NamedConv, NamedConvs};
 
@@ -80,7 +81,7 @@ impl CutDiscriminator {
             x = blur_down(x);
         }
         for (i, norm) in (1..last).zip(&self.norms) {
-            x = leaky_relu(precision::instance_norm(norm, conv(i, x)), 0.2);
+            x = instance_norm_act(norm, conv(i, x), 0.2);
             if antialias && i < downsamples {
                 x = blur_down(x);
             }

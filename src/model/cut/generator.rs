@@ -15,7 +15,8 @@ use super::{DEFAULT_NCE_LAYERS, conv};
 use crate::model::conv::Padding;
 use crate::model::conv::conv_transpose;
 use crate::model::generator::{conv2d, instance_norm};
-use crate::model::precision::{self, Precision};
+use crate::model::norm::instance_norm_act;
+use crate::model::precision::Precision;
 use crate::model::weights::HostTensor;
 use crate::model::{GeneratorConfig, NamedConv, NamedConvs};
 
@@ -133,9 +134,9 @@ struct Block {
 
 impl Block {
     fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let norm = |y| precision::instance_norm(&self.norm, y);
-        let y = relu(norm(conv(&self.first, x.clone(), Padding::Reflect(1))));
-        x + norm(conv(&self.second, y, Padding::Reflect(1)))
+        let y = conv(&self.first, x.clone(), Padding::Reflect(1));
+        let y = instance_norm_act(&self.norm, y, 0.0);
+        x + instance_norm_act(&self.norm, conv(&self.second, y, Padding::Reflect(1)), 1.0)
     }
 }
 
@@ -243,7 +244,10 @@ impl CutGenerator {
         let mut pending_pad = None;
         let config = self.config();
         let norm = |c: usize| &self.norms[(c / config.ngf).ilog2() as usize];
-        for (i, layer) in config.layout().into_iter().enumerate() {
+        let layout = config.layout();
+        // Set when a norm applied the ReLU that follows it (one pass over memory for both).
+        let mut relu_done = false;
+        for (i, &layer) in layout.iter().enumerate() {
             let wanted = layers.contains(&i);
             x = match layer {
                 Layer::ReflectPad => {
@@ -260,7 +264,11 @@ impl CutGenerator {
                     // The 7x7 convolutions follow a reflection pad, the 3x3 ones pad with zeros.
                     conv(c, x, pending_pad.take().unwrap_or(Padding::Zeros(1)))
                 }
-                Layer::Norm(c) => precision::instance_norm(norm(c), x),
+                Layer::Norm(c) => {
+                    relu_done = !wanted && matches!(layout.get(i + 1), Some(Layer::Relu(_)));
+                    instance_norm_act(norm(c), x, if relu_done { 0.0 } else { 1.0 })
+                }
+                Layer::Relu(_) if std::mem::take(&mut relu_done) => x,
                 Layer::Relu(_) => relu(x),
                 Layer::BlurDown(_) => blur_down(x),
                 Layer::BlurUp(_) => blur_up(x),
