@@ -6,7 +6,7 @@ use burn::tensor::Distribution;
 
 use super::profile::op_time;
 use super::{Settings, profile::layer_label};
-use crate::model::conv::{ConvPolicy, Kernel, Padding, Tile, burn_conv2d, conv2d_gemm};
+use crate::model::conv::{ConvPolicy, Kernel, Padding, Tile, burn_conv2d};
 use crate::model::layers::ConvLayer;
 
 /// Seconds of forward + backward of one layer with each kernel.
@@ -67,8 +67,9 @@ fn time_kernel(settings: &Settings, l: &ConvLayer, kernel: Kernel, ad: &Device) 
         let (x, wt) = (x.clone(), wt.clone());
         let y = match kernel {
             Kernel::Burn => burn_conv2d(x, wt, None, stride, padding),
-            Kernel::Gemm => conv2d_gemm(x, wt, None, stride, padding),
-            // What training runs: on the CPU the plain-Rust kernels with their own backward.
+            // What training runs: on the CPU the plain-Rust kernels with their own backward
+            // (gather + GEMM in burn's tensor ops for the 3x3 stride-2 layers).
+            Kernel::Gemm => ConvPolicy::Gemm.conv2d_raw(x, wt, None, stride, padding),
             Kernel::Winograd(tile) => {
                 ConvPolicy::Winograd(tile).conv2d_raw(x, wt, None, stride, padding)
             }

@@ -1,14 +1,23 @@
-//! Training's small-kernel convolutions on the CPU (the PatchGAN's 4x4 layers; see
-//! [`super::ConvPolicy::conv2d_raw`] for why not the generator's 3x3 stride-2 ones): gather +
-//! GEMM in plain Rust, in burn's NCHW layout, as one operation with a handwritten backward
-//! pass (a burn backend extension).
+//! Training's convolutions other than the 3x3 stride-1 ones on the CPU (the RGB stem and head
+//! and the PatchGAN's 4x4 layers; see [`super::ConvPolicy::conv2d_raw`] for why not the
+//! generator's 3x3 stride-2 ones): gather + GEMM in plain Rust, in burn's NCHW layout, as one
+//! operation with a handwritten backward pass (a burn backend extension).
 //!
-//! Per image, `cols[(c, ky, kx)][p]` holds the input pixel tap `(ky, kx)` of output pixel `p`
-//! reads (zero in the padding); then `Y = W cols` (`[Co, C k k] @ [C k k, P]`). The backward
-//! pass gathers `cols` again rather than keeping it (it is `k k` times the input):
-//! `dW = dY cols^T`, `dcols = W^T dY`, and each `dcols` value is added to the input pixel it was
-//! gathered from. [`super::gemm::conv2d_gemm`] does the same with burn tensor ops, whose
-//! autodiff keeps the gathered matrix and runs the scatter-add on one thread.
+//! Two layouts, whichever gathers the smaller side:
+//!
+//! - gather the input (most layers): per image, `cols[(c, ky, kx)][p]` holds the input pixel tap
+//!   `(ky, kx)` of output pixel `p` reads (through the padding); then `Y = W cols`
+//!   (`[Co, C k k] @ [C k k, P]`). The backward pass gathers `cols` again rather than keeping it
+//!   (it is `k k` times the input): `dW = dY cols^T`, `dcols = W^T dY`, and each `dcols` value
+//!   is added to the input pixel it was gathered from.
+//! - gather the output (stride 1, fewer output than input channels: the 64 -> 3 head, whose
+//!   `cols` would be 49 times its 64-channel input): `Z = W' Xp` (`[Co k k, C] @ [C, Hp Wp]`,
+//!   `Xp` the padded input), then each output pixel sums its `k k` taps of `Z`. Backward:
+//!   `S[(co, ky, kx)]` is `dY[co]` shifted by the tap, `dW' = S Xp^T`, `dXp = W'^T S`, and the
+//!   padding's gradient folds back onto the pixels it mirrors.
+//!
+//! [`super::gemm::conv2d_gemm`] does the first with burn tensor ops, whose autodiff keeps the
+//! gathered matrix and runs the scatter-add on one thread.
 
 use burn::backend::autodiff::{Autodiff, checkpoint::strategy::CheckpointStrategy};
 use burn::backend::flex::FlexTensor;
@@ -22,14 +31,14 @@ use super::input_weight_op::{InputWeightKernel, differentiable};
 use super::padding::Padding;
 use super::raw::{Mat, flex_values, parallel_zeros, product};
 
-/// `x` `[B, C, H, W]` convolved with `weight` `[Co, C, k, k]` plus `bias`, with `stride`, zero
-/// padding `padding`; differentiable. `x` must be float32 on burn's CPU backend.
+/// `x` `[B, C, H, W]` convolved with `weight` `[Co, C, k, k]` plus `bias`, with `stride` and
+/// `padding`; differentiable. `x` must be float32 on burn's CPU backend.
 pub fn conv2d_train(
     x: Tensor<4>,
     weight: Tensor<4>,
     bias: Option<Tensor<1>>,
     stride: usize,
-    padding: usize,
+    padding: Padding,
 ) -> Tensor<4> {
     let [_, c, h, w] = x.dims();
     let [co, ci, kh, kw] = weight.dims();
@@ -38,7 +47,7 @@ pub fn conv2d_train(
         "convolution: input has {c} channels, weight expects {ci}"
     );
     assert_eq!(kh, kw, "convolution: square kernels only");
-    Padding::Zeros(padding).check(h, w, [kh, kw], "convolution");
+    padding.check(h, w, [kh, kw], "convolution");
     let y = Tensor::<4>::from_dispatch(<Dispatch as GemmCpu>::conv_gemm(
         x.into_dispatch(),
         weight.into_dispatch(),
@@ -59,13 +68,13 @@ pub trait GemmCpu: Backend {
         x: FloatTensor<Self>,
         weight: FloatTensor<Self>,
         stride: usize,
-        padding: usize,
+        padding: Padding,
     ) -> FloatTensor<Self>;
 }
 
 impl GemmCpu for Flex {
-    fn conv_gemm(x: FlexTensor, weight: FlexTensor, stride: usize, padding: usize) -> FlexTensor {
-        forward(&x, &weight, Geometry::new(&x, &weight, stride, padding))
+    fn conv_gemm(x: FlexTensor, weight: FlexTensor, stride: usize, padding: Padding) -> FlexTensor {
+        ConvGemm::forward(&x, &weight, (stride, padding))
     }
 }
 
@@ -74,7 +83,7 @@ impl<C: CheckpointStrategy> GemmCpu for Autodiff<Flex, C> {
         x: FloatTensor<Self>,
         weight: FloatTensor<Self>,
         stride: usize,
-        padding: usize,
+        padding: Padding,
     ) -> FloatTensor<Self> {
         differentiable::<ConvGemm, C>(x, weight, (stride, padding))
     }
@@ -85,28 +94,32 @@ impl<C: CheckpointStrategy> GemmCpu for Autodiff<Flex, C> {
 struct ConvGemm;
 
 impl InputWeightKernel for ConvGemm {
-    type Settings = (usize, usize);
+    type Settings = (usize, Padding);
 
-    fn forward(x: &FlexTensor, weight: &FlexTensor, settings: (usize, usize)) -> FlexTensor {
+    fn forward(x: &FlexTensor, weight: &FlexTensor, settings: (usize, Padding)) -> FlexTensor {
         let (stride, padding) = settings;
-        forward(x, weight, Geometry::new(x, weight, stride, padding))
+        let g = Geometry::new(x, weight, stride, padding);
+        if g.gathers_output() {
+            forward_gathering_output(x, weight, g)
+        } else {
+            forward(x, weight, g)
+        }
     }
 
     fn backward(
         x: &FlexTensor,
         weight: &FlexTensor,
         dy: &FlexTensor,
-        settings: (usize, usize),
+        settings: (usize, Padding),
         want_dx: bool,
     ) -> (Option<FlexTensor>, FlexTensor) {
         let (stride, padding) = settings;
-        backward(
-            x,
-            weight,
-            dy,
-            Geometry::new(x, weight, stride, padding),
-            want_dx,
-        )
+        let g = Geometry::new(x, weight, stride, padding);
+        if g.gathers_output() {
+            backward_gathering_output(x, weight, dy, g, want_dx)
+        } else {
+            backward(x, weight, dy, g, want_dx)
+        }
     }
 }
 
@@ -120,15 +133,16 @@ struct Geometry {
     co: usize,
     k: usize,
     stride: usize,
-    pad: usize,
+    padding: Padding,
     ho: usize,
     wo: usize,
 }
 
 impl Geometry {
-    fn new(x: &FlexTensor, weight: &FlexTensor, stride: usize, pad: usize) -> Self {
+    fn new(x: &FlexTensor, weight: &FlexTensor, stride: usize, padding: Padding) -> Self {
         let [b, c, h, w] = x.layout().shape().dims::<4>();
         let [co, _, k, _] = weight.layout().shape().dims::<4>();
+        let pad = padding.amount();
         Geometry {
             b,
             c,
@@ -137,10 +151,15 @@ impl Geometry {
             co,
             k,
             stride,
-            pad,
+            padding,
             ho: (h + 2 * pad - k) / stride + 1,
             wo: (w + 2 * pad - k) / stride + 1,
         }
+    }
+
+    /// Whether the output side is the smaller one to gather (see the module's docs).
+    fn gathers_output(&self) -> bool {
+        self.stride == 1 && self.co < self.c
     }
 
     /// Rows of `cols` (`C k k`) and output pixels per image.
@@ -152,11 +171,24 @@ impl Geometry {
     }
 
     /// The input coordinate output coordinate `o` reads through tap `t` along an axis of `n`
-    /// pixels, or `None` in the padding.
+    /// pixels, or `None` in zero padding.
     fn source(&self, o: usize, t: usize, n: usize) -> Option<usize> {
-        (o * self.stride + t)
-            .checked_sub(self.pad)
-            .filter(|&i| i < n)
+        let i = (o * self.stride + t) as i64 - self.padding.amount() as i64;
+        self.padding.source(i, n)
+    }
+
+    /// The output coordinates `lo..hi` (of `m`) whose tap `t` reads inside an axis of `n`
+    /// pixels, not the padding: there, gathering is a plain (strided) copy.
+    fn inside(&self, t: usize, n: usize, m: usize) -> (usize, usize) {
+        let pad = self.padding.amount();
+        // o * stride + t - pad in 0..n.
+        let lo = pad.saturating_sub(t).div_ceil(self.stride);
+        let hi = if n + pad > t {
+            ((n + pad - t - 1) / self.stride + 1).min(m)
+        } else {
+            0
+        };
+        (lo.min(hi), hi)
     }
 
     /// `cols` of one image `x` `[C, H, W]`: `[C k k][P]`, one row per task.
@@ -173,9 +205,15 @@ impl Geometry {
                         continue;
                     };
                     let src = &plane[iy * self.w..][..self.w];
-                    for (ox, value) in row[oy * self.wo..][..self.wo].iter_mut().enumerate() {
+                    let dst = &mut row[oy * self.wo..][..self.wo];
+                    let (lo, hi) = self.inside(kx, self.w, self.wo);
+                    let first = lo * self.stride + kx - self.padding.amount();
+                    for (ox, value) in dst[lo..hi].iter_mut().enumerate() {
+                        *value = src[first + ox * self.stride];
+                    }
+                    for ox in (0..lo).chain(hi..self.wo) {
                         if let Some(ix) = self.source(ox, kx, self.w) {
-                            *value = src[ix];
+                            dst[ox] = src[ix];
                         }
                     }
                 }
@@ -198,18 +236,113 @@ impl Geometry {
                             continue;
                         };
                         let dst = &mut plane[iy * self.w..][..self.w];
-                        for (ox, &g) in row[oy * self.wo..][..self.wo].iter().enumerate() {
+                        let src = &row[oy * self.wo..][..self.wo];
+                        let (lo, hi) = self.inside(kx, self.w, self.wo);
+                        let first = lo * self.stride + kx - self.padding.amount();
+                        for (ox, &g) in src[lo..hi].iter().enumerate() {
+                            dst[first + ox * self.stride] += g;
+                        }
+                        for ox in (0..lo).chain(hi..self.wo) {
                             if let Some(ix) = self.source(ox, kx, self.w) {
-                                dst[ix] += g;
+                                dst[ix] += src[ox];
                             }
                         }
                     }
                 }
             });
     }
+
+    /// The input coordinate that coordinate `i` of the padded axis (of `n` input pixels) copies,
+    /// or `None` in zero padding.
+    fn unpadded(&self, i: usize, n: usize) -> Option<usize> {
+        self.padding
+            .source(i as i64 - self.padding.amount() as i64, n)
+    }
+
+    /// Height and width of the padded input.
+    fn padded(&self) -> (usize, usize) {
+        let pad = 2 * self.padding.amount();
+        (self.h + pad, self.w + pad)
+    }
+
+    /// One image `x` `[C, H, W]` padded: `[C, Hp, Wp]`.
+    fn pad(&self, x: &[f32]) -> Vec<f32> {
+        let (hp, wp) = self.padded();
+        let mut out = parallel_zeros(self.c * hp * wp);
+        out.par_chunks_exact_mut(hp * wp)
+            .zip(x.par_chunks_exact(self.h * self.w))
+            .for_each(|(out, plane)| {
+                for (py, row) in out.chunks_exact_mut(wp).enumerate() {
+                    let Some(iy) = self.unpadded(py, self.h) else {
+                        continue;
+                    };
+                    let src = &plane[iy * self.w..][..self.w];
+                    let pad = self.padding.amount();
+                    row[pad..pad + self.w].copy_from_slice(src);
+                    for px in (0..pad).chain(pad + self.w..wp) {
+                        if let Some(ix) = self.unpadded(px, self.w) {
+                            row[px] = src[ix];
+                        }
+                    }
+                }
+            });
+        out
+    }
+
+    /// The adjoint of [`Geometry::pad`]: adds each padded pixel's gradient to the pixel of
+    /// `dx` `[C, H, W]` it copies.
+    fn unpad(&self, dxp: &[f32], dx: &mut [f32]) {
+        let (hp, wp) = self.padded();
+        dx.par_chunks_exact_mut(self.h * self.w)
+            .zip(dxp.par_chunks_exact(hp * wp))
+            .for_each(|(plane, padded)| {
+                for (py, row) in padded.chunks_exact(wp).enumerate() {
+                    let Some(iy) = self.unpadded(py, self.h) else {
+                        continue;
+                    };
+                    let dst = &mut plane[iy * self.w..][..self.w];
+                    let pad = self.padding.amount();
+                    dst.iter_mut()
+                        .zip(&row[pad..pad + self.w])
+                        .for_each(|(d, &g)| *d += g);
+                    for px in (0..pad).chain(pad + self.w..wp) {
+                        if let Some(ix) = self.unpadded(px, self.w) {
+                            dst[ix] += row[px];
+                        }
+                    }
+                }
+            });
+    }
+
+    /// `weight` `[Co, C, k, k]` as `W'` `[Co k k, C]`.
+    fn weight_by_tap(&self, weight: &[f32]) -> Vec<f32> {
+        let kk = self.k * self.k;
+        let mut out = vec![0.0f32; weight.len()];
+        for (co, filters) in weight.chunks_exact(self.c * kk).enumerate() {
+            for (ci, taps) in filters.chunks_exact(kk).enumerate() {
+                for (t, &v) in taps.iter().enumerate() {
+                    out[(co * kk + t) * self.c + ci] = v;
+                }
+            }
+        }
+        out
+    }
+
+    /// The inverse of [`Geometry::weight_by_tap`].
+    fn weight_from_taps(&self, by_tap: &[f32]) -> Vec<f32> {
+        let kk = self.k * self.k;
+        let mut out = vec![0.0f32; by_tap.len()];
+        for (r, row) in by_tap.chunks_exact(self.c).enumerate() {
+            let (co, t) = (r / kk, r % kk);
+            for (ci, &v) in row.iter().enumerate() {
+                out[(co * self.c + ci) * kk + t] = v;
+            }
+        }
+        out
+    }
 }
 
-/// The forward pass (no bias).
+/// The forward pass gathering the input (no bias).
 fn forward(x: &FlexTensor, weight: &FlexTensor, g: Geometry) -> FlexTensor {
     let (input, weight) = (flex_values(x), flex_values(weight));
     let (rows, p, plane) = (g.rows(), g.pixels(), g.c * g.h * g.w);
@@ -236,7 +369,8 @@ fn forward(x: &FlexTensor, weight: &FlexTensor, g: Geometry) -> FlexTensor {
     FlexTensor::from_data(TensorData::new(out, [g.b, g.co, g.ho, g.wo]))
 }
 
-/// The gradients of the input (when `want_dx`) and of the weight, given the output's `dy`.
+/// The gradients of the input (when `want_dx`) and of the weight, given the output's `dy`,
+/// gathering the input.
 fn backward(
     x: &FlexTensor,
     weight: &FlexTensor,
@@ -295,6 +429,124 @@ fn backward(
     )
 }
 
+/// The forward pass gathering the output (stride 1, no bias).
+fn forward_gathering_output(x: &FlexTensor, weight: &FlexTensor, g: Geometry) -> FlexTensor {
+    let input = flex_values(x);
+    let by_tap = g.weight_by_tap(&flex_values(weight));
+    let (k, kk, plane) = (g.k, g.k * g.k, g.c * g.h * g.w);
+    let (hp, wp) = g.padded();
+    let mut out = parallel_zeros(g.b * g.co * g.pixels());
+    let mut z = parallel_zeros(g.co * kk * hp * wp);
+    for (image, out) in input
+        .chunks_exact(plane)
+        .zip(out.chunks_exact_mut(g.co * g.pixels()))
+    {
+        let padded = g.pad(image);
+        // Z = W' Xp: [Co k k, C] @ [C, Hp Wp].
+        // SAFETY: the operands are whole buffers of these shapes; `z` is borrowed mutably.
+        unsafe {
+            product(
+                g.co * kk,
+                hp * wp,
+                g.c,
+                Mat::rows(z.as_mut_ptr(), hp * wp),
+                false,
+                Mat::rows(by_tap.as_ptr(), g.c),
+                Mat::rows(padded.as_ptr(), hp * wp),
+                true,
+            );
+        }
+        // Output row (co, oy) sums, over the taps, row oy + ky of Z[(co, tap)] from column kx.
+        out.par_chunks_exact_mut(g.wo)
+            .enumerate()
+            .for_each(|(r, row)| {
+                let (co, oy) = (r / g.ho, r % g.ho);
+                for tap in 0..kk {
+                    let (ky, kx) = (tap / k, tap % k);
+                    let src = &z[((co * kk + tap) * hp + oy + ky) * wp + kx..][..g.wo];
+                    row.iter_mut().zip(src).for_each(|(o, &v)| *o += v);
+                }
+            });
+    }
+    FlexTensor::from_data(TensorData::new(out, [g.b, g.co, g.ho, g.wo]))
+}
+
+/// The gradients of the input (when `want_dx`) and of the weight, given the output's `dy`,
+/// gathering the output.
+fn backward_gathering_output(
+    x: &FlexTensor,
+    weight: &FlexTensor,
+    dy: &FlexTensor,
+    g: Geometry,
+    want_dx: bool,
+) -> (Option<FlexTensor>, FlexTensor) {
+    let (input, dy) = (flex_values(x), flex_values(dy));
+    let by_tap = g.weight_by_tap(&flex_values(weight));
+    let (k, kk, p, plane) = (g.k, g.k * g.k, g.pixels(), g.c * g.h * g.w);
+    let (hp, wp) = g.padded();
+    let mut dx = want_dx.then(|| parallel_zeros(g.b * plane));
+    let mut dw_by_tap = vec![0.0f32; g.co * kk * g.c];
+    let mut dxp = if want_dx {
+        parallel_zeros(plane / (g.h * g.w) * hp * wp)
+    } else {
+        Vec::new()
+    };
+    for n in 0..g.b {
+        let padded = g.pad(&input[n * plane..][..plane]);
+        let dy = &dy[n * g.co * p..][..g.co * p];
+        // S[(co, ky, kx)]: dY[co] placed at offset (ky, kx) of the padded grid, zero elsewhere.
+        let mut shifted = parallel_zeros(g.co * kk * hp * wp);
+        shifted
+            .par_chunks_exact_mut(hp * wp)
+            .enumerate()
+            .for_each(|(r, s)| {
+                let (co, ky, kx) = (r / kk, r % kk / k, r % k);
+                for (oy, d) in dy[co * p..][..p].chunks_exact(g.wo).enumerate() {
+                    s[(oy + ky) * wp + kx..][..g.wo].copy_from_slice(d);
+                }
+            });
+        // SAFETY: the operands are whole buffers of these shapes; `dw_by_tap` and `dxp` are
+        // borrowed mutably.
+        unsafe {
+            // dW' (+)= S Xp^T: [Co k k, Hp Wp] @ [Hp Wp, C].
+            product(
+                g.co * kk,
+                g.c,
+                hp * wp,
+                Mat::rows(dw_by_tap.as_mut_ptr(), g.c),
+                n > 0,
+                Mat::rows(shifted.as_ptr(), hp * wp),
+                Mat::transposed(padded.as_ptr(), hp * wp),
+                true,
+            );
+        }
+        if let Some(dx) = dx.as_mut() {
+            // SAFETY: as above.
+            unsafe {
+                // dXp = W'^T S: [C, Co k k] @ [Co k k, Hp Wp].
+                product(
+                    g.c,
+                    hp * wp,
+                    g.co * kk,
+                    Mat::rows(dxp.as_mut_ptr(), hp * wp),
+                    false,
+                    Mat::transposed(by_tap.as_ptr(), g.c),
+                    Mat::rows(shifted.as_ptr(), hp * wp),
+                    true,
+                );
+            }
+            g.unpad(&dxp, &mut dx[n * plane..][..plane]);
+        }
+    }
+    (
+        dx.map(|dx| FlexTensor::from_data(TensorData::new(dx, [g.b, g.c, g.h, g.w]))),
+        FlexTensor::from_data(TensorData::new(
+            g.weight_from_taps(&dw_by_tap),
+            [g.co, g.c, g.k, g.k],
+        )),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -303,29 +555,34 @@ mod tests {
     use crate::model::conv::raw::worst;
 
     /// Output and the gradients of input, weight and bias equal burn's convolution for the
-    /// generator's and the PatchGAN's shapes (3x3 stride 2, 4x4 stride 2 and 1), odd sizes,
-    /// batch 2.
+    /// generator's and the PatchGAN's shapes (the 7x7 RGB stem and head with reflection
+    /// padding, 3x3 stride 2, 4x4 stride 2 and 1), both layouts, odd sizes, batch 2.
     #[test]
     fn output_and_gradients_match_burns_convolution() {
-        for (b, c, co, h, w, k, stride) in [
-            (1, 6, 8, 9, 8, 3, 2),
-            (2, 5, 3, 8, 7, 4, 2),
-            (1, 4, 6, 6, 5, 4, 1),
-            (1, 8, 16, 32, 32, 4, 2),
-            (1, 8, 16, 32, 32, 3, 2),
-            (1, 16, 32, 16, 16, 3, 2),
-            (1, 32, 64, 4, 4, 4, 1),
-            (1, 64, 1, 3, 3, 4, 1),
+        let (zeros, reflect) = (Padding::Zeros(1), Padding::Reflect(3));
+        for (b, c, co, h, w, k, stride, padding) in [
+            (1, 6, 8, 9, 8, 3, 2, zeros),
+            (2, 5, 3, 8, 7, 4, 2, zeros),
+            (1, 4, 6, 6, 5, 4, 1, zeros),
+            (1, 8, 16, 32, 32, 4, 2, zeros),
+            (1, 8, 16, 32, 32, 3, 2, zeros),
+            (1, 16, 32, 16, 16, 3, 2, zeros),
+            (1, 32, 64, 4, 4, 4, 1, zeros),
+            (1, 64, 1, 3, 3, 4, 1, zeros),
+            (1, 3, 64, 4, 4, 4, 2, zeros),
+            (2, 3, 8, 9, 7, 7, 1, reflect),
+            (2, 8, 3, 9, 7, 7, 1, reflect),
+            (1, 64, 3, 16, 16, 7, 1, reflect),
+            (1, 6, 4, 5, 6, 3, 1, zeros),
         ] {
             let x = tracked([b, c, h, w], 1);
             let wt = tracked([co, c, k, k], 2);
             let bias = tracked([co], 3);
-            let padding = Padding::Zeros(1);
             let reference_layer = |x, wt, bias: Option<Tensor<1>>| {
                 burn_conv2d(x, wt, bias, [stride, stride], padding)
             };
             let ours = run(
-                |x, wt, bias| conv2d_train(x, wt, Some(bias), stride, 1),
+                |x, wt, bias| conv2d_train(x, wt, Some(bias), stride, padding),
                 &x,
                 &wt,
                 &bias,
@@ -336,13 +593,13 @@ mod tests {
                 &wt,
                 &bias,
             );
-            let case = format!("{b}x{c}x{h}x{w} -> {co}, {k}x{k}/{stride}");
+            let case = format!("{b}x{c}x{h}x{w} -> {co}, {k}x{k}/{stride}, {padding:?}");
             assert_agree(ours, reference, &case);
             // An input that needs no gradient (a discriminator's on a detached image).
             let x = x.detach();
             let dw = |ours: bool| {
                 let y = if ours {
-                    conv2d_train(x.clone(), wt.clone(), None, stride, 1)
+                    conv2d_train(x.clone(), wt.clone(), None, stride, padding)
                 } else {
                     reference_layer(x.clone(), wt.clone(), None)
                 };
