@@ -29,7 +29,7 @@ use rayon::prelude::*;
 
 use super::input_weight_op::{InputWeightKernel, differentiable};
 use super::padding::Padding;
-use super::raw::{Mat, flex_values, parallel_zeros, product};
+use super::raw::{Mat, flex_values, parallel_zeros, product, product_long};
 
 /// `x` `[B, C, H, W]` convolved with `weight` `[Co, C, k, k]` plus `bias`, with `stride` and
 /// `padding`; differentiable. `x` must be float32 on burn's CPU backend.
@@ -394,7 +394,7 @@ fn backward(
         // borrowed mutably.
         unsafe {
             // dW (+)= dY cols^T: [Co, P] @ [P, C k k].
-            product(
+            product_long(
                 g.co,
                 rows,
                 p,
@@ -402,7 +402,6 @@ fn backward(
                 n > 0,
                 Mat::rows(dy.as_ptr(), p),
                 Mat::transposed(cols.as_ptr(), p),
-                true,
             );
         }
         if let Some(dx) = dx.as_mut() {
@@ -509,7 +508,7 @@ fn backward_gathering_output(
         // borrowed mutably.
         unsafe {
             // dW' (+)= S Xp^T: [Co k k, Hp Wp] @ [Hp Wp, C].
-            product(
+            product_long(
                 g.co * kk,
                 g.c,
                 hp * wp,
@@ -517,7 +516,6 @@ fn backward_gathering_output(
                 n > 0,
                 Mat::rows(shifted.as_ptr(), hp * wp),
                 Mat::transposed(padded.as_ptr(), hp * wp),
-                true,
             );
         }
         if let Some(dx) = dx.as_mut() {

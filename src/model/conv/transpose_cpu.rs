@@ -21,7 +21,7 @@ use burn::tensor::TensorData;
 use rayon::prelude::*;
 
 use super::input_weight_op::{InputWeightKernel, differentiable};
-use super::raw::{Mat, flex_dims, flex_values, parallel_zeros, product};
+use super::raw::{Mat, flex_dims, flex_values, parallel_zeros, product, product_long};
 
 /// `x` `[B, C, H, W]` through the transposed convolution of `weight` `[C, Co, 3, 3]` (stride 2,
 /// padding 1, output padding 1) plus `bias`, giving `[B, Co, 2H, 2W]`; differentiable. `x`
@@ -258,7 +258,7 @@ fn backward(
                 // SAFETY: all operands lie inside their buffers; one product at a time.
                 unsafe {
                     // dW[tap][c][o] (+)= X[shift] dY[phase]^T, into weight layout [C][Co][tap].
-                    product(
+                    product_long(
                         c,
                         co,
                         plane,
@@ -278,7 +278,6 @@ fn backward(
                             cs: plane,
                             ..dy_phase
                         },
-                        true,
                     );
                     // dX[shift] (+)= W[tap] dY[phase]: W[tap][c][o] = weight[c][o][tap].
                     if want_dx {
