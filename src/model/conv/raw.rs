@@ -238,7 +238,7 @@ impl Mat {
     ///
     /// # Safety
     /// `j` must be within the matrix.
-    unsafe fn from_column(self, j: usize) -> Mat {
+    unsafe fn skip_columns(self, j: usize) -> Mat {
         // SAFETY: as the caller's.
         let ptr = unsafe { self.ptr.add(j * self.cs) };
         Mat { ptr, ..self }
@@ -248,7 +248,7 @@ impl Mat {
     ///
     /// # Safety
     /// `i` must be within the matrix.
-    unsafe fn from_row(self, i: usize) -> Mat {
+    unsafe fn skip_rows(self, i: usize) -> Mat {
         // SAFETY: as the caller's.
         let ptr = unsafe { self.ptr.add(i * self.rs) };
         Mat { ptr, ..self }
@@ -297,8 +297,8 @@ pub(super) unsafe fn product_long(
                     len,
                     Mat::rows(out.as_mut_ptr(), n),
                     false,
-                    lhs.from_column(start),
-                    rhs.from_row(start),
+                    lhs.skip_columns(start),
+                    rhs.skip_rows(start),
                     false,
                 )
             };
