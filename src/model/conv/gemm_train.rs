@@ -1,7 +1,7 @@
-//! Training's convolutions other than the 3x3 stride-1 ones on the CPU (the RGB stem and head
-//! and the PatchGAN's 4x4 layers; see [`super::ConvPolicy::conv2d_raw`] for why not the
-//! generator's 3x3 stride-2 ones): gather + GEMM in plain Rust, in burn's NCHW layout, as one
-//! operation with a handwritten backward pass (a burn backend extension).
+//! Training's convolutions other than the 3x3 stride-1 ones on the CPU (the RGB head and the
+//! PatchGAN's 4x4 layers; see [`super::ConvPolicy::conv2d_raw`] for why not the 3-channel stem
+//! and the generator's 3x3 stride-2 layers): gather + GEMM in plain Rust, in burn's NCHW layout,
+//! as one operation with a handwritten backward pass (a burn backend extension).
 //!
 //! Two layouts, whichever gathers the smaller side:
 //!
