@@ -13,7 +13,7 @@ use crate::model::norm::Norm;
 use crate::model::weights::{HostTensor, load_state_dict, read_state_dict_file};
 use crate::model::{CycleGanGenerator, GeneratorArch, GeneratorConfig, UnetGenerator};
 
-/// Read one direction's generator from any of the supported sources (see [`Translator::load`]).
+/// Read one direction's generator from any of the supported sources (see [`super::Translator::load`]).
 pub fn load_generator(model: &Path, direction: Direction, device: &Device) -> Result<Generator> {
     if !model.exists() {
         bail!(

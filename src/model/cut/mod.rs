@@ -12,7 +12,7 @@
 //! authors' `.pth` generators load (their layout found by [`infer_cut_generator_config`]).
 
 pub mod antialias;
-mod blur_cpu;
+pub mod blur_cpu;
 mod discriminator;
 mod generator;
 mod heads;
