@@ -1,9 +1,9 @@
 //! The anti-aliased resampling of [`super::antialias`] on the CPU in plain Rust, as one
 //! operation with its own backward pass (a burn backend extension, as
-//! [`crate::model::instance_norm_train`]).
+//! `instance_norm_train.rs`).
 //!
 //! Both blurs are separable and linear: along each axis, every output is a weighted sum of at
-//! most three inputs ([`Taps`]). The forward pass runs the rows, then the columns (whole rows
+//! most three inputs (`Taps`). The forward pass runs the rows, then the columns (whole rows
 //! at a time, so the inner loops run over contiguous memory); the backward pass scatters the
 //! output's gradient through the same taps in reverse order, and needs nothing but the input's
 //! shape. burn's composition (padding, strided slices, sums, a stack) makes a pass over memory
