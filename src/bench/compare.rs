@@ -16,7 +16,8 @@ pub struct KernelTimes {
     pub layer: String,
     /// burn's convolution.
     pub burn: f64,
-    /// Gather + GEMM.
+    /// Gather + GEMM as training runs it (`ConvPolicy::Gemm`: burn's kernel for 1-4 input
+    /// channels).
     pub gemm: f64,
     /// Winograd F(4x4, 3x3), for 3x3 stride-1 layers only.
     pub winograd: Option<f64>,

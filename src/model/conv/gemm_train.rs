@@ -435,7 +435,8 @@ fn forward_gathering_output(x: &FlexTensor, weight: &FlexTensor, g: Geometry) ->
     let (k, kk, plane) = (g.k, g.k * g.k, g.c * g.h * g.w);
     let (hp, wp) = g.padded();
     let mut out = parallel_zeros(g.b * g.co * g.pixels());
-    let mut z = parallel_zeros(g.co * kk * hp * wp);
+    // Written whole by each image's product before it is read (never zeroed).
+    let mut z = Vec::<f32>::with_capacity(g.co * kk * hp * wp);
     for (image, out) in input
         .chunks_exact(plane)
         .zip(out.chunks_exact_mut(g.co * g.pixels()))
@@ -454,6 +455,8 @@ fn forward_gathering_output(x: &FlexTensor, weight: &FlexTensor, g: Geometry) ->
                 Mat::rows(padded.as_ptr(), hp * wp),
                 true,
             );
+            // SAFETY: the product wrote every element.
+            z.set_len(g.co * kk * hp * wp);
         }
         // Output row (co, oy) sums, over the taps, row oy + ky of Z[(co, tap)] from column kx.
         out.par_chunks_exact_mut(g.wo)
@@ -486,7 +489,7 @@ fn backward_gathering_output(
     let mut dx = want_dx.then(|| parallel_zeros(g.b * plane));
     let mut dw_by_tap = vec![0.0f32; g.co * kk * g.c];
     let mut dxp = if want_dx {
-        parallel_zeros(plane / (g.h * g.w) * hp * wp)
+        parallel_zeros(g.c * hp * wp)
     } else {
         Vec::new()
     };
