@@ -1,15 +1,17 @@
-//! Training's convolutions other than the 3x3 stride-1 ones on the CPU (the RGB head and the
-//! PatchGAN's 4x4 layers; see [`super::ConvPolicy::conv2d_raw`] for why not the 3-channel stem
-//! and the generator's 3x3 stride-2 layers): gather + GEMM in plain Rust, in burn's NCHW layout,
-//! as one operation with a handwritten backward pass (a burn backend extension).
+//! Training's convolutions other than the 3x3 stride-1 ones on the CPU (the generator's stride-2
+//! layers and RGB head, the PatchGAN's 4x4 layers; see [`super::ConvPolicy::conv2d_raw`] for why
+//! not the 3-channel stem): gather + GEMM in plain Rust, in burn's NCHW layout, as one operation
+//! with a handwritten backward pass (a burn backend extension).
 //!
 //! Two layouts, whichever gathers the smaller side:
 //!
-//! - gather the input (most layers): per image, `cols[(c, ky, kx)][p]` holds the input pixel tap
+//! - gather the input (most layers): per image, `cols[(ky, kx, c)][p]` holds the input pixel tap
 //!   `(ky, kx)` of output pixel `p` reads (through the padding); then `Y = W cols`
-//!   (`[Co, C k k] @ [C k k, P]`). The backward pass gathers `cols` again rather than keeping it
-//!   (it is `k k` times the input): `dW = dY cols^T`, `dcols = W^T dY`, and each `dcols` value
-//!   is added to the input pixel it was gathered from.
+//!   (`[Co, k k C] @ [k k C, P]`: taps first, the order in which [`super::gemm::conv2d_gemm`]
+//!   sums; with the stride-2 layers moved here, `tests/parity.rs` gives the same figures). The
+//!   backward pass gathers `cols` again rather than keeping it (it is `k k` times the input):
+//!   `dW = dY cols^T`, `dcols = W^T dY`, and each `dcols` value is added to the input pixel it
+//!   was gathered from.
 //! - gather the output (stride 1, fewer output than input channels: the 64 -> 3 head, whose
 //!   `cols` would be 49 times its 64-channel input): `Z = W' Xp` (`[Co k k, C] @ [C, Hp Wp]`,
 //!   `Xp` the padded input), then each output pixel sums its `k k` taps of `Z`. Backward:
@@ -29,7 +31,7 @@ use rayon::prelude::*;
 
 use super::input_weight_op::{InputWeightKernel, differentiable};
 use super::padding::Padding;
-use super::raw::{Mat, flex_values, parallel_zeros, product, product_long};
+use super::raw::{Mat, flex_values, parallel_zeros, product, product_long, unwritten};
 
 /// `x` `[B, C, H, W]` convolved with `weight` `[Co, C, k, k]` plus `bias`, with `stride` and
 /// `padding`; differentiable. `x` must be float32 on burn's CPU backend.
@@ -162,7 +164,7 @@ impl Geometry {
         self.stride == 1 && self.co < self.c
     }
 
-    /// Rows of `cols` (`C k k`) and output pixels per image.
+    /// Rows of `cols` (`k k C`) and output pixels per image.
     fn rows(&self) -> usize {
         self.c * self.k * self.k
     }
@@ -191,14 +193,15 @@ impl Geometry {
         (lo.min(hi), hi)
     }
 
-    /// `cols` of one image `x` `[C, H, W]`: `[C k k][P]`, one row per task.
+    /// `cols` of one image `x` `[C, H, W]`: `[k k C][P]`, one row per task.
     fn gather(&self, x: &[f32]) -> Vec<f32> {
         let (k, p) = (self.k, self.pixels());
         let mut cols = parallel_zeros(self.rows() * p);
         cols.par_chunks_exact_mut(p)
             .enumerate()
             .for_each(|(r, row)| {
-                let (c, ky, kx) = (r / (k * k), r / k % k, r % k);
+                let (tap, c) = (r / self.c, r % self.c);
+                let (ky, kx) = (tap / k, tap % k);
                 let plane = &x[c * self.h * self.w..][..self.h * self.w];
                 for oy in 0..self.ho {
                     let Some(iy) = self.source(oy, ky, self.h) else {
@@ -222,15 +225,17 @@ impl Geometry {
     }
 
     /// Adds each `dcols` value to the pixel of `dx` `[C, H, W]` it was gathered from, one input
-    /// channel per task.
+    /// channel per task. The taps go last to first: each pixel then receives its terms in the
+    /// order of the output pixels that read it, the order [`super::gemm::conv2d_gemm`]'s
+    /// scatter-add sums them in (the same rounding).
     fn scatter(&self, dcols: &[f32], dx: &mut [f32]) {
         let (k, p) = (self.k, self.pixels());
         dx.par_chunks_exact_mut(self.h * self.w)
             .enumerate()
             .for_each(|(c, plane)| {
-                for tap in 0..k * k {
+                for tap in (0..k * k).rev() {
                     let (ky, kx) = (tap / k, tap % k);
-                    let row = &dcols[(c * k * k + tap) * p..][..p];
+                    let row = &dcols[(tap * self.c + c) * p..][..p];
                     for oy in 0..self.ho {
                         let Some(iy) = self.source(oy, ky, self.h) else {
                             continue;
@@ -344,9 +349,12 @@ impl Geometry {
 
 /// The forward pass gathering the input (no bias).
 fn forward(x: &FlexTensor, weight: &FlexTensor, g: Geometry) -> FlexTensor {
-    let (input, weight) = (flex_values(x), flex_values(weight));
+    let input = flex_values(x);
+    // `[Co, k k C]`, the order of `cols`' rows.
+    let weight = g.weight_by_tap(&flex_values(weight));
     let (rows, p, plane) = (g.rows(), g.pixels(), g.c * g.h * g.w);
-    let mut out = parallel_zeros(g.b * g.co * p);
+    // SAFETY: each image's product below writes its whole share.
+    let mut out = unsafe { unwritten(g.b * g.co * p) };
     for (image, out) in input
         .chunks_exact(plane)
         .zip(out.chunks_exact_mut(g.co * p))
@@ -378,12 +386,14 @@ fn backward(
     g: Geometry,
     want_dx: bool,
 ) -> (Option<FlexTensor>, FlexTensor) {
-    let (input, weight, dy) = (flex_values(x), flex_values(weight), flex_values(dy));
+    let (input, dy) = (flex_values(x), flex_values(dy));
+    let weight = g.weight_by_tap(&flex_values(weight));
     let (rows, p, plane) = (g.rows(), g.pixels(), g.c * g.h * g.w);
     let mut dx = want_dx.then(|| parallel_zeros(g.b * plane));
     let mut dw = vec![0.0f32; g.co * rows];
+    // SAFETY: each image's product below writes all of it (overwriting).
     let mut dcols = if want_dx {
-        parallel_zeros(rows * p)
+        unsafe { unwritten(rows * p) }
     } else {
         Vec::new()
     };
@@ -393,7 +403,7 @@ fn backward(
         // SAFETY: the operands are whole buffers of these shapes; `dw` and `dcols` are
         // borrowed mutably.
         unsafe {
-            // dW (+)= dY cols^T: [Co, P] @ [P, C k k].
+            // dW (+)= dY cols^T: [Co, P] @ [P, k k C].
             product_long(
                 g.co,
                 rows,
@@ -405,7 +415,7 @@ fn backward(
             );
         }
         if let Some(dx) = dx.as_mut() {
-            // dcols = W^T dY: [C k k, Co] @ [Co, P].
+            // dcols = W^T dY: [k k C, Co] @ [Co, P].
             // SAFETY: as above.
             unsafe {
                 product(
@@ -424,7 +434,10 @@ fn backward(
     }
     (
         dx.map(|dx| FlexTensor::from_data(TensorData::new(dx, [g.b, g.c, g.h, g.w]))),
-        FlexTensor::from_data(TensorData::new(dw, [g.co, g.c, g.k, g.k])),
+        FlexTensor::from_data(TensorData::new(
+            g.weight_from_taps(&dw),
+            [g.co, g.c, g.k, g.k],
+        )),
     )
 }
 

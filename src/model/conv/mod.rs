@@ -151,23 +151,18 @@ impl ConvPolicy {
             {
                 direct_cpu::conv2d_inference(x, weight, bias, padding)
             }
-            // Training on the CPU, the RGB head and the PatchGAN's 4x4 layers: gather + GEMM in
-            // plain Rust with its own backward pass. Not the generator's 3x3 stride-2 layers
-            // nor the 3-channel stem and PatchGAN input: the op equals burn's kernels there to
-            // rounding (weight gradients bit for bit those of `conv2d_gemm`), but the parity
-            // test (`tests/parity.rs`) hangs on rounding: with the stem here, one gradient of
-            // G_B's head weights (7e-7) changes sign, Adam's first step (nearly lr * sign(g))
-            // moves that weight 2 lr the other way, and after the second iteration 0.7% of the
-            // weights are more than 2e-5 from PyTorch's (tolerance 0.5%). It is the forward
-            // pass's rounding (a ReLU or L1 term near zero, presumably): keeping the old
-            // forward pass and taking only this op's backward passed the test, but was no
-            // faster (measured 2026-12-07, not kept).
-            Kernel::Gemm
-                if kh == kw
-                    && stride[0] == stride[1]
-                    && !(kh == 3 && stride[0] == 2)
-                    && is_flex_training(&x) =>
-            {
+            // Training on the CPU, the generator's stride-2 layers and RGB head, the PatchGAN's
+            // 4x4 layers: gather + GEMM in plain Rust with its own backward pass. Its sums run
+            // in `conv2d_gemm`'s order (taps, then channels; scatter in output order), so the
+            // stride-2 layers round as they did there. Not the 3-channel stem and PatchGAN
+            // input (burn's kernel): with the stem here the parity test (`tests/parity.rs`)
+            // fails on rounding: one gradient of G_B's head weights (7e-7) changes sign, Adam's
+            // first step (nearly lr * sign(g)) moves that weight 2 lr the other way, and after
+            // the second iteration 0.7% of the weights are more than 2e-5 from PyTorch's
+            // (tolerance 0.5%). It is the forward pass's rounding: keeping burn's forward pass
+            // and taking only this op's backward passed the test, but was no faster (measured
+            // 2026-12-07, not kept).
+            Kernel::Gemm if kh == kw && stride[0] == stride[1] && is_flex_training(&x) => {
                 gemm_train::conv2d_train(x, weight, bias, stride[0], padding)
             }
             Kernel::Burn => burn_conv2d(x, weight, bias, stride, padding),

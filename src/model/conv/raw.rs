@@ -48,6 +48,39 @@ pub(crate) fn parallel_zeros(len: usize) -> Vec<f32> {
     buffer
 }
 
+/// A buffer of `len` floats for a kernel that writes every element before anything reads it
+/// (a product's output, a rearrangement): no zeroing pass, which [`parallel_zeros`] would spend
+/// on values overwritten at once.
+///
+/// # Safety
+/// Every element must be written before any is read.
+#[allow(clippy::uninit_vec)]
+pub(crate) unsafe fn unwritten(len: usize) -> Vec<f32> {
+    let mut buffer = Vec::with_capacity(len);
+    // SAFETY: the caller's contract; f32 has no invalid bit patterns once written.
+    unsafe { buffer.set_len(len) };
+    buffer
+}
+
+/// A new buffer of `len` floats, made of planes of `plane` floats that `fill(index, plane)`
+/// writes on all threads; `fill` must write every element of its plane (nothing zeroes the
+/// buffer first).
+pub(crate) fn fill_planes(
+    len: usize,
+    plane: usize,
+    fill: impl Fn(usize, &mut [std::mem::MaybeUninit<f32>]) + Sync + Send,
+) -> Vec<f32> {
+    let mut buffer = Vec::with_capacity(len);
+    buffer
+        .spare_capacity_mut()
+        .par_chunks_mut(plane)
+        .enumerate()
+        .for_each(|(i, chunk)| fill(i, chunk));
+    // SAFETY: `fill` wrote every element (its contract).
+    unsafe { buffer.set_len(len) };
+    buffer
+}
+
 /// A raw pointer that tasks writing disjoint parts of one buffer may share.
 #[derive(Clone, Copy)]
 pub(super) struct SharedMut(*mut f32);

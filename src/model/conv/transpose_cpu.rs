@@ -21,7 +21,7 @@ use burn::tensor::TensorData;
 use rayon::prelude::*;
 
 use super::input_weight_op::{InputWeightKernel, differentiable};
-use super::raw::{Mat, flex_dims, flex_values, parallel_zeros, product, product_long};
+use super::raw::{Mat, flex_dims, flex_values, parallel_zeros, product, product_long, unwritten};
 
 /// `x` `[B, C, H, W]` through the transposed convolution of `weight` `[C, Co, 3, 3]` (stride 2,
 /// padding 1, output padding 1) plus `bias`, giving `[B, Co, 2H, 2W]`; differentiable. `x`
@@ -147,7 +147,8 @@ fn forward(x: &FlexTensor, weight: &FlexTensor) -> FlexTensor {
     let [_, co, ..] = flex_dims(weight);
     let (input, weight) = (flex_values(x), flex_values(weight));
     let plane = h * w;
-    let mut out = parallel_zeros(b * co * 4 * plane);
+    // SAFETY: the interleaving below writes every element.
+    let mut out = unsafe { unwritten(b * co * 4 * plane) };
     // Written by each phase's first product before it is read.
     let mut phases = Vec::<f32>::with_capacity(4 * co * plane);
     let mut moved = Vec::new();
@@ -226,7 +227,8 @@ fn backward(
     // Written before they are read: `dw` by the first image's products, `dxs` (one shift's
     // share of dx) by each shift's first product, `phases` by the split below.
     let mut dw = Vec::<f32>::with_capacity(c * co * 9);
-    let mut phases = parallel_zeros(4 * co * plane);
+    // SAFETY: the split below writes all of it for each image before the products read it.
+    let mut phases = unsafe { unwritten(4 * co * plane) };
     let mut dxs = Vec::<f32>::with_capacity(if want_dx { c * plane } else { 0 });
     let mut moved = Vec::new();
     for n in 0..b {

@@ -27,7 +27,7 @@ use rayon::prelude::*;
 
 use super::input_weight_op::{InputWeightKernel, differentiable};
 use super::padding::Padding;
-use super::raw::{Mat, SharedMut, flex_dims, flex_values, parallel_zeros, product};
+use super::raw::{Mat, SharedMut, flex_dims, flex_values, parallel_zeros, product, unwritten};
 use super::winograd::check_3x3;
 use super::winograd_cpu::{A, Layer, M, POS};
 
@@ -192,7 +192,8 @@ impl Layer {
     fn output_adjoint(&self, dy: &[f32]) -> Vec<f32> {
         let (co, tiles) = (self.co, self.tiles());
         let plane_len = self.ho * self.wo;
-        let mut dm = parallel_zeros(co * POS * tiles);
+        // SAFETY: `output_adjoint_plane` writes every position of every tile (overwriting).
+        let mut dm = unsafe { unwritten(co * POS * tiles) };
         dm.par_chunks_exact_mut(POS * tiles)
             .zip(dy.par_chunks_exact(plane_len))
             .for_each(|(out, plane)| output_adjoint_plane(self, plane, out));
@@ -275,7 +276,7 @@ fn weighted_sum<const N: usize>(
 
 vectorised! {
     /// [`Layer::output_adjoint`] for one output channel: its gradient `plane` `[Ho, Wo]` to its
-    /// rows `out` `[ξ][tile]` of `dM` (zeroed).
+    /// rows `out` `[ξ][tile]` of `dM` (each written whole, so need not be zeroed).
     fn output_adjoint_plane(layer: &Layer, plane: &[f32], out: &mut [f32]) {
         let (tiles, tw) = (layer.tiles(), layer.tw);
         // dyt[ii][jj][tx], then across[i][jj][tx] = sum_ii A^T[ii][i] dyt[ii][jj][tx],
