@@ -24,8 +24,8 @@ use burn::prelude::*;
 use burn::tensor::TensorData;
 use rayon::prelude::*;
 
-use super::conv::raw::flex_values;
-use super::norm::{leaky, normalising};
+use super::conv::raw::{fill_planes, flex_values};
+use super::norm::{normalise_into, normalising, sum_f64};
 
 /// `act((x - mean) / sqrt(var + epsilon))` per `[H, W]` plane of `x` `[B, C, H, W]`, where `act`
 /// is a leaky ReLU of `slope` (0: ReLU, 1: none); differentiable. `x` must be float32 on burn's
@@ -93,53 +93,73 @@ impl<C: CheckpointStrategy> InstanceNormCpu for Autodiff<Flex, C> {
 fn forward(x: &FlexTensor, epsilon: f64, slope: f32) -> (FlexTensor, FlexTensor, Arc<[f32]>) {
     let shape = x.layout().shape().clone();
     let [_, _, h, w] = shape.dims::<4>();
-    let mut xhat = flex_values(x).into_owned();
-    let mut rstd = vec![0.0f32; xhat.len() / (h * w)];
-    xhat.par_chunks_mut(h * w)
-        .zip(rstd.par_iter_mut())
-        .for_each(|(plane, rstd)| {
-            let (scale, shift) = normalising(plane, epsilon);
-            plane.iter_mut().for_each(|v| *v = *v * scale + shift);
-            *rstd = scale;
-        });
+    let values = flex_values(x);
+    let planes = values.len() / (h * w);
+    let stats: Vec<(f32, f32)> = values
+        .par_chunks(h * w)
+        .map(|plane| normalising(plane, epsilon))
+        .collect();
+    let xhat = fill_planes(values.len(), h * w, |i, out| {
+        let (scale, shift) = stats[i];
+        normalise_into(&values[i * h * w..][..h * w], out, scale, shift, 1.0);
+    });
+    let y = (slope != 1.0).then(|| {
+        fill_planes(values.len(), h * w, |i, out| {
+            normalise_into(&xhat[i * h * w..][..h * w], out, 1.0, 0.0, slope);
+        })
+    });
+    let rstd: Arc<[f32]> = stats.iter().map(|&(scale, _)| scale).collect();
+    debug_assert_eq!(rstd.len(), planes);
     let xhat = FlexTensor::from_data(TensorData::new(xhat, shape.clone()));
-    let y = if slope == 1.0 {
-        xhat.clone()
-    } else {
-        let mut y = flex_values(&xhat).into_owned();
-        y.par_chunks_mut(h * w)
-            .for_each(|plane| plane.iter_mut().for_each(|v| *v = leaky(*v, slope)));
-        FlexTensor::from_data(TensorData::new(y, shape))
+    let y = match y {
+        Some(y) => FlexTensor::from_data(TensorData::new(y, shape)),
+        None => xhat.clone(),
     };
-    (y, xhat, rstd.into())
+    (y, xhat, rstd)
 }
 
 /// The input's gradient, given the output's `dy`.
 fn backward(xhat: &FlexTensor, rstd: &[f32], slope: f32, dy: &FlexTensor) -> FlexTensor {
     let shape = xhat.layout().shape().clone();
     let [_, _, h, w] = shape.dims::<4>();
-    let xhat_values = flex_values(xhat);
-    let mut dx = flex_values(dy).into_owned();
-    dx.par_chunks_mut(h * w)
-        .zip(xhat_values.par_chunks(h * w))
-        .zip(rstd.par_iter())
-        .for_each(|((plane, xhat), &rstd)| {
-            // g = dy * act'(x̂), in place; then the two means.
-            let (mut sum_g, mut sum_gx) = (0.0f64, 0.0f64);
-            for (g, &xh) in plane.iter_mut().zip(xhat) {
-                if xh <= 0.0 {
-                    *g *= slope;
-                }
-                sum_g += *g as f64;
-                sum_gx += (*g * xh) as f64;
-            }
-            let n = plane.len() as f64;
-            let (mean_g, mean_gx) = ((sum_g / n) as f32, (sum_gx / n) as f32);
-            for (g, &xh) in plane.iter_mut().zip(xhat) {
-                *g = (*g - mean_g - xh * mean_gx) * rstd;
-            }
-        });
+    let (xhat, dy) = (flex_values(xhat), flex_values(dy));
+    let dx = fill_planes(dy.len(), h * w, |i, out| {
+        let (xhat, dy) = (&xhat[i * h * w..][..h * w], &dy[i * h * w..][..h * w]);
+        // g = dy * act'(x̂) (without branches: the sign of x̂ is a coin toss), then the two
+        // means, then dx in place of g.
+        for ((g, &d), &xh) in out.iter_mut().zip(dy).zip(xhat) {
+            g.write(if xh <= 0.0 { d * slope } else { d });
+        }
+        // SAFETY: every element was written just above.
+        let g = unsafe { &mut *(out as *mut [std::mem::MaybeUninit<f32>] as *mut [f32]) };
+        let n = g.len() as f64;
+        let mean_g = (sum_f64(g, |v| v as f64) / n) as f32;
+        let mean_gx = (sum_products_f64(g, xhat) / n) as f32;
+        let rstd = rstd[i];
+        for (g, &xh) in g.iter_mut().zip(xhat) {
+            *g = (*g - mean_g - xh * mean_gx) * rstd;
+        }
+    });
     FlexTensor::from_data(TensorData::new(dx, shape))
+}
+
+/// The sum of `a[i] * b[i]` (each product rounded to float32) in float64, as eight interleaved
+/// partial sums (see [`sum_f64`]).
+fn sum_products_f64(a: &[f32], b: &[f32]) -> f64 {
+    let mut lanes = [0.0f64; 8];
+    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
+    let tail: f64 = ca
+        .remainder()
+        .iter()
+        .zip(cb.remainder())
+        .map(|(&x, &y)| (x * y) as f64)
+        .sum();
+    for (x, y) in ca.zip(cb) {
+        for ((lane, &x), &y) in lanes.iter_mut().zip(x).zip(y) {
+            *lane += (x * y) as f64;
+        }
+    }
+    lanes.iter().sum::<f64>() + tail
 }
 
 #[cfg(test)]
