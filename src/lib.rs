@@ -14,12 +14,14 @@
 //! - [`bench`]: throughput, memory and per-op measurements behind `cyclegan bench`;
 //! - [`eval`]: FID and KID with the standard FID Inception-v3;
 //! - [`report`]: the run page and translation galleries (self-contained HTML);
-//! - [`cli`]: the `cyclegan` command line, a thin layer over the above.
+//! - [`cli`]: the `cyclegan` command line, a thin layer over the above;
+//! - [`cpu_threads`]: the thread pool a command's CPU work runs on.
 
 pub mod bench;
 pub mod checkpoint;
 pub mod cli;
 pub mod config;
+pub mod cpu_threads;
 pub mod demo;
 pub mod device;
 pub mod eval;

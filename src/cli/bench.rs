@@ -4,7 +4,7 @@ use std::ffi::OsString;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use burn::prelude::*;
 
 use crate::bench::child::measure_in_child;
@@ -35,9 +35,9 @@ pub struct BenchArgs {
     /// Timed iterations (batches for `data`: 20x this many).
     #[arg(long, default_value_t = 5)]
     iters: usize,
-    /// Compute threads (rayon's global pool, which burn's CPU backend uses); default: all cores.
+    /// Compute threads (the pool burn's CPU backend and our kernels run on); default: all cores.
     #[arg(long)]
-    threads: Option<usize>,
+    pub(super) threads: Option<usize>,
     /// Dataset folder of images for `data`.
     #[arg(long, default_value = "/work/shared/datasets/horse2zebra/trainA")]
     data: PathBuf,
@@ -64,16 +64,8 @@ pub fn run(args: BenchArgs) -> Result<ExitCode> {
     if args.workload == Workload::All {
         return run_all(&args);
     }
-    let threads = args.threads.unwrap_or_else(|| {
-        std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1)
-    });
-    // burn's Flex backend runs on rayon's global pool; size it before any tensor op.
-    rayon::ThreadPoolBuilder::new()
-        .num_threads(threads)
-        .build_global()
-        .context("cannot size the rayon thread pool (already started)")?;
+    // The command runs on a pool of `--threads` threads (`cli::main`).
+    let threads = rayon::current_num_threads();
     let settings = Settings {
         warmup: args.warmup,
         iters: args.iters,

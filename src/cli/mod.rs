@@ -66,7 +66,12 @@ enum Command {
 /// Parse the command line, run the command and map the outcome to an exit status.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    let result = match cli.command {
+    let threads = match &cli.command {
+        Command::Bench(a) => a.threads,
+        _ => None,
+    };
+    // The command runs on a compute thread (see `cpu_threads` for why).
+    let result = crate::cpu_threads::run_on_pool(threads, move || match cli.command {
         Command::Prepare(a) => prepare::run(a),
         Command::Doctor(a) => doctor::run(a),
         Command::Train(a) => train::run(*a),
@@ -76,7 +81,7 @@ pub fn main() -> ExitCode {
         Command::Demo(a) => demo::run(a),
         Command::Bench(a) => bench::run(a),
         Command::RunPage(a) => report_page::run(a),
-    };
+    });
     match result {
         Ok(code) => code,
         Err(e) => {
