@@ -1,23 +1,25 @@
 //! Convolutions: which kernel runs each layer, and the kernels.
 //!
 //! burn's CPU (Flex) backend convolves by im2col + GEMM, whose backward is slow at batch 1
-//! (BENCHMARKS.md). On that backend the networks' convolutions run on our own kernels. In
-//! training they are written in tensor ops so that autodiff differentiates them:
+//! (BENCHMARKS.md). On that backend the networks' convolutions run on our own kernels, plain
+//! Rust over the tensors' buffers. In training each is one operation with a handwritten
+//! backward pass that keeps only its input and weight:
 //!
-//! - [`winograd`]: 3x3 stride-1 layers (the residual blocks, 80% of the arithmetic) by
+//! - [`winograd_train`]: 3x3 stride-1 layers (the residual blocks, 80% of the arithmetic) by
 //!   Winograd F(4x4, 3x3);
-//! - [`gemm`]: the other layers, as one gather and one large matrix product.
+//! - [`gemm_train`]: the other square-kernel layers (the RGB stem and head, the strided ones),
+//!   as a gather and a large matrix product;
+//! - [`transpose_cpu`]: the generator's transposed 3x3 stride-2 upsampling.
 //!
-//! At inference (no autodiff, float32) they are plain Rust over the tensors' buffers, each step
-//! one pass over memory:
+//! At inference (no autodiff, float32), each step one pass over memory:
 //!
 //! - [`winograd_cpu`]: the same F(4x4, 3x3) for 3x3 stride-1 layers;
 //! - [`direct_cpu`]: other stride-1 layers (the RGB stem and head, 7x7), row by row.
 //!
-//! [`native`] (burn's own convolution) runs everything else: inputs of at most
-//! [`MIN_GATHER_CHANNELS`] channels in training, strided layers at inference, 16-bit
-//! activations, and every layer on GPU backends, whose convolutions are not the Flex ones these
-//! kernels were measured against.
+//! [`winograd`] and [`gemm`] build the same two methods from burn tensor ops (what the first
+//! versions ran; the benchmarks still time them). [`native`] (burn's own convolution) runs
+//! everything else: strided layers at inference, 16-bit activations, and every layer on GPU
+//! backends, whose convolutions are not the Flex ones these kernels were measured against.
 //!
 //! The choice is a [`ConvPolicy`] value: [`ConvPolicy::for_device`] picks it for a device, the
 //! networks hold it (set when they are built, changeable with `set_conv_policy`), and
@@ -55,8 +57,8 @@ use raw::{is_flex_inference, is_flex_training};
 pub enum ConvPolicy {
     /// burn's own convolution for every layer: GPU backends, and the benchmarks' baseline.
     Burn,
-    /// Tuned for burn's CPU backend, without Winograd: gather + GEMM for training's layers of
-    /// more than [`MIN_GATHER_CHANNELS`] input channels, burn's convolution for the rest.
+    /// Tuned for burn's CPU backend, without Winograd: gather + GEMM for training's layers,
+    /// burn's convolution at inference (row by row for stride 1 and few input channels).
     Gemm,
     /// [`ConvPolicy::Gemm`], with 3x3 stride-1 layers of more than [`MIN_GATHER_CHANNELS`]
     /// input channels by Winograd with this tile, in training and inference. The CPU default
@@ -75,8 +77,10 @@ pub enum Kernel {
     Winograd(Tile),
 }
 
-/// Inputs with at most this many channels go to burn's convolution under every policy: rows of
-/// 1-4 floats are too short to gather efficiently.
+/// Inputs with at most this many channels go to neither Winograd (its rounding error, larger
+/// than a direct sum's, buys nothing on so little arithmetic) nor, at inference, a gather (rows
+/// of 1-4 floats are too short to gather efficiently in NHWC): burn's convolution at inference,
+/// training's gather + GEMM (which gathers NCHW rows and sums in burn's order).
 pub const MIN_GATHER_CHANNELS: usize = 4;
 
 impl ConvPolicy {
@@ -101,12 +105,13 @@ impl ConvPolicy {
         stride: [usize; 2],
         autodiff: bool,
     ) -> Kernel {
-        if self == ConvPolicy::Burn || in_channels <= MIN_GATHER_CHANNELS {
+        if self == ConvPolicy::Burn || (in_channels <= MIN_GATHER_CHANNELS && !autodiff) {
             return Kernel::Burn;
         }
         if let ConvPolicy::Winograd(tile) = self
             && kernel == [3, 3]
             && stride == [1, 1]
+            && in_channels > MIN_GATHER_CHANNELS
         {
             return Kernel::Winograd(tile);
         }
@@ -151,17 +156,14 @@ impl ConvPolicy {
             {
                 direct_cpu::conv2d_inference(x, weight, bias, padding)
             }
-            // Training on the CPU, the generator's stride-2 layers and RGB head, the PatchGAN's
-            // 4x4 layers: gather + GEMM in plain Rust with its own backward pass. Its sums run
-            // in `conv2d_gemm`'s order (taps, then channels; scatter in output order), so the
-            // stride-2 layers round as they did there. Not the 3-channel stem and PatchGAN
-            // input (burn's kernel): with the stem here the parity test (`tests/parity.rs`)
-            // fails on rounding: one gradient of G_B's head weights (7e-7) changes sign, Adam's
-            // first step (nearly lr * sign(g)) moves that weight 2 lr the other way, and after
-            // the second iteration 0.7% of the weights are more than 2e-5 from PyTorch's
-            // (tolerance 0.5%). It is the forward pass's rounding: keeping burn's forward pass
-            // and taking only this op's backward passed the test, but was no faster (measured
-            // 2026-12-07, not kept).
+            // Training on the CPU, every square-kernel layer but the 3x3 stride-1 ones: gather +
+            // GEMM in plain Rust with its own backward pass. It sums in the order of burn's
+            // convolution and of `conv2d_gemm` (taps, then channels; the scatter in output
+            // order), so that the forward pass rounds as theirs did: the parity tests hang on
+            // rounding. With the (channels, taps) order it had first, the RGB stem here failed
+            // `tests/parity.rs` (99.3% of weights within 2e-5, tolerance 99.5%): one gradient of
+            // G_B's head weights (7e-7) changed sign, and Adam's first step (nearly lr * sign(g))
+            // moved that weight 2 lr the other way.
             Kernel::Gemm if kh == kw && stride[0] == stride[1] && is_flex_training(&x) => {
                 gemm_train::conv2d_train(x, weight, bias, stride[0], padding)
             }
@@ -227,11 +229,12 @@ mod tests {
         let w4 = Kernel::Winograd(Tile::Four);
         // (in channels, kernel, stride, training kernel, inference kernel)
         let cases = [
-            (3, 7, 1, Kernel::Burn, Kernel::Burn), // generator stem, RGB in
+            (3, 7, 1, Kernel::Gemm, Kernel::Burn), // generator stem, RGB in
             (64, 3, 2, Kernel::Gemm, Kernel::Burn), // downsampling
             (256, 3, 1, w4, w4),                   // residual blocks
             (64, 7, 1, Kernel::Gemm, Kernel::Burn), // generator head
-            (3, 4, 2, Kernel::Burn, Kernel::Burn), // PatchGAN first layer
+            (3, 4, 2, Kernel::Gemm, Kernel::Burn), // PatchGAN first layer
+            (4, 3, 1, Kernel::Gemm, Kernel::Burn), // few channels: no Winograd
             (256, 4, 1, Kernel::Gemm, Kernel::Burn), // PatchGAN stride-1 layers
         ];
         for (c, k, s, train, infer) in cases {
