@@ -31,7 +31,7 @@ use rayon::prelude::*;
 
 use super::input_weight_op::{InputWeightKernel, differentiable};
 use super::padding::Padding;
-use super::raw::{Mat, flex_values, parallel_zeros, product, product_long, unwritten};
+use super::raw::{Mat, fill_planes, flex_values, parallel_zeros, product, product_long, unwritten};
 
 /// `x` `[B, C, H, W]` convolved with `weight` `[Co, C, k, k]` plus `bias`, with `stride` and
 /// `padding`; differentiable. `x` must be float32 on burn's CPU backend.
@@ -319,31 +319,31 @@ impl Geometry {
             });
     }
 
-    /// `weight` `[Co, C, k, k]` as `W'` `[Co k k, C]`.
+    /// `weight` `[Co, C, k, k]` as `W'` `[Co k k, C]`, one filter per task (the PatchGAN's
+    /// 512-filter weight is 2 million floats).
     fn weight_by_tap(&self, weight: &[f32]) -> Vec<f32> {
-        let kk = self.k * self.k;
-        let mut out = vec![0.0f32; weight.len()];
-        for (co, filters) in weight.chunks_exact(self.c * kk).enumerate() {
-            for (ci, taps) in filters.chunks_exact(kk).enumerate() {
-                for (t, &v) in taps.iter().enumerate() {
-                    out[(co * kk + t) * self.c + ci] = v;
+        let (c, kk) = (self.c, self.k * self.k);
+        fill_planes(weight.len(), c * kk, |co, out| {
+            let filters = &weight[co * c * kk..][..c * kk];
+            for (r, row) in out.chunks_exact_mut(c).enumerate() {
+                for (ci, v) in row.iter_mut().enumerate() {
+                    v.write(filters[ci * kk + r]);
                 }
             }
-        }
-        out
+        })
     }
 
     /// The inverse of [`Geometry::weight_by_tap`].
     fn weight_from_taps(&self, by_tap: &[f32]) -> Vec<f32> {
-        let kk = self.k * self.k;
-        let mut out = vec![0.0f32; by_tap.len()];
-        for (r, row) in by_tap.chunks_exact(self.c).enumerate() {
-            let (co, t) = (r / kk, r % kk);
-            for (ci, &v) in row.iter().enumerate() {
-                out[(co * self.c + ci) * kk + t] = v;
+        let (c, kk) = (self.c, self.k * self.k);
+        fill_planes(by_tap.len(), c * kk, |co, out| {
+            let rows = &by_tap[co * c * kk..][..c * kk];
+            for (ci, taps) in out.chunks_exact_mut(kk).enumerate() {
+                for (t, v) in taps.iter_mut().enumerate() {
+                    v.write(rows[t * c + ci]);
+                }
             }
-        }
-        out
+        })
     }
 }
 

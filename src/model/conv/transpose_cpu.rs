@@ -120,14 +120,21 @@ fn shifted<'a>(
         return x;
     }
     let (dy, dx, plane) = (shift / 2, shift % 2, h * w);
-    buffer.clear();
-    buffer.extend(std::iter::repeat_n(0.0, c * plane));
+    if buffer.len() != c * plane {
+        // SAFETY: the loop below writes every element.
+        *buffer = unsafe { unwritten(c * plane) };
+    }
     buffer
         .par_chunks_exact_mut(plane)
         .zip(x.par_chunks_exact(plane))
         .for_each(|(dst, src)| {
-            for i in 0..h - dy {
-                dst[i * w..][..w - dx].copy_from_slice(&src[(i + dy) * w + dx..][..w - dx]);
+            for (i, row) in dst.chunks_exact_mut(w).enumerate() {
+                if i + dy < h {
+                    row[..w - dx].copy_from_slice(&src[(i + dy) * w + dx..][..w - dx]);
+                    row[w - dx..].fill(0.0);
+                } else {
+                    row.fill(0.0);
+                }
             }
         });
     buffer
