@@ -22,10 +22,9 @@ use burn::backend::tensor::FloatTensor;
 use burn::backend::{Backend, Dispatch, Flex, backend_extension};
 use burn::prelude::*;
 use burn::tensor::TensorData;
-use rayon::prelude::*;
 
-use super::conv::raw::{fill_planes, flex_values};
-use super::norm::{normalise_into, normalising, sum_f64};
+use super::conv::raw::{SharedMut, fill_planes, flex_values};
+use super::norm::{normalise_into, normalising};
 
 /// `act((x - mean) / sqrt(var + epsilon))` per `[H, W]` plane of `x` `[B, C, H, W]`, where `act`
 /// is a leaky ReLU of `slope` (0: ReLU, 1: none); differentiable. `x` must be float32 on burn's
@@ -93,73 +92,93 @@ impl<C: CheckpointStrategy> InstanceNormCpu for Autodiff<Flex, C> {
 fn forward(x: &FlexTensor, epsilon: f64, slope: f32) -> (FlexTensor, FlexTensor, Arc<[f32]>) {
     let shape = x.layout().shape().clone();
     let [_, _, h, w] = shape.dims::<4>();
+    let hw = h * w;
     let values = flex_values(x);
-    let planes = values.len() / (h * w);
-    let stats: Vec<(f32, f32)> = values
-        .par_chunks(h * w)
-        .map(|plane| normalising(plane, epsilon))
-        .collect();
-    let xhat = fill_planes(values.len(), h * w, |i, out| {
-        let (scale, shift) = stats[i];
-        normalise_into(&values[i * h * w..][..h * w], out, scale, shift, 1.0);
+    let (len, activated) = (values.len(), slope != 1.0);
+    // One task per plane: statistics, x̂ and the output while the plane is in cache.
+    let mut rstd = vec![0.0f32; values.len() / hw];
+    let mut y = Vec::<f32>::with_capacity(if activated { values.len() } else { 0 });
+    let (rstd_out, y_out) = (SharedMut::new(&mut rstd), SharedMut::new(&mut y));
+    let xhat = fill_planes(values.len(), hw, |i, out| {
+        let plane = &values[i * hw..][..hw];
+        let (scale, shift) = normalising(plane, epsilon);
+        normalise_into(plane, out, scale, shift, 1.0);
+        // SAFETY: element `i` of `rstd` and plane `i` of `y` are this task's alone, inside
+        // their buffers; `out` was written whole just above.
+        unsafe {
+            *rstd_out.ptr().add(i) = scale;
+            if activated {
+                let xhat = &*(out as *const [std::mem::MaybeUninit<f32>] as *const [f32]);
+                activate(xhat, y_out.slice(i * hw, hw), slope);
+            }
+        }
     });
-    let y = (slope != 1.0).then(|| {
-        fill_planes(values.len(), h * w, |i, out| {
-            normalise_into(&xhat[i * h * w..][..h * w], out, 1.0, 0.0, slope);
-        })
-    });
-    let rstd: Arc<[f32]> = stats.iter().map(|&(scale, _)| scale).collect();
-    debug_assert_eq!(rstd.len(), planes);
     let xhat = FlexTensor::from_data(TensorData::new(xhat, shape.clone()));
-    let y = match y {
-        Some(y) => FlexTensor::from_data(TensorData::new(y, shape)),
-        None => xhat.clone(),
+    let y = if activated {
+        // SAFETY: every plane was written above.
+        unsafe { y.set_len(len) };
+        FlexTensor::from_data(TensorData::new(y, shape))
+    } else {
+        xhat.clone()
     };
-    (y, xhat, rstd)
+    (y, xhat, rstd.into())
+}
+
+/// `y = act(x)`, a leaky ReLU of `slope` (0: ReLU, giving +0.0), without branches.
+fn activate(x: &[f32], y: &mut [f32], slope: f32) {
+    let pairs = y.iter_mut().zip(x);
+    if slope == 0.0 {
+        pairs.for_each(|(y, &v)| *y = if v > 0.0 { v } else { 0.0 });
+    } else {
+        pairs.for_each(|(y, &v)| *y = if v > 0.0 { v } else { v * slope });
+    }
 }
 
 /// The input's gradient, given the output's `dy`.
 fn backward(xhat: &FlexTensor, rstd: &[f32], slope: f32, dy: &FlexTensor) -> FlexTensor {
     let shape = xhat.layout().shape().clone();
     let [_, _, h, w] = shape.dims::<4>();
+    let hw = h * w;
     let (xhat, dy) = (flex_values(xhat), flex_values(dy));
-    let dx = fill_planes(dy.len(), h * w, |i, out| {
-        let (xhat, dy) = (&xhat[i * h * w..][..h * w], &dy[i * h * w..][..h * w]);
-        // g = dy * act'(x̂) (without branches: the sign of x̂ is a coin toss), then the two
-        // means, then dx in place of g.
-        for ((g, &d), &xh) in out.iter_mut().zip(dy).zip(xhat) {
-            g.write(if xh <= 0.0 { d * slope } else { d });
+    let dx = fill_planes(dy.len(), hw, |i, out| {
+        let (xhat, dy) = (&xhat[i * hw..][..hw], &dy[i * hw..][..hw]);
+        // g = dy * act'(x̂) (without branches: the sign of x̂ is a coin toss) and the sums of g
+        // and g x̂ (float64, eight interleaved lanes each) in one pass, then dx in place of g.
+        let (mut sum_g, mut sum_gx) = ([0.0f64; 8], [0.0f64; 8]);
+        let mut gradient = |g: &mut std::mem::MaybeUninit<f32>, d: f32, xh: f32, lane: usize| {
+            let v = if xh <= 0.0 { d * slope } else { d };
+            g.write(v);
+            sum_g[lane] += v as f64;
+            sum_gx[lane] += (v * xh) as f64;
+        };
+        let whole = hw / 8 * 8;
+        for ((g, d), xh) in out[..whole]
+            .chunks_exact_mut(8)
+            .zip(dy.chunks_exact(8))
+            .zip(xhat.chunks_exact(8))
+        {
+            for lane in 0..8 {
+                gradient(&mut g[lane], d[lane], xh[lane], lane);
+            }
         }
+        let (mut tail_g, mut tail_gx) = (0.0f64, 0.0f64);
+        for j in whole..hw {
+            let v = if xhat[j] <= 0.0 { dy[j] * slope } else { dy[j] };
+            out[j].write(v);
+            tail_g += v as f64;
+            tail_gx += (v * xhat[j]) as f64;
+        }
+        let n = hw as f64;
+        let mean_g = ((sum_g.iter().sum::<f64>() + tail_g) / n) as f32;
+        let mean_gx = ((sum_gx.iter().sum::<f64>() + tail_gx) / n) as f32;
         // SAFETY: every element was written just above.
         let g = unsafe { &mut *(out as *mut [std::mem::MaybeUninit<f32>] as *mut [f32]) };
-        let n = g.len() as f64;
-        let mean_g = (sum_f64(g, |v| v as f64) / n) as f32;
-        let mean_gx = (sum_products_f64(g, xhat) / n) as f32;
         let rstd = rstd[i];
         for (g, &xh) in g.iter_mut().zip(xhat) {
             *g = (*g - mean_g - xh * mean_gx) * rstd;
         }
     });
     FlexTensor::from_data(TensorData::new(dx, shape))
-}
-
-/// The sum of `a[i] * b[i]` (each product rounded to float32) in float64, as eight interleaved
-/// partial sums (see [`sum_f64`]).
-fn sum_products_f64(a: &[f32], b: &[f32]) -> f64 {
-    let mut lanes = [0.0f64; 8];
-    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
-    let tail: f64 = ca
-        .remainder()
-        .iter()
-        .zip(cb.remainder())
-        .map(|(&x, &y)| (x * y) as f64)
-        .sum();
-    for (x, y) in ca.zip(cb) {
-        for ((lane, &x), &y) in lanes.iter_mut().zip(x).zip(y) {
-            *lane += (x * y) as f64;
-        }
-    }
-    lanes.iter().sum::<f64>() + tail
 }
 
 #[cfg(test)]

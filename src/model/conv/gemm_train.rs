@@ -196,7 +196,8 @@ impl Geometry {
     /// `cols` of one image `x` `[C, H, W]`: `[k k C][P]`, one row per task.
     fn gather(&self, x: &[f32]) -> Vec<f32> {
         let (k, p) = (self.k, self.pixels());
-        let mut cols = parallel_zeros(self.rows() * p);
+        // SAFETY: every element is written below (zero where the tap reads zero padding).
+        let mut cols = unsafe { unwritten(self.rows() * p) };
         cols.par_chunks_exact_mut(p)
             .enumerate()
             .for_each(|(r, row)| {
@@ -204,20 +205,19 @@ impl Geometry {
                 let (ky, kx) = (tap / k, tap % k);
                 let plane = &x[c * self.h * self.w..][..self.h * self.w];
                 for oy in 0..self.ho {
+                    let dst = &mut row[oy * self.wo..][..self.wo];
                     let Some(iy) = self.source(oy, ky, self.h) else {
+                        dst.fill(0.0);
                         continue;
                     };
                     let src = &plane[iy * self.w..][..self.w];
-                    let dst = &mut row[oy * self.wo..][..self.wo];
                     let (lo, hi) = self.inside(kx, self.w, self.wo);
                     let first = lo * self.stride + kx - self.padding.amount();
                     for (ox, value) in dst[lo..hi].iter_mut().enumerate() {
                         *value = src[first + ox * self.stride];
                     }
                     for ox in (0..lo).chain(hi..self.wo) {
-                        if let Some(ix) = self.source(ox, kx, self.w) {
-                            dst[ox] = src[ix];
-                        }
+                        dst[ox] = self.source(ox, kx, self.w).map_or(0.0, |ix| src[ix]);
                     }
                 }
             });

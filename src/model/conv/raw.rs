@@ -83,24 +83,24 @@ pub(crate) fn fill_planes(
 
 /// A raw pointer that tasks writing disjoint parts of one buffer may share.
 #[derive(Clone, Copy)]
-pub(super) struct SharedMut(*mut f32);
+pub(crate) struct SharedMut(*mut f32);
 // SAFETY: only used to write disjoint regions, each by one task, while the owner waits.
 unsafe impl Send for SharedMut {}
 unsafe impl Sync for SharedMut {}
 
 impl SharedMut {
     /// The start of `buffer`'s allocation (its capacity, initialised or not).
-    pub(super) fn new(buffer: &mut Vec<f32>) -> Self {
+    pub(crate) fn new(buffer: &mut Vec<f32>) -> Self {
         SharedMut(buffer.as_mut_ptr())
     }
 
     /// The pointer (a method, so that closures capture the whole `Sync` wrapper).
-    pub(super) fn ptr(self) -> *mut f32 {
+    pub(crate) fn ptr(self) -> *mut f32 {
         self.0
     }
 
     /// The pointer `at` elements on (inside the same buffer).
-    pub(super) fn offset(self, at: usize) -> SharedMut {
+    pub(crate) fn offset(self, at: usize) -> SharedMut {
         // SAFETY: callers stay inside the buffer's capacity.
         SharedMut(unsafe { self.0.add(at) })
     }
@@ -108,7 +108,7 @@ impl SharedMut {
     /// # Safety
     /// `at..at + len` must be inside the buffer and written by no other task meanwhile.
     #[allow(clippy::mut_from_ref)]
-    pub(super) unsafe fn slice(&self, at: usize, len: usize) -> &mut [f32] {
+    pub(crate) unsafe fn slice(&self, at: usize, len: usize) -> &mut [f32] {
         unsafe { std::slice::from_raw_parts_mut(self.ptr().add(at), len) }
     }
 }
