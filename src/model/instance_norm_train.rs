@@ -24,7 +24,7 @@ use burn::prelude::*;
 use burn::tensor::TensorData;
 
 use super::conv::raw::{SharedMut, fill_planes, flex_values};
-use super::norm::{normalise_into, normalising};
+use super::norm::{activate_into, normalise_into, normalising};
 
 /// `act((x - mean) / sqrt(var + epsilon))` per `[H, W]` plane of `x` `[B, C, H, W]`, where `act`
 /// is a leaky ReLU of `slope` (0: ReLU, 1: none); differentiable. `x` must be float32 on burn's
@@ -102,14 +102,14 @@ fn forward(x: &FlexTensor, epsilon: f64, slope: f32) -> (FlexTensor, FlexTensor,
     let xhat = fill_planes(values.len(), hw, |i, out| {
         let plane = &values[i * hw..][..hw];
         let (scale, shift) = normalising(plane, epsilon);
-        normalise_into(plane, out, scale, shift, 1.0);
+        normalise_into(plane, out, scale, shift);
         // SAFETY: element `i` of `rstd` and plane `i` of `y` are this task's alone, inside
         // their buffers; `out` was written whole just above.
         unsafe {
             *rstd_out.ptr().add(i) = scale;
             if activated {
                 let xhat = &*(out as *const [std::mem::MaybeUninit<f32>] as *const [f32]);
-                activate(xhat, y_out.slice(i * hw, hw), slope);
+                activate_into(xhat, y_out.slice(i * hw, hw), slope);
             }
         }
     });
@@ -122,16 +122,6 @@ fn forward(x: &FlexTensor, epsilon: f64, slope: f32) -> (FlexTensor, FlexTensor,
         xhat.clone()
     };
     (y, xhat, rstd.into())
-}
-
-/// `y = act(x)`, a leaky ReLU of `slope` (0: ReLU, giving +0.0), without branches.
-fn activate(x: &[f32], y: &mut [f32], slope: f32) {
-    let pairs = y.iter_mut().zip(x);
-    if slope == 0.0 {
-        pairs.for_each(|(y, &v)| *y = if v > 0.0 { v } else { 0.0 });
-    } else {
-        pairs.for_each(|(y, &v)| *y = if v > 0.0 { v } else { v * slope });
-    }
 }
 
 /// The input's gradient, given the output's `dy`.

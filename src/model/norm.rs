@@ -184,31 +184,30 @@ pub(crate) fn sum_f64(values: &[f32], f: impl Fn(f32) -> f64) -> f64 {
     lanes.iter().sum::<f64>() + tail
 }
 
-/// `out[i] = act(x[i] * scale + shift)`, `act` a leaky ReLU of `slope` (0: ReLU, giving +0.0,
-/// 1: identity), written without branches so that it runs on the vector units (a branch on the
-/// sign mispredicts on half the values).
+/// `out[i] = x[i] * scale + shift`: a plane normalised into a new buffer.
 pub(crate) fn normalise_into(
     x: &[f32],
     out: &mut [std::mem::MaybeUninit<f32>],
     scale: f32,
     shift: f32,
-    slope: f32,
 ) {
-    let pairs = out.iter_mut().zip(x);
-    if slope == 0.0 {
-        pairs.for_each(|(o, &v)| {
-            let y = v * scale + shift;
-            o.write(if y > 0.0 { y } else { 0.0 });
-        });
-    } else {
-        pairs.for_each(|(o, &v)| {
-            let y = v * scale + shift;
-            o.write(if y > 0.0 { y } else { y * slope });
-        });
+    for (o, &v) in out.iter_mut().zip(x) {
+        o.write(v * scale + shift);
     }
 }
 
-/// [`normalise_into`] in place.
+/// `y = act(x)`, `act` a leaky ReLU of `slope` (0: ReLU, giving +0.0), written without branches
+/// so that it runs on the vector units (a branch on the sign mispredicts on half the values).
+pub(crate) fn activate_into(x: &[f32], y: &mut [f32], slope: f32) {
+    let pairs = y.iter_mut().zip(x);
+    if slope == 0.0 {
+        pairs.for_each(|(y, &v)| *y = if v > 0.0 { v } else { 0.0 });
+    } else {
+        pairs.for_each(|(y, &v)| *y = if v > 0.0 { v } else { v * slope });
+    }
+}
+
+/// [`normalise_into`] then [`activate_into`], in place and in one pass.
 fn normalise_in_place(plane: &mut [f32], scale: f32, shift: f32, slope: f32) {
     if slope == 0.0 {
         plane.iter_mut().for_each(|v| {
