@@ -172,7 +172,7 @@ pub(crate) fn normalising(plane: &[f32], epsilon: f64) -> (f32, f32) {
 
 /// The sum of `f(v)` over `values` in float64, as eight interleaved partial sums: one chain of
 /// dependent additions waits four cycles per value, eight chains fill the vector units.
-pub(crate) fn sum_f64(values: &[f32], f: impl Fn(f32) -> f64) -> f64 {
+fn sum_f64(values: &[f32], f: impl Fn(f32) -> f64) -> f64 {
     let mut lanes = [0.0f64; 8];
     let chunks = values.chunks_exact(8);
     let tail: f64 = chunks.remainder().iter().map(|&v| f(v)).sum();
