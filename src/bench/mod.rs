@@ -147,7 +147,7 @@ pub struct Settings {
     pub warmup: usize,
     /// Timed iterations (batches for `data`: 20x this many).
     pub iters: usize,
-    /// Compute threads in rayon's global pool (reported; the caller sizes the pool).
+    /// Compute threads of the pool the workload runs on (reported; `cli::main` sizes the pool).
     pub threads: usize,
     /// Folder of images for `data`.
     pub data: PathBuf,
