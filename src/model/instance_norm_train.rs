@@ -151,16 +151,12 @@ fn backward(xhat: &FlexTensor, rstd: &[f32], slope: f32, dy: &FlexTensor) -> Fle
                 gradient(&mut g[lane], d[lane], xh[lane], lane);
             }
         }
-        let (mut tail_g, mut tail_gx) = (0.0f64, 0.0f64);
         for j in whole..hw {
-            let v = if xhat[j] <= 0.0 { dy[j] * slope } else { dy[j] };
-            out[j].write(v);
-            tail_g += v as f64;
-            tail_gx += (v * xhat[j]) as f64;
+            gradient(&mut out[j], dy[j], xhat[j], j % 8);
         }
         let n = hw as f64;
-        let mean_g = ((sum_g.iter().sum::<f64>() + tail_g) / n) as f32;
-        let mean_gx = ((sum_gx.iter().sum::<f64>() + tail_gx) / n) as f32;
+        let mean_g = (sum_g.iter().sum::<f64>() / n) as f32;
+        let mean_gx = (sum_gx.iter().sum::<f64>() / n) as f32;
         // SAFETY: every element was written just above.
         let g = unsafe { &mut *(out as *mut [std::mem::MaybeUninit<f32>] as *mut [f32]) };
         let rstd = rstd[i];
