@@ -224,10 +224,68 @@ impl Mat {
 /// overwrites it (without reading) otherwise; over all threads when `threads`, else on the
 /// calling one (the caller spreads several products over the threads).
 ///
+/// Over the threads, the product is cut into one block of rows (tall products) or of columns
+/// per thread, each a single-threaded `gemm` call: `gemm`'s own threading ran some of the
+/// networks' shapes at half speed (the 3-channel stem's `[64, 147] @ [147, 16384]` at 58
+/// GFLOP/s, 136 cut in two; the PatchGAN's `[512, 4096] @ [4096, 225]` at 142, 173 cut by rows;
+/// 2 threads, BENCHMARKS.md).
+///
 /// # Safety
 /// The operands must lie inside live buffers, and `dst` be written by no one else meanwhile.
 #[allow(clippy::too_many_arguments)]
 pub(super) unsafe fn product(
+    m: usize,
+    n: usize,
+    k: usize,
+    dst: Mat,
+    accumulate: bool,
+    lhs: Mat,
+    rhs: Mat,
+    threads: bool,
+) {
+    /// Rows of `gemm`'s AVX2 micro-kernel: row blocks start at multiples of it.
+    const ROW_ALIGN: usize = 16;
+    /// Below this many multiply-adds a product is not worth cutting.
+    const MIN_SPLIT: usize = 1 << 20;
+    let parts = if threads {
+        rayon::current_num_threads()
+    } else {
+        1
+    };
+    if parts > 1 && m * n * k >= MIN_SPLIT {
+        // Tall products by rows (each thread packs all of `rhs`, but reads only its rows of
+        // `lhs`), the others by columns.
+        let (by_rows, len) = if m >= 256 { (true, m) } else { (false, n) };
+        let align = if by_rows { ROW_ALIGN } else { 8 };
+        let chunk = len.div_ceil(parts).next_multiple_of(align);
+        if chunk < len {
+            (0..len.div_ceil(chunk)).into_par_iter().for_each(|i| {
+                let (start, size) = (i * chunk, chunk.min(len - i * chunk));
+                // SAFETY: rows (or columns) `start..start + size` lie inside the operands; the
+                // blocks of `dst` are disjoint.
+                unsafe {
+                    if by_rows {
+                        let (d, a) = (dst.skip_rows(start), lhs.skip_rows(start));
+                        gemm_call(size, n, k, d, accumulate, a, rhs, false);
+                    } else {
+                        let (d, b) = (dst.skip_columns(start), rhs.skip_columns(start));
+                        gemm_call(m, size, k, d, accumulate, lhs, b, false);
+                    }
+                }
+            });
+            return;
+        }
+    }
+    // SAFETY: as the caller's.
+    unsafe { gemm_call(m, n, k, dst, accumulate, lhs, rhs, threads) }
+}
+
+/// One `gemm` call (over all threads with `gemm`'s own split when `threads`).
+///
+/// # Safety
+/// As [`product`]'s.
+#[allow(clippy::too_many_arguments)]
+unsafe fn gemm_call(
     m: usize,
     n: usize,
     k: usize,
