@@ -114,13 +114,15 @@ impl InputWeightKernel for ConvGemm {
         dy: &FlexTensor,
         settings: (usize, Padding),
         want_dx: bool,
-    ) -> (Option<FlexTensor>, FlexTensor) {
+        want_dw: bool,
+    ) -> (Option<FlexTensor>, Option<FlexTensor>) {
         let (stride, padding) = settings;
         let g = Geometry::new(x, weight, stride, padding);
         if g.gathers_output() {
-            backward_gathering_output(x, weight, dy, g, want_dx)
+            let (dx, dw) = backward_gathering_output(x, weight, dy, g, want_dx);
+            (dx, Some(dw))
         } else {
-            backward(x, weight, dy, g, want_dx)
+            backward(x, weight, dy, g, want_dx, want_dw)
         }
     }
 }
@@ -213,8 +215,13 @@ impl Geometry {
                     let src = &plane[iy * self.w..][..self.w];
                     let (lo, hi) = self.inside(kx, self.w, self.wo);
                     let first = lo * self.stride + kx - self.padding.amount();
-                    for (ox, value) in dst[lo..hi].iter_mut().enumerate() {
-                        *value = src[first + ox * self.stride];
+                    if self.stride == 1 {
+                        // A plain copy (the strided loop below does not vectorise).
+                        dst[lo..hi].copy_from_slice(&src[first..first + hi - lo]);
+                    } else {
+                        for (ox, value) in dst[lo..hi].iter_mut().enumerate() {
+                            *value = src[first + ox * self.stride];
+                        }
                     }
                     for ox in (0..lo).chain(hi..self.wo) {
                         dst[ox] = self.source(ox, kx, self.w).map_or(0.0, |ix| src[ix]);
@@ -244,8 +251,13 @@ impl Geometry {
                         let src = &row[oy * self.wo..][..self.wo];
                         let (lo, hi) = self.inside(kx, self.w, self.wo);
                         let first = lo * self.stride + kx - self.padding.amount();
-                        for (ox, &g) in src[lo..hi].iter().enumerate() {
-                            dst[first + ox * self.stride] += g;
+                        if self.stride == 1 {
+                            let dst = &mut dst[first..first + hi - lo];
+                            dst.iter_mut().zip(&src[lo..hi]).for_each(|(d, &g)| *d += g);
+                        } else {
+                            for (ox, &g) in src[lo..hi].iter().enumerate() {
+                                dst[first + ox * self.stride] += g;
+                            }
                         }
                         for ox in (0..lo).chain(hi..self.wo) {
                             if let Some(ix) = self.source(ox, kx, self.w) {
@@ -377,20 +389,21 @@ fn forward(x: &FlexTensor, weight: &FlexTensor, g: Geometry) -> FlexTensor {
     FlexTensor::from_data(TensorData::new(out, [g.b, g.co, g.ho, g.wo]))
 }
 
-/// The gradients of the input (when `want_dx`) and of the weight, given the output's `dy`,
-/// gathering the input.
+/// The gradients of the input (when `want_dx`) and of the weight (when `want_dw`), given the
+/// output's `dy`, gathering the input.
 fn backward(
     x: &FlexTensor,
     weight: &FlexTensor,
     dy: &FlexTensor,
     g: Geometry,
     want_dx: bool,
-) -> (Option<FlexTensor>, FlexTensor) {
+    want_dw: bool,
+) -> (Option<FlexTensor>, Option<FlexTensor>) {
     let (input, dy) = (flex_values(x), flex_values(dy));
     let weight = g.weight_by_tap(&flex_values(weight));
     let (rows, p, plane) = (g.rows(), g.pixels(), g.c * g.h * g.w);
     let mut dx = want_dx.then(|| parallel_zeros(g.b * plane));
-    let mut dw = vec![0.0f32; g.co * rows];
+    let mut dw = want_dw.then(|| vec![0.0f32; g.co * rows]);
     // SAFETY: each image's product below writes all of it (overwriting).
     let mut dcols = if want_dx {
         unsafe { unwritten(rows * p) }
@@ -398,25 +411,27 @@ fn backward(
         Vec::new()
     };
     for n in 0..g.b {
-        let cols = g.gather(&input[n * plane..][..plane]);
         let dy = &dy[n * g.co * p..][..g.co * p];
-        // SAFETY: the operands are whole buffers of these shapes; `dw` and `dcols` are
-        // borrowed mutably.
-        unsafe {
+        if let Some(dw) = dw.as_mut() {
+            let cols = g.gather(&input[n * plane..][..plane]);
             // dW (+)= dY cols^T: [Co, P] @ [P, k k C].
-            product_long(
-                g.co,
-                rows,
-                p,
-                Mat::rows(dw.as_mut_ptr(), rows),
-                n > 0,
-                Mat::rows(dy.as_ptr(), p),
-                Mat::transposed(cols.as_ptr(), p),
-            );
+            // SAFETY: the operands are whole buffers of these shapes; `dw` is borrowed mutably.
+            unsafe {
+                product_long(
+                    g.co,
+                    rows,
+                    p,
+                    Mat::rows(dw.as_mut_ptr(), rows),
+                    n > 0,
+                    Mat::rows(dy.as_ptr(), p),
+                    Mat::transposed(cols.as_ptr(), p),
+                );
+            }
         }
         if let Some(dx) = dx.as_mut() {
             // dcols = W^T dY: [k k C, Co] @ [Co, P].
-            // SAFETY: as above.
+            // SAFETY: the operands are whole buffers of these shapes; `dcols` is borrowed
+            // mutably.
             unsafe {
                 product(
                     rows,
@@ -434,10 +449,12 @@ fn backward(
     }
     (
         dx.map(|dx| FlexTensor::from_data(TensorData::new(dx, [g.b, g.c, g.h, g.w]))),
-        FlexTensor::from_data(TensorData::new(
-            g.weight_from_taps(&dw),
-            [g.co, g.c, g.k, g.k],
-        )),
+        dw.map(|dw| {
+            FlexTensor::from_data(TensorData::new(
+                g.weight_from_taps(&dw),
+                [g.co, g.c, g.k, g.k],
+            ))
+        }),
     )
 }
 
@@ -622,6 +639,23 @@ mod tests {
             assert!(
                 worst(dw(true), dw(false)) < 1e-3,
                 "{case}: weight gradient alone"
+            );
+            // A weight that needs none (a frozen discriminator in the generator's step): the
+            // input's gradient alone, and none for the weight.
+            let (x, frozen) = (x.require_grad(), wt.clone().set_require_grad(false));
+            let dx = |ours: bool| {
+                let y = if ours {
+                    conv2d_train(x.clone(), frozen.clone(), None, stride, padding)
+                } else {
+                    reference_layer(x.clone(), frozen.clone(), None)
+                };
+                let grads = y.sum().backward();
+                assert!(frozen.grad(&grads).is_none(), "{case}: frozen weight");
+                x.grad(&grads).unwrap()
+            };
+            assert!(
+                worst(dx(true), dx(false)) < 1e-4,
+                "{case}: input gradient alone"
             );
         }
     }

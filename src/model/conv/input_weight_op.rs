@@ -26,14 +26,16 @@ pub(super) trait InputWeightKernel: Debug + Send + 'static {
     fn forward(x: &FlexTensor, weight: &FlexTensor, settings: Self::Settings) -> FlexTensor;
 
     /// The gradients of the input (only when `want_dx`) and of the weight, given the output's
-    /// `dy`.
+    /// `dy`. A kernel may skip the weight's when not `want_dw` (a frozen network, such as the
+    /// discriminator in the generator's step, passes gradients to its input only).
     fn backward(
         x: &FlexTensor,
         weight: &FlexTensor,
         dy: &FlexTensor,
         settings: Self::Settings,
         want_dx: bool,
-    ) -> (Option<FlexTensor>, FlexTensor);
+        want_dw: bool,
+    ) -> (Option<FlexTensor>, Option<FlexTensor>);
 }
 
 /// `K`'s step of the backward pass.
@@ -53,11 +55,18 @@ impl<K: InputWeightKernel> Backward<Flex, 2> for KernelBackward<K> {
         let [node_x, node_w] = ops.parents;
         let dy = grads.consume::<Flex>(&ops.node);
         let (x, weight, settings) = ops.state;
-        let (dx, dw) = K::backward(&x, &weight, &dy, settings, node_x.is_some());
+        let (dx, dw) = K::backward(
+            &x,
+            &weight,
+            &dy,
+            settings,
+            node_x.is_some(),
+            node_w.is_some(),
+        );
         if let (Some(node), Some(dx)) = (node_x, dx) {
             grads.register::<Flex>(node.id, dx);
         }
-        if let Some(node) = node_w {
+        if let (Some(node), Some(dw)) = (node_w, dw) {
             grads.register::<Flex>(node.id, dw);
         }
     }

@@ -84,8 +84,10 @@ impl InputWeightKernel for Upsample3x3 {
         dy: &FlexTensor,
         _settings: (),
         want_dx: bool,
-    ) -> (Option<FlexTensor>, FlexTensor) {
-        backward(x, weight, dy, want_dx)
+        _want_dw: bool,
+    ) -> (Option<FlexTensor>, Option<FlexTensor>) {
+        let (dx, dw) = backward(x, weight, dy, want_dx);
+        (dx, Some(dw))
     }
 }
 

@@ -97,8 +97,10 @@ impl InputWeightKernel for Winograd3x3 {
         dy: &FlexTensor,
         settings: Padding,
         want_dx: bool,
-    ) -> (Option<FlexTensor>, FlexTensor) {
-        backward(x, weight, dy, settings, want_dx)
+        _want_dw: bool,
+    ) -> (Option<FlexTensor>, Option<FlexTensor>) {
+        let (dx, dw) = backward(x, weight, dy, settings, want_dx);
+        (dx, Some(dw))
     }
 }
 
@@ -137,7 +139,8 @@ fn backward(
     let layer = Layer::new(c, co, h, w, padding);
     let u = layer.weight_transform(&flex_values(weight));
     let (input, dy) = (flex_values(x), flex_values(dy));
-    let (tiles, plane_in, plane_out) = (layer.tiles(), h * w, layer.ho * layer.wo);
+    let (tiles, pitch) = (layer.tiles(), layer.pitch());
+    let (plane_in, plane_out) = (h * w, layer.ho * layer.wo);
     let mut dx = want_dx.then(|| parallel_zeros(b * c * plane_in));
     // dU[ξ][co][c], summed over the images (written by the first image's products, then added
     // to: never zeroed).
@@ -157,8 +160,8 @@ fn backward(
                     tiles,
                     Mat::rows(du_ptr.ptr().add(pos * co * c), c),
                     n > 0,
-                    Mat::rows(dm.as_ptr().add(pos * tiles), POS * tiles),
-                    Mat::transposed(v.as_ptr().add(pos * tiles), POS * tiles),
+                    Mat::rows(dm.as_ptr().add(pos * pitch), POS * pitch),
+                    Mat::transposed(v.as_ptr().add(pos * pitch), POS * pitch),
                     false,
                 );
             }
@@ -175,7 +178,7 @@ fn backward(
                 .par_chunks_exact_mut(plane_in)
                 .enumerate()
                 .for_each(|(i, plane)| {
-                    layer.input_adjoint(&dv[i * POS * tiles..][..POS * tiles], plane)
+                    layer.input_adjoint(&dv[i * POS * pitch..][..POS * pitch], plane)
                 });
         }
     }
@@ -190,11 +193,12 @@ impl Layer {
     /// `dM[co][ξ][tile] = (A dY A^T)[ξ]` for one image's output gradient `dy` `[Co, Ho, Wo]`;
     /// outputs a tile overhangs count as zeros.
     fn output_adjoint(&self, dy: &[f32]) -> Vec<f32> {
-        let (co, tiles) = (self.co, self.tiles());
+        let (co, pitch) = (self.co, self.pitch());
         let plane_len = self.ho * self.wo;
-        // SAFETY: `output_adjoint_plane` writes every position of every tile (overwriting).
-        let mut dm = unsafe { unwritten(co * POS * tiles) };
-        dm.par_chunks_exact_mut(POS * tiles)
+        // SAFETY: `output_adjoint_plane` writes every position of every tile (overwriting);
+        // nothing reads the padding between rows.
+        let mut dm = unsafe { unwritten(co * POS * pitch) };
+        dm.par_chunks_exact_mut(POS * pitch)
             .zip(dy.par_chunks_exact(plane_len))
             .for_each(|(out, plane)| output_adjoint_plane(self, plane, out));
         dm
@@ -202,12 +206,12 @@ impl Layer {
 
     /// `dV[c][ξ][tile] = (U[ξ]^T dM[ξ])`: `[C, Co] @ [Co, tiles]`, one product per ξ.
     fn input_gradient_tiles(&self, u: &[f32], dm: &[f32]) -> Vec<f32> {
-        let (c, co, tiles) = (self.c, self.co, self.tiles());
+        let (c, co, pitch) = (self.c, self.co, self.pitch());
         self.per_position(
             c,
             co,
             |pos| Mat::transposed(u[pos * co * c..].as_ptr(), c),
-            |pos| Mat::rows(dm[pos * tiles..].as_ptr(), POS * tiles),
+            |pos| Mat::rows(dm[pos * pitch..].as_ptr(), POS * pitch),
         )
     }
 
@@ -278,7 +282,7 @@ vectorised! {
     /// [`Layer::output_adjoint`] for one output channel: its gradient `plane` `[Ho, Wo]` to its
     /// rows `out` `[ξ][tile]` of `dM` (each written whole, so need not be zeroed).
     fn output_adjoint_plane(layer: &Layer, plane: &[f32], out: &mut [f32]) {
-        let (tiles, tw) = (layer.tiles(), layer.tw);
+        let (pitch, tw) = (layer.pitch(), layer.tw);
         // dyt[ii][jj][tx], then across[i][jj][tx] = sum_ii A^T[ii][i] dyt[ii][jj][tx],
         // then dM[i][j][tx] = sum_jj A^T[jj][j] across[i][jj][tx].
         let mut dyt = vec![0.0f32; M * M * tw];
@@ -304,7 +308,7 @@ vectorised! {
             for i in 0..A {
                 for j in 0..A {
                     weighted_sum::<M>(
-                        &mut out[(i * A + j) * tiles + ty * tw..][..tw],
+                        &mut out[(i * A + j) * pitch + ty * tw..][..tw],
                         std::array::from_fn(|jj| layer.at[jj * A + j]),
                         std::array::from_fn(|jj| &across[(i * M + jj) * tw..][..tw]),
                         false,
@@ -318,7 +322,7 @@ vectorised! {
 vectorised! {
     /// [`Layer::input_adjoint`].
     fn input_adjoint_plane(layer: &Layer, dv: &[f32], plane: &mut [f32]) {
-        let (tiles, tw, w) = (layer.tiles(), layer.tw, layer.w);
+        let (pitch, tw, w) = (layer.pitch(), layer.tw, layer.w);
         let wp = tw * M + 2;
         // Per phase p, dcolumns[i][4 k + p] accumulated at [p][k] (contiguous in k).
         let mut phases = vec![0.0f32; M * (tw + 1)];
@@ -334,7 +338,7 @@ vectorised! {
                     weighted_sum::<A>(
                         &mut phases[(q % M) * (tw + 1) + q / M..][..tw],
                         std::array::from_fn(|j| layer.bt[j * A + q]),
-                        std::array::from_fn(|j| &dv[(i * A + j) * tiles + ty * tw..][..tw]),
+                        std::array::from_fn(|j| &dv[(i * A + j) * pitch + ty * tw..][..tw]),
                         q >= M,
                     );
                 }
