@@ -74,6 +74,9 @@ fn time_kernel(settings: &Settings, l: &ConvLayer, kernel: Kernel, ad: &Device) 
             Kernel::Winograd(tile) => {
                 ConvPolicy::Winograd(tile).conv2d_raw(x, wt, None, stride, padding)
             }
+            Kernel::Winograd4x4 => {
+                ConvPolicy::Winograd(Tile::Four).conv2d_raw(x, wt, None, stride, padding)
+            }
         };
         let _ = (y * g.clone()).sum().backward();
     })

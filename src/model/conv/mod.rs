@@ -6,14 +6,15 @@
 //! backward pass that keeps only its input and weight:
 //!
 //! - [`winograd_train`]: 3x3 stride-1 layers (the residual blocks, 80% of the arithmetic) by
-//!   Winograd F(4x4, 3x3);
+//!   Winograd F(4x4, 3x3), and 4x4 stride-1 ones with enough output (the CUT PatchGAN's) by
+//!   F(3x3, 4x4);
 //! - [`gemm_train`]: the other square-kernel layers (the RGB stem and head, the strided ones),
 //!   as a gather and a large matrix product;
 //! - [`transpose_cpu`]: the generator's transposed 3x3 stride-2 upsampling.
 //!
 //! At inference (no autodiff, float32), each step one pass over memory:
 //!
-//! - [`winograd_cpu`]: the same F(4x4, 3x3) for 3x3 stride-1 layers;
+//! - [`winograd_cpu`]: the same Winograd transforms for the same layers;
 //! - [`direct_cpu`]: other stride-1 layers (the RGB stem and head, 7x7), row by row.
 //!
 //! [`winograd`] and [`gemm`] build the same two methods from burn tensor ops (what the first
@@ -62,7 +63,8 @@ pub enum ConvPolicy {
     Gemm,
     /// [`ConvPolicy::Gemm`], with 3x3 stride-1 layers of more than [`MIN_GATHER_CHANNELS`]
     /// input channels by Winograd with this tile, in training and inference. The CPU default
-    /// uses [`Tile::Four`].
+    /// uses [`Tile::Four`], which also takes 4x4 stride-1 layers with enough output to
+    /// [`Kernel::Winograd4x4`].
     Winograd(Tile),
 }
 
@@ -75,7 +77,17 @@ pub enum Kernel {
     Gemm,
     /// [`conv3x3`] with this tile.
     Winograd(Tile),
+    /// Winograd F(3x3, 4x4) on burn's CPU backend ([`winograd_cpu`], [`winograd_train`]):
+    /// 4x4 stride-1 layers of at least [`MIN_WINOGRAD_4X4_TILES`] output tiles (elsewhere,
+    /// [`Kernel::Gemm`]'s choice).
+    Winograd4x4,
 }
+
+/// The fewest 3x3 output tiles for which a 4x4 stride-1 layer goes to Winograd: the 36
+/// products then have too few columns to pay for the transforms (the 128 px PatchGAN's
+/// 256 -> 512 layer, 5x5 tiles, took 33 ms forward + backward by Winograd and 24 by gather +
+/// GEMM; its 128 -> 256 layer, 11x11 tiles, 16 instead of 23; BENCHMARKS.md).
+pub const MIN_WINOGRAD_4X4_TILES: usize = 64;
 
 /// Inputs with at most this many channels go to neither Winograd (its rounding error, larger
 /// than a direct sum's, buys nothing on so little arithmetic) nor, at inference, a gather (rows
@@ -96,24 +108,30 @@ impl ConvPolicy {
         }
     }
 
-    /// The kernel for a convolution with `in_channels` inputs, a `kernel` and `stride`, in
-    /// training (`autodiff`) or at inference.
+    /// The kernel for a convolution with `in_channels` inputs, a `kernel` and `stride` giving
+    /// an `output` of `[height, width]`, in training (`autodiff`) or at inference.
     pub fn kernel(
         self,
         in_channels: usize,
         kernel: [usize; 2],
         stride: [usize; 2],
+        output: [usize; 2],
         autodiff: bool,
     ) -> Kernel {
         if self == ConvPolicy::Burn || (in_channels <= MIN_GATHER_CHANNELS && !autodiff) {
             return Kernel::Burn;
         }
         if let ConvPolicy::Winograd(tile) = self
-            && kernel == [3, 3]
             && stride == [1, 1]
             && in_channels > MIN_GATHER_CHANNELS
         {
-            return Kernel::Winograd(tile);
+            if kernel == [3, 3] {
+                return Kernel::Winograd(tile);
+            }
+            let tiles = output[0].div_ceil(3) * output[1].div_ceil(3);
+            if tile == Tile::Four && kernel == [4, 4] && tiles >= MIN_WINOGRAD_4X4_TILES {
+                return Kernel::Winograd4x4;
+            }
         }
         if autodiff { Kernel::Gemm } else { Kernel::Burn }
     }
@@ -138,14 +156,20 @@ impl ConvPolicy {
         stride: [usize; 2],
         padding: Padding,
     ) -> Tensor<4> {
-        let [_, c, _, _] = x.dims();
+        let [_, c, h, w] = x.dims();
         let [_, _, kh, kw] = weight.dims();
+        let p = padding.amount();
+        let output = [
+            (h + 2 * p).saturating_sub(kh) / stride[0] + 1,
+            (w + 2 * p).saturating_sub(kw) / stride[1] + 1,
+        ];
         // Reduced precision (see `model::precision`): the weights follow the activations' type,
         // and only burn's convolution has kernels for it.
         let reduced = x.dtype() != DType::F32;
         let weight = precision::like(weight, &x);
         let bias = bias.map(|b| precision::like(b, &x));
-        let kernel = match self.kernel(c, [kh, kw], stride, x.device().is_autodiff()) {
+        let autodiff = x.device().is_autodiff();
+        let kernel = match self.kernel(c, [kh, kw], stride, output, autodiff) {
             _ if reduced => Kernel::Burn,
             kernel => kernel,
         };
@@ -170,15 +194,18 @@ impl ConvPolicy {
             Kernel::Burn => burn_conv2d(x, weight, bias, stride, padding),
             Kernel::Gemm => conv2d_gemm(x, weight, bias, stride, padding),
             // Inference on the CPU: the same F(4x4) with fused transforms, no autodiff to feed.
-            Kernel::Winograd(Tile::Four) if is_flex_inference(&x) => {
-                winograd_cpu::conv3x3_inference(x, weight, bias, padding)
+            Kernel::Winograd(Tile::Four) | Kernel::Winograd4x4 if is_flex_inference(&x) => {
+                winograd_cpu::conv_inference(x, weight, bias, padding)
             }
             // Training on the CPU: the same kernels, with a handwritten backward pass that keeps
             // only the input (burn's autodiff would keep every intermediate).
-            Kernel::Winograd(Tile::Four) if is_flex_training(&x) => {
-                winograd_train::conv3x3_train(x, weight, bias, padding)
+            Kernel::Winograd(Tile::Four) | Kernel::Winograd4x4 if is_flex_training(&x) => {
+                winograd_train::conv_train(x, weight, bias, padding)
             }
             Kernel::Winograd(tile) => conv3x3(x, weight, bias, padding, tile),
+            // Only burn's CPU backend has the F(3x3, 4x4) kernels.
+            Kernel::Winograd4x4 if autodiff => conv2d_gemm(x, weight, bias, stride, padding),
+            Kernel::Winograd4x4 => burn_conv2d(x, weight, bias, stride, padding),
         }
     }
 }
@@ -227,31 +254,45 @@ mod tests {
     fn cpu_kernels_per_layer() {
         let cpu = ConvPolicy::Winograd(Tile::Four);
         let w4 = Kernel::Winograd(Tile::Four);
-        // (in channels, kernel, stride, training kernel, inference kernel)
+        let (gemm, burn, w44) = (Kernel::Gemm, Kernel::Burn, Kernel::Winograd4x4);
+        // (in channels, kernel, stride, output side, training kernel, inference kernel)
         let cases = [
-            (3, 7, 1, Kernel::Gemm, Kernel::Burn), // generator stem, RGB in
-            (64, 3, 2, Kernel::Gemm, Kernel::Burn), // downsampling
-            (256, 3, 1, w4, w4),                   // residual blocks
-            (64, 7, 1, Kernel::Gemm, Kernel::Burn), // generator head
-            (3, 4, 2, Kernel::Gemm, Kernel::Burn), // PatchGAN first layer
-            (4, 3, 1, Kernel::Gemm, Kernel::Burn), // few channels: no Winograd
-            (256, 4, 1, Kernel::Gemm, Kernel::Burn), // PatchGAN stride-1 layers
+            (3, 7, 1, 128, gemm, burn),  // generator stem, RGB in
+            (64, 3, 2, 64, gemm, burn),  // downsampling
+            (256, 3, 1, 32, w4, w4),     // residual blocks
+            (256, 3, 1, 2, w4, w4),      // however small
+            (64, 7, 1, 128, gemm, burn), // generator head
+            (3, 4, 2, 64, gemm, burn),   // PatchGAN first layer
+            (4, 3, 1, 32, gemm, burn),   // few channels: no Winograd
+            (3, 4, 1, 127, gemm, burn),  // CUT PatchGAN's first layer, RGB in
+            (128, 4, 1, 31, w44, w44),   // CUT PatchGAN's stride-1 layers
+            (256, 4, 1, 24, w44, w44),   // 8x8 tiles
+            (256, 4, 1, 15, gemm, burn), // too few tiles
         ];
-        for (c, k, s, train, infer) in cases {
-            assert_eq!(cpu.kernel(c, [k, k], [s, s], true), train, "{c} {k} {s}");
-            assert_eq!(cpu.kernel(c, [k, k], [s, s], false), infer, "{c} {k} {s}");
+        for (c, k, s, o, train, infer) in cases {
+            let kernel = |autodiff| cpu.kernel(c, [k, k], [s, s], [o, o], autodiff);
+            assert_eq!(kernel(true), train, "{c} {k} {s} {o}");
+            assert_eq!(kernel(false), infer, "{c} {k} {s} {o}");
         }
+        let any = ([256, 4], [1, 1], [32, 32]);
         assert_eq!(
-            ConvPolicy::Gemm.kernel(256, [3, 3], [1, 1], true),
-            Kernel::Gemm
+            ConvPolicy::Gemm.kernel(256, any.0, any.1, any.2, true),
+            gemm
         );
         assert_eq!(
-            ConvPolicy::Gemm.kernel(256, [3, 3], [1, 1], false),
-            Kernel::Burn
+            ConvPolicy::Gemm.kernel(256, [3, 3], [1, 1], [32, 32], true),
+            gemm
         );
         assert_eq!(
-            ConvPolicy::Burn.kernel(256, [3, 3], [1, 1], true),
-            Kernel::Burn
+            ConvPolicy::Gemm.kernel(256, [3, 3], [1, 1], [32, 32], false),
+            burn
         );
+        assert_eq!(
+            ConvPolicy::Burn.kernel(256, [3, 3], [1, 1], [32, 32], true),
+            burn
+        );
+        // F(2x2) covers 3x3 kernels only.
+        let two = ConvPolicy::Winograd(Tile::Two);
+        assert_eq!(two.kernel(256, any.0, any.1, any.2, true), gemm);
     }
 }

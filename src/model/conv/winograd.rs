@@ -71,6 +71,17 @@ impl Tile {
 /// Points used for F(4x4, 3x3) (five finite ones, then infinity).
 static POINTS4: [f64; 5] = [0.0, 1.0, -1.0, 0.5, -2.0];
 
+/// `B^T` (6x6), `G` (6 x r) and `A^T` ((7 - r) x 6), row-major, of the 6x6-tile transform for an
+/// `r x r` kernel: F(4x4, 3x3) for r = 3 (the matrices of [`Tile::Four`]), F(3x3, 4x4) for r = 4,
+/// both from the points of [`Tile::Four`].
+pub(super) fn six_point_matrices(r: usize) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+    assert!(
+        r == 3 || r == 4,
+        "6x6 Winograd tiles are for 3x3 and 4x4 kernels"
+    );
+    toom_cook(&POINTS4, 7 - r, r)
+}
+
 /// Winograd's matrices for the correlation `y_i = sum_k g_k d_(i+k)` (m outputs, r taps) from
 /// the finite `points` p_j and infinity, by the transposition of Toom-Cook convolution
 /// (evaluate both polynomials at the points, multiply, interpolate):
@@ -146,14 +157,21 @@ fn kron_self(p: &[f32], rows: usize, cols: usize) -> Vec<f32> {
 /// Panics unless `x` `[B, C, H, W]`, `weight` `[Co, C, 3, 3]` and `padding` fit together (the
 /// Winograd kernels' shared precondition).
 pub(super) fn check_3x3(x: &Tensor<4>, weight: &Tensor<4>, padding: Padding) {
+    let [_, _, kh, kw] = weight.dims();
+    assert_eq!([kh, kw], [3, 3], "winograd: kernel must be 3x3");
+    check_square(x, weight, padding);
+}
+
+/// Panics unless `weight` is a square kernel that fits `x`'s channels and size with `padding`.
+pub(super) fn check_square(x: &Tensor<4>, weight: &Tensor<4>, padding: Padding) {
     let [_, c, h, w] = x.dims();
     let [_, ci, kh, kw] = weight.dims();
     assert_eq!(
         c, ci,
         "winograd: input has {c} channels, weight expects {ci}"
     );
-    assert_eq!([kh, kw], [3, 3], "winograd: kernel must be 3x3");
-    padding.check(h, w, [3, 3], "winograd");
+    assert_eq!(kh, kw, "winograd: square kernels only");
+    padding.check(h, w, [kh, kw], "winograd");
 }
 
 /// 3x3 convolution, stride 1, of `x` `[B, C, H, W]` padded by `padding` (1 keeps the size) with

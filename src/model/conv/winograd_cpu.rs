@@ -1,7 +1,9 @@
-//! Inference's 3x3 stride-1 convolution on the CPU: Winograd F(4x4, 3x3) in plain Rust, each
-//! transform one pass over memory, in burn's NCHW layout throughout.
+//! Inference's stride-1 3x3 and 4x4 convolutions on the CPU: Winograd F(4x4, 3x3) and
+//! F(3x3, 4x4) in plain Rust, each transform one pass over memory, in burn's NCHW layout
+//! throughout. Both use 6x6 input tiles (36 products per tile and channel pair instead of 144),
+//! so everything but the three small matrices and the output tile's side is shared.
 //!
-//! [`super::winograd::conv3x3`] writes the same algorithm in burn's tensor ops so that autodiff
+//! [`super::winograd::conv3x3`] writes the 3x3 algorithm in burn's tensor ops so that autodiff
 //! can differentiate it; there each transform is a gather, a [36, 36] matrix product and layout
 //! copies, and about half of an inference layer's time went outside the 36 big products
 //! (BENCHMARKS.md). Inference needs no gradient, so here:
@@ -15,9 +17,10 @@
 //!
 //! Padding is folded into which input row and column each padded position reads, so no padded
 //! copy is made; tiles overhanging the output's edge read zeros and their extra outputs are not
-//! written. Same matrices as [`super::winograd::Tile::Four`] (same rounding behaviour); the
-//! tests compare the result with burn's direct convolution. The vector loops are written once
-//! and compiled twice: for AVX2 + FMA (chosen at run time when the CPU has both) and portably.
+//! written. The matrices come from the interpolation points of [`super::winograd::Tile::Four`]
+//! (same rounding behaviour); the tests compare the results with burn's direct convolution. The
+//! vector loops are written once and compiled twice: for AVX2 + FMA (chosen at run time when
+//! the CPU has both) and portably.
 
 use burn::prelude::*;
 use burn::tensor::TensorData;
@@ -25,29 +28,32 @@ use rayon::prelude::*;
 
 use super::padding::Padding;
 use super::raw::{Mat, SharedMut, floats, product};
-use super::winograd::{Tile, check_3x3};
+use super::winograd::{check_square, six_point_matrices};
 
-/// Output pixels per tile side, input pixels per tile side, positions per tile.
-pub(super) const M: usize = 4;
+/// Input pixels per tile side, positions per tile.
 pub(super) const A: usize = 6;
 pub(super) const POS: usize = A * A;
+/// The largest output tile side (F(4x4, 3x3)).
+const MAX_M: usize = 4;
+/// The largest kernel side (F(3x3, 4x4)).
+const MAX_R: usize = 4;
 
-/// `x` `[B, C, H, W]` convolved with `weight` `[Co, C, 3, 3]` (plus `bias`), stride 1, padded by
-/// `padding` (amount 0 or 1), by F(4x4, 3x3) on the CPU. `x` must be float32 on burn's CPU
-/// backend without autodiff; gives `[B, Co, Ho, Wo]` there.
-pub fn conv3x3_inference(
+/// `x` `[B, C, H, W]` convolved with `weight` `[Co, C, r, r]` (r = 3 or 4, plus `bias`), stride 1,
+/// padded by `padding` (amount 0 or 1), by Winograd on the CPU. `x` must be float32 on burn's
+/// CPU backend without autodiff; gives `[B, Co, Ho, Wo]` there.
+pub fn conv_inference(
     x: Tensor<4>,
     weight: Tensor<4>,
     bias: Option<Tensor<1>>,
     padding: Padding,
 ) -> Tensor<4> {
-    check_3x3(&x, &weight, padding);
+    check_square(&x, &weight, padding);
     let [b, c, h, w] = x.dims();
-    let [co, ..] = weight.dims();
+    let [co, _, r, _] = weight.dims();
     let device = x.device();
     let input = floats(x);
     let bias = bias.map(floats);
-    let layer = Layer::new(c, co, h, w, padding);
+    let layer = Layer::new(c, co, h, w, r, padding);
     let u = layer.weight_transform(&floats(weight));
     let (ho, wo) = (layer.ho, layer.wo);
     let mut out = Vec::with_capacity(b * co * ho * wo);
@@ -68,29 +74,34 @@ pub(super) struct Layer {
     pub(super) w: usize,
     pub(super) ho: usize,
     pub(super) wo: usize,
+    /// Kernel side (3 or 4) and output tile side (`7 - r`: 4 or 3).
+    pub(super) r: usize,
+    pub(super) m: usize,
     /// Tiles per column and per row.
     pub(super) th: usize,
     pub(super) tw: usize,
-    /// For each padded row and column (`th * 4 + 2`, `tw * 4 + 2`), the input row or column it
-    /// reads, or `None` for a zero.
+    /// For each padded row and column (`th * m + r - 1`, `tw * m + r - 1`), the input row or
+    /// column it reads, or `None` for a zero.
     pub(super) rows: Vec<Option<usize>>,
     pub(super) cols: Vec<Option<usize>>,
     /// Padding on each side (0 or 1).
     pub(super) pad: usize,
-    /// `B^T` (6x6), `A^T` (4x6) and `G` (6x3), row-major.
+    /// `B^T` (6x6), `A^T` (m x 6) and `G` (6 x r), row-major (the arrays' tails unused for the
+    /// smaller sizes).
     pub(super) bt: [f32; A * A],
-    pub(super) at: [f32; M * A],
-    pub(super) g: [f32; A * 3],
+    pub(super) at: [f32; MAX_M * A],
+    pub(super) g: [f32; A * MAX_R],
 }
 
 impl Layer {
-    pub(super) fn new(c: usize, co: usize, h: usize, w: usize, padding: Padding) -> Self {
+    pub(super) fn new(c: usize, co: usize, h: usize, w: usize, r: usize, padding: Padding) -> Self {
+        let m = A + 1 - r;
         let p = padding.amount();
-        let (ho, wo) = (h + 2 * p - 2, w + 2 * p - 2);
-        let (th, tw) = (ho.div_ceil(M), wo.div_ceil(M));
+        let (ho, wo) = (h + 2 * p + 1 - r, w + 2 * p + 1 - r);
+        let (th, tw) = (ho.div_ceil(m), wo.div_ceil(m));
         // Padded coordinate q -> input coordinate, or None (padding zeros, or the overhang).
         let sources = |tiles: usize, n: usize| -> Vec<Option<usize>> {
-            (0..tiles * M + 2)
+            (0..tiles * m + r - 1)
                 .map(|q| {
                     (q < n + 2 * p)
                         .then(|| padding.source(q as i64 - p as i64, n))
@@ -98,7 +109,12 @@ impl Layer {
                 })
                 .collect()
         };
-        let (bt, g, at) = Tile::Four.matrices();
+        let (bt, g, at) = six_point_matrices(r);
+        let padded = |v: Vec<f32>, len: usize| -> [f32; MAX_M * A] {
+            let mut out = [0.0; MAX_M * A];
+            out[..len].copy_from_slice(&v);
+            out
+        };
         Layer {
             c,
             co,
@@ -106,51 +122,54 @@ impl Layer {
             w,
             ho,
             wo,
+            r,
+            m,
             th,
             tw,
             rows: sources(th, h),
             cols: sources(tw, w),
             pad: p,
             bt: bt.try_into().expect("B^T is 6x6"),
-            at: at.try_into().expect("A^T is 4x6"),
-            g: g.try_into().expect("G is 6x3"),
+            at: padded(at, m * A),
+            g: padded(g, A * r),
         }
     }
 
     /// `U[ξ][co][c] = (G g G^T)[ξ]` for each filter `g = weight[co][c]`.
     pub(super) fn weight_transform(&self, weight: &[f32]) -> Vec<f32> {
-        let (c, co) = (self.c, self.co);
+        let (c, co, r) = (self.c, self.co, self.r);
         let mut u = Vec::with_capacity(POS * co * c);
         let u_ptr = SharedMut::new(&mut u);
         (0..co).into_par_iter().for_each(|o| {
-            // The 9 taps of output channel o as rows over input channels, then
+            // The r * r taps of output channel o as rows over input channels, then
             // `half[ki][xj] = sum_kj G[xj][kj] g[ki][kj]`.
-            let mut taps = vec![0.0f32; 9 * c];
-            for (i, filter) in weight[o * c * 9..(o + 1) * c * 9]
-                .chunks_exact(9)
+            let mut taps = vec![0.0f32; r * r * c];
+            for (i, filter) in weight[o * c * r * r..(o + 1) * c * r * r]
+                .chunks_exact(r * r)
                 .enumerate()
             {
                 for (k, &tap) in filter.iter().enumerate() {
                     taps[k * c + i] = tap;
                 }
             }
-            let mut half = vec![0.0f32; 3 * A * c];
-            for ki in 0..3 {
-                let rows: [&[f32]; 3] = std::array::from_fn(|kj| &taps[(ki * 3 + kj) * c..][..c]);
+            let mut half = vec![0.0f32; r * A * c];
+            for ki in 0..r {
+                let rows: [&[f32]; MAX_R] =
+                    std::array::from_fn(|kj| &taps[(ki * r + kj.min(r - 1)) * c..][..c]);
                 for xj in 0..A {
                     let out = &mut half[(ki * A + xj) * c..][..c];
-                    simd::combine(out, &self.g[xj * 3..][..3], &rows);
+                    simd::combine(out, &self.g[xj * r..][..r], &rows[..r]);
                 }
             }
             // U[xi][xj] = sum_ki G[xi][ki] half[ki][xj]
             for xi in 0..A {
                 for xj in 0..A {
-                    let rows: [&[f32]; 3] =
-                        std::array::from_fn(|ki| &half[(ki * A + xj) * c..][..c]);
+                    let rows: [&[f32]; MAX_R] =
+                        std::array::from_fn(|ki| &half[(ki.min(r - 1) * A + xj) * c..][..c]);
                     // SAFETY: row (ξ, o) of `u` is written by the task for channel o only, and
                     // all POS * co rows are written before `set_len` below.
                     let row = unsafe { u_ptr.slice(((xi * A + xj) * co + o) * c, c) };
-                    simd::combine(row, &self.g[xi * 3..][..3], &rows);
+                    simd::combine(row, &self.g[xi * r..][..r], &rows[..r]);
                 }
             }
         });
@@ -300,7 +319,7 @@ mod simd {
     /// them, a library call otherwise).
     macro_rules! kernels {
         ($($attr:meta)?; $fma:expr) => {
-            use super::super::{Layer, A, M, POS};
+            use super::super::{Layer, A, MAX_M, POS};
 
             #[inline(always)]
             fn madd(a: f32, b: f32, c: f32) -> f32 {
@@ -322,15 +341,23 @@ mod simd {
 
             $(#[$attr])?
             pub fn combine(out: &mut [f32], coefs: &[f32], rows: &[&[f32]]) {
-                // Three rows (the weight transform's): one pass.
-                if let (&[c0, c1, c2], &[r0, r1, r2]) = (coefs, rows) {
-                    let n = out.len();
-                    let (r0, r1, r2) = (&r0[..n], &r1[..n], &r2[..n]);
-                    for x in 0..n {
-                        out[x] = madd(c2, r2[x], madd(c1, r1[x], c0 * r0[x]));
+                // Three or four rows (the weight transform's): one pass.
+                let n = out.len();
+                match (coefs, rows) {
+                    (&[c0, c1, c2], &[r0, r1, r2]) => {
+                        let (r0, r1, r2) = (&r0[..n], &r1[..n], &r2[..n]);
+                        for x in 0..n {
+                            out[x] = madd(c2, r2[x], madd(c1, r1[x], c0 * r0[x]));
+                        }
                     }
-                } else {
-                    combine_inline(out, coefs, rows)
+                    (&[c0, c1, c2, c3], &[r0, r1, r2, r3]) => {
+                        let (r0, r1, r2, r3) = (&r0[..n], &r1[..n], &r2[..n], &r3[..n]);
+                        for x in 0..n {
+                            let acc = madd(c2, r2[x], madd(c1, r1[x], c0 * r0[x]));
+                            out[x] = madd(c3, r3[x], acc);
+                        }
+                    }
+                    _ => combine_inline(out, coefs, rows),
                 }
             }
 
@@ -353,17 +380,17 @@ mod simd {
 
             $(#[$attr])?
             pub fn input_plane(layer: &Layer, plane: &[f32], dst: &mut [&mut [f32]; POS]) {
-                let (w, tw) = (layer.w, layer.tw);
-                let wp = tw * M + 2;
+                let (w, tw, m) = (layer.w, layer.tw, layer.m);
+                let wp = tw * m + layer.r - 1;
                 let mut padded = vec![0.0f32; A * wp];
                 let mut columns = vec![0.0f32; A * wp];
-                // Columns 4k + p of a transformed row, for each phase p: tile tx reads phase
-                // j % 4 at k = tx + j / 4 for its column j.
-                let mut phases = vec![0.0f32; M * (tw + 1)];
+                // Columns m k + p of a transformed row, for each phase p: tile tx reads phase
+                // j % m at k = tx + j / m for its column j.
+                let mut phases = vec![0.0f32; m * (tw + 1)];
                 for ty in 0..layer.th {
                     // The tile row's six padded input rows.
                     for (r, row) in padded.chunks_exact_mut(wp).enumerate() {
-                        match layer.rows[ty * M + r] {
+                        match layer.rows[ty * m + r] {
                             Some(iy) => {
                                 let src = &plane[iy * w..(iy + 1) * w];
                                 // The input row in one copy, then the padded edges.
@@ -381,23 +408,33 @@ mod simd {
                     for (i, out) in columns.chunks_exact_mut(wp).enumerate() {
                         combine6(out, &layer.bt[i * A..][..A], &padded_rows);
                     }
-                    // Along the rows: V[i][j][tx] = sum_q B^T[j][q] columns[i][4 tx + q].
+                    // Along the rows: V[i][j][tx] = sum_q B^T[j][q] columns[i][m tx + q].
                     for i in 0..A {
                         let row = &columns[i * wp..][..wp];
-                        // Phases 0 and 1 have tw + 1 columns, 2 and 3 tw (their last unused).
-                        let (p0, rest) = phases.split_at_mut(tw + 1);
-                        let (p1, rest) = rest.split_at_mut(tw + 1);
-                        let (p2, p3) = rest.split_at_mut(tw + 1);
-                        for (k, four) in row[..tw * M].chunks_exact(M).enumerate() {
-                            p0[k] = four[0];
-                            p1[k] = four[1];
-                            p2[k] = four[2];
-                            p3[k] = four[3];
+                        if m == 4 {
+                            // Phases 0 and 1 have tw + 1 columns, 2 and 3 tw (their last unused).
+                            let (p0, rest) = phases.split_at_mut(tw + 1);
+                            let (p1, rest) = rest.split_at_mut(tw + 1);
+                            let (p2, p3) = rest.split_at_mut(tw + 1);
+                            for (k, four) in row[..tw * 4].chunks_exact(4).enumerate() {
+                                p0[k] = four[0];
+                                p1[k] = four[1];
+                                p2[k] = four[2];
+                                p3[k] = four[3];
+                            }
+                        } else {
+                            for (k, group) in row[..tw * m].chunks_exact(m).enumerate() {
+                                for (p, &v) in group.iter().enumerate() {
+                                    phases[p * (tw + 1) + k] = v;
+                                }
+                            }
                         }
-                        p0[tw] = row[tw * M];
-                        p1[tw] = row[tw * M + 1];
+                        // The last r - 1 padded columns start phases 0.. at k = tw.
+                        for (p, &v) in row[tw * m..].iter().enumerate() {
+                            phases[p * (tw + 1) + tw] = v;
+                        }
                         let taps: [&[f32]; A] = std::array::from_fn(|q| {
-                            &phases[(q % M) * (tw + 1) + q / M..][..tw]
+                            &phases[(q % m) * (tw + 1) + q / m..][..tw]
                         });
                         for j in 0..A {
                             let out = &mut dst[i * A + j][ty * tw..(ty + 1) * tw];
@@ -408,42 +445,51 @@ mod simd {
             }
 
             $(#[$attr])?
-            pub fn output_plane(layer: &Layer, m: &[&[f32]; POS], bias: f32, plane: &mut [f32]) {
-                let (wo, tw) = (layer.wo, layer.tw);
+            pub fn output_plane(layer: &Layer, mm: &[&[f32]; POS], bias: f32, plane: &mut [f32]) {
+                let (wo, tw, m) = (layer.wo, layer.tw, layer.m);
                 // across[i][jj][tx] = sum_j A^T[jj][j] M[i][j][tx], then
                 // y[ii][jj][tx] = bias + sum_i A^T[ii][i] across[i][jj][tx].
-                let mut across = vec![0.0f32; A * M * tw];
-                let mut y = vec![0.0f32; M * tw];
+                let mut across = vec![0.0f32; A * m * tw];
+                let mut y = vec![0.0f32; MAX_M * tw];
                 for ty in 0..layer.th {
                     for i in 0..A {
                         let rows: [&[f32]; A] =
-                            std::array::from_fn(|j| &m[i * A + j][ty * tw..(ty + 1) * tw]);
-                        for jj in 0..M {
-                            let out = &mut across[(i * M + jj) * tw..][..tw];
+                            std::array::from_fn(|j| &mm[i * A + j][ty * tw..(ty + 1) * tw]);
+                        for jj in 0..m {
+                            let out = &mut across[(i * m + jj) * tw..][..tw];
                             combine6(out, &layer.at[jj * A..][..A], &rows);
                         }
                     }
-                    for ii in 0..M.min(layer.ho - ty * M) {
-                        for jj in 0..M {
+                    for ii in 0..m.min(layer.ho - ty * m) {
+                        for jj in 0..m {
                             let rows: [&[f32]; A] =
-                                std::array::from_fn(|i| &across[(i * M + jj) * tw..][..tw]);
+                                std::array::from_fn(|i| &across[(i * m + jj) * tw..][..tw]);
                             let out = &mut y[jj * tw..(jj + 1) * tw];
                             combine6(out, &layer.at[ii * A..][..A], &rows);
                         }
-                        // Interleave the four columns of each tile into the output row (in
-                        // groups of four, which the compiler turns into vector shuffles; the
+                        // Interleave the m columns of each tile into the output row (for m = 4
+                        // in groups of four, which the compiler turns into vector shuffles; the
                         // last tile may overhang the row).
-                        let row = &mut plane[(ty * M + ii) * wo..][..wo];
-                        let whole = wo / M;
-                        let [y0, y1, y2, y3] = std::array::from_fn(|jj| &y[jj * tw..][..whole]);
-                        for (k, four) in row.chunks_exact_mut(M).enumerate() {
-                            four[0] = y0[k] + bias;
-                            four[1] = y1[k] + bias;
-                            four[2] = y2[k] + bias;
-                            four[3] = y3[k] + bias;
+                        let row = &mut plane[(ty * m + ii) * wo..][..wo];
+                        let whole = wo / m;
+                        if m == 4 {
+                            let [y0, y1, y2, y3] =
+                                std::array::from_fn(|jj| &y[jj * tw..][..whole]);
+                            for (k, four) in row.chunks_exact_mut(4).enumerate() {
+                                four[0] = y0[k] + bias;
+                                four[1] = y1[k] + bias;
+                                four[2] = y2[k] + bias;
+                                four[3] = y3[k] + bias;
+                            }
+                        } else {
+                            for (k, group) in row.chunks_exact_mut(m).enumerate() {
+                                for (jj, value) in group.iter_mut().enumerate() {
+                                    *value = y[jj * tw + k] + bias;
+                                }
+                            }
                         }
-                        for x in whole * M..wo {
-                            row[x] = y[(x % M) * tw + x / M] + bias;
+                        for x in whole * m..wo {
+                            row[x] = y[(x % m) * tw + x / m] + bias;
                         }
                     }
                 }
@@ -467,22 +513,25 @@ mod tests {
     use crate::model::conv::burn_conv2d;
     use cyclegan_testkit::pseudo_random;
 
-    /// Equals burn's direct convolution for both paddings, odd sizes (tiles overhanging the
-    /// edge), batch 2 and a bias; also the portable build of the loops.
+    /// Equals burn's direct convolution for 3x3 and 4x4 kernels, both paddings, odd sizes
+    /// (tiles overhanging the edge), batch 2 and a bias.
     #[test]
     fn matches_the_direct_convolution() {
         let device = Device::flex();
-        for (b, c, co, h, w, padding) in [
-            (1, 8, 16, 9, 13, Padding::Reflect(1)),
-            (2, 5, 3, 7, 6, Padding::Zeros(1)),
-            (1, 16, 8, 4, 4, Padding::Zeros(0)),
+        for (b, c, co, h, w, k, padding) in [
+            (1, 8, 16, 9, 13, 3, Padding::Reflect(1)),
+            (2, 5, 3, 7, 6, 3, Padding::Zeros(1)),
+            (1, 16, 8, 4, 4, 3, Padding::Zeros(0)),
+            (1, 8, 16, 9, 13, 4, Padding::Zeros(1)),
+            (2, 5, 3, 8, 7, 4, Padding::Zeros(1)),
+            (1, 16, 8, 6, 5, 4, Padding::Zeros(0)),
         ] {
             let x = Tensor::<4>::from_data(
                 TensorData::new(pseudo_random(b * c * h * w, 1), [b, c, h, w]),
                 &device,
             );
             let weight = Tensor::<4>::from_data(
-                TensorData::new(pseudo_random(co * c * 9, 2), [co, c, 3, 3]),
+                TensorData::new(pseudo_random(co * c * k * k, 2), [co, c, k, k]),
                 &device,
             );
             let bias = Tensor::<1>::from_data(TensorData::new(pseudo_random(co, 3), [co]), &device);
@@ -493,7 +542,7 @@ mod tests {
                 [1, 1],
                 padding,
             );
-            let got = conv3x3_inference(x, weight, Some(bias), padding);
+            let got = conv_inference(x, weight, Some(bias), padding);
             assert_eq!(got.dims(), want.dims());
             let (got, want) = (floats(got), floats(want));
             let worst = got
@@ -503,23 +552,26 @@ mod tests {
                 .fold(0.0, f32::max);
             assert!(
                 worst < 1e-4,
-                "{padding:?} {b}x{c}x{h}x{w}: worst difference {worst}"
+                "{k}x{k} {padding:?} {b}x{c}x{h}x{w}: worst difference {worst}"
             );
         }
     }
 
+    /// The portable build of the loops gives what the dispatched (AVX2) one does.
     #[test]
     fn portable_loops_equal_the_dispatched_ones() {
-        let layer = Layer::new(3, 3, 9, 13, Padding::Reflect(1));
-        let plane = pseudo_random(9 * 13, 4);
-        let tiles = layer.th * layer.tw;
-        let (mut v1, mut v2) = (vec![0.0; POS * tiles], vec![0.0; POS * tiles]);
-        let mut d1: Vec<&mut [f32]> = v1.chunks_exact_mut(tiles).collect();
-        let mut d2: Vec<&mut [f32]> = v2.chunks_exact_mut(tiles).collect();
-        simd::input_plane(&layer, &plane, (&mut d1[..]).try_into().unwrap());
-        simd::portable::input_plane(&layer, &plane, (&mut d2[..]).try_into().unwrap());
-        for (a, b) in v1.iter().zip(&v2) {
-            assert!((a - b).abs() < 1e-5, "{a} vs {b}");
+        for r in [3, 4] {
+            let layer = Layer::new(3, 3, 9, 13, r, Padding::Reflect(1));
+            let plane = pseudo_random(9 * 13, 4);
+            let tiles = layer.th * layer.tw;
+            let (mut v1, mut v2) = (vec![0.0; POS * tiles], vec![0.0; POS * tiles]);
+            let mut d1: Vec<&mut [f32]> = v1.chunks_exact_mut(tiles).collect();
+            let mut d2: Vec<&mut [f32]> = v2.chunks_exact_mut(tiles).collect();
+            simd::input_plane(&layer, &plane, (&mut d1[..]).try_into().unwrap());
+            simd::portable::input_plane(&layer, &plane, (&mut d2[..]).try_into().unwrap());
+            for (a, b) in v1.iter().zip(&v2) {
+                assert!((a - b).abs() < 1e-5, "{r}x{r}: {a} vs {b}");
+            }
         }
     }
 }

@@ -1,6 +1,6 @@
-//! Training's 3x3 stride-1 convolution on the CPU: the plain-Rust Winograd F(4x4, 3x3) of
-//! [`super::winograd_cpu`] with a handwritten backward pass, registered with burn's autodiff as
-//! one operation (a burn backend extension).
+//! Training's stride-1 3x3 and 4x4 convolutions on the CPU: the plain-Rust Winograd F(4x4, 3x3)
+//! and F(3x3, 4x4) of [`super::winograd_cpu`] with a handwritten backward pass, registered with
+//! burn's autodiff as one operation (a burn backend extension).
 //!
 //! [`super::winograd::conv3x3`] builds the same convolution from burn tensor ops, and autodiff
 //! keeps every intermediate of it (gathered tiles, transformed tiles, products) until the
@@ -28,21 +28,21 @@ use rayon::prelude::*;
 use super::input_weight_op::{InputWeightKernel, differentiable};
 use super::padding::Padding;
 use super::raw::{Mat, SharedMut, flex_dims, flex_values, parallel_zeros, product, unwritten};
-use super::winograd::check_3x3;
-use super::winograd_cpu::{A, Layer, M, POS};
+use super::winograd::check_square;
+use super::winograd_cpu::{A, Layer, POS};
 
-/// `x` `[B, C, H, W]` convolved with `weight` `[Co, C, 3, 3]` plus `bias`, stride 1, padded by
-/// `padding` (0 or 1), by F(4x4, 3x3) on the CPU, differentiable. `x` must be float32 on burn's
-/// CPU backend (with autodiff, or without).
-pub fn conv3x3_train(
+/// `x` `[B, C, H, W]` convolved with `weight` `[Co, C, r, r]` (r = 3 or 4) plus `bias`, stride 1,
+/// padded by `padding` (0 or 1), by Winograd on the CPU, differentiable. `x` must be float32 on
+/// burn's CPU backend (with autodiff, or without).
+pub fn conv_train(
     x: Tensor<4>,
     weight: Tensor<4>,
     bias: Option<Tensor<1>>,
     padding: Padding,
 ) -> Tensor<4> {
-    check_3x3(&x, &weight, padding);
+    check_square(&x, &weight, padding);
     let [co, ..] = weight.dims();
-    let y = Tensor::<4>::from_dispatch(<Dispatch as WinogradCpu>::winograd3x3(
+    let y = Tensor::<4>::from_dispatch(<Dispatch as WinogradCpu>::winograd(
         x.into_dispatch(),
         weight.into_dispatch(),
         padding,
@@ -56,8 +56,8 @@ pub fn conv3x3_train(
 /// The operation, for burn's CPU backend with and without autodiff.
 #[backend_extension(Flex, Autodiff)]
 pub trait WinogradCpu: Backend {
-    /// `x` `[B, C, H, W]` convolved with `weight` `[Co, C, 3, 3]` (no bias), stride 1.
-    fn winograd3x3(
+    /// `x` `[B, C, H, W]` convolved with `weight` `[Co, C, r, r]` (no bias), stride 1.
+    fn winograd(
         x: FloatTensor<Self>,
         weight: FloatTensor<Self>,
         padding: Padding,
@@ -65,26 +65,26 @@ pub trait WinogradCpu: Backend {
 }
 
 impl WinogradCpu for Flex {
-    fn winograd3x3(x: FlexTensor, weight: FlexTensor, padding: Padding) -> FlexTensor {
+    fn winograd(x: FlexTensor, weight: FlexTensor, padding: Padding) -> FlexTensor {
         forward(&x, &weight, padding)
     }
 }
 
 impl<C: CheckpointStrategy> WinogradCpu for Autodiff<Flex, C> {
-    fn winograd3x3(
+    fn winograd(
         x: FloatTensor<Self>,
         weight: FloatTensor<Self>,
         padding: Padding,
     ) -> FloatTensor<Self> {
-        differentiable::<Winograd3x3, C>(x, weight, padding)
+        differentiable::<WinogradConv, C>(x, weight, padding)
     }
 }
 
 /// The kernel, for [`differentiable`].
 #[derive(Debug)]
-struct Winograd3x3;
+struct WinogradConv;
 
-impl InputWeightKernel for Winograd3x3 {
+impl InputWeightKernel for WinogradConv {
     type Settings = Padding;
 
     fn forward(x: &FlexTensor, weight: &FlexTensor, settings: Padding) -> FlexTensor {
@@ -97,10 +97,9 @@ impl InputWeightKernel for Winograd3x3 {
         dy: &FlexTensor,
         settings: Padding,
         want_dx: bool,
-        _want_dw: bool,
+        want_dw: bool,
     ) -> (Option<FlexTensor>, Option<FlexTensor>) {
-        let (dx, dw) = backward(x, weight, dy, settings, want_dx);
-        (dx, Some(dw))
+        backward(x, weight, dy, settings, want_dx, want_dw)
     }
 }
 
@@ -111,8 +110,8 @@ fn tensor(values: Vec<f32>, dims: [usize; 4]) -> FlexTensor {
 /// The forward pass (no bias).
 fn forward(x: &FlexTensor, weight: &FlexTensor, padding: Padding) -> FlexTensor {
     let [b, c, h, w] = flex_dims(x);
-    let [co, ..] = flex_dims(weight);
-    let layer = Layer::new(c, co, h, w, padding);
+    let [co, _, r, _] = flex_dims(weight);
+    let layer = Layer::new(c, co, h, w, r, padding);
     let u = layer.weight_transform(&flex_values(weight));
     let input = flex_values(x);
     let (ho, wo) = (layer.ho, layer.wo);
@@ -126,17 +125,19 @@ fn forward(x: &FlexTensor, weight: &FlexTensor, padding: Padding) -> FlexTensor 
     tensor(out, [b, co, ho, wo])
 }
 
-/// The gradients of the input (when `want_dx`) and of the weight, given the output's `dy`.
+/// The gradients of the input (when `want_dx`) and of the weight (when `want_dw`), given the
+/// output's `dy`.
 fn backward(
     x: &FlexTensor,
     weight: &FlexTensor,
     dy: &FlexTensor,
     padding: Padding,
     want_dx: bool,
-) -> (Option<FlexTensor>, FlexTensor) {
+    want_dw: bool,
+) -> (Option<FlexTensor>, Option<FlexTensor>) {
     let [b, c, h, w] = flex_dims(x);
-    let [co, ..] = flex_dims(weight);
-    let layer = Layer::new(c, co, h, w, padding);
+    let [co, _, r, _] = flex_dims(weight);
+    let layer = Layer::new(c, co, h, w, r, padding);
     let u = layer.weight_transform(&flex_values(weight));
     let (input, dy) = (flex_values(x), flex_values(dy));
     let (tiles, pitch) = (layer.tiles(), layer.pitch());
@@ -147,29 +148,30 @@ fn backward(
     let mut du = Vec::<f32>::with_capacity(POS * co * c);
     for n in 0..b {
         let dm = layer.output_adjoint(&dy[n * co * plane_out..][..co * plane_out]);
-        let v = layer.input_transform(&input[n * c * plane_in..][..c * plane_in]);
-        // dU[ξ] += dM[ξ] @ V[ξ]^T: [Co, tiles] @ [tiles, C], one product per ξ.
-        let du_ptr = SharedMut::new(&mut du);
-        (0..POS).into_par_iter().for_each(|pos| {
-            // SAFETY: product ξ writes only block ξ of `du`; `dm` and `v` are read in their ξ
-            // rows.
-            unsafe {
-                product(
-                    co,
-                    c,
-                    tiles,
-                    Mat::rows(du_ptr.ptr().add(pos * co * c), c),
-                    n > 0,
-                    Mat::rows(dm.as_ptr().add(pos * pitch), POS * pitch),
-                    Mat::transposed(v.as_ptr().add(pos * pitch), POS * pitch),
-                    false,
-                );
+        if want_dw {
+            let v = layer.input_transform(&input[n * c * plane_in..][..c * plane_in]);
+            // dU[ξ] += dM[ξ] @ V[ξ]^T: [Co, tiles] @ [tiles, C], one product per ξ.
+            let du_ptr = SharedMut::new(&mut du);
+            (0..POS).into_par_iter().for_each(|pos| {
+                // SAFETY: product ξ writes only block ξ of `du`; `dm` and `v` are read in their ξ
+                // rows.
+                unsafe {
+                    product(
+                        co,
+                        c,
+                        tiles,
+                        Mat::rows(du_ptr.ptr().add(pos * co * c), c),
+                        n > 0,
+                        Mat::rows(dm.as_ptr().add(pos * pitch), POS * pitch),
+                        Mat::transposed(v.as_ptr().add(pos * pitch), POS * pitch),
+                        false,
+                    );
+                }
+            });
+            if n == 0 {
+                // SAFETY: the first image's products wrote every element of every ξ block.
+                unsafe { du.set_len(POS * co * c) };
             }
-        });
-        drop(v);
-        if n == 0 {
-            // SAFETY: the first image's products wrote every element of every ξ block.
-            unsafe { du.set_len(POS * co * c) };
         }
         if let Some(dx) = dx.as_mut() {
             let dv = layer.input_gradient_tiles(&u, &dm);
@@ -182,10 +184,9 @@ fn backward(
                 });
         }
     }
-    let dw = layer.weight_adjoint(&du);
     (
         dx.map(|dx| tensor(dx, [b, c, h, w])),
-        tensor(dw, [co, c, 3, 3]),
+        want_dw.then(|| tensor(layer.weight_adjoint(&du), [co, c, r, r])),
     )
 }
 
@@ -221,10 +222,11 @@ impl Layer {
         input_adjoint_plane(self, dv, plane)
     }
 
-    /// `dg = G^T dU G` for every filter: `du` `[ξ][Co][C]` to `[Co, C, 3, 3]`.
+    /// `dg = G^T dU G` for every filter: `du` `[ξ][Co][C]` to `[Co, C, r, r]`.
     fn weight_adjoint(&self, du: &[f32]) -> Vec<f32> {
-        let mut dw = parallel_zeros(self.co * self.c * 9);
-        dw.par_chunks_exact_mut(self.c * 9)
+        let kk = self.r * self.r;
+        let mut dw = parallel_zeros(self.co * self.c * kk);
+        dw.par_chunks_exact_mut(self.c * kk)
             .enumerate()
             .for_each(|(o, out)| weight_adjoint_filter(self, du, o, out));
         dw
@@ -278,41 +280,72 @@ fn weighted_sum<const N: usize>(
     }
 }
 
+/// [`weighted_sum`] over `rows.len()` rows (3, 4 or 6: the transforms' matrix sides).
+#[inline(always)]
+fn weighted_sum_of(out: &mut [f32], coefs: &[f32], rows: &[&[f32]], accumulate: bool) {
+    match rows.len() {
+        3 => weighted_sum::<3>(
+            out,
+            std::array::from_fn(|k| coefs[k]),
+            std::array::from_fn(|k| rows[k]),
+            accumulate,
+        ),
+        4 => weighted_sum::<4>(
+            out,
+            std::array::from_fn(|k| coefs[k]),
+            std::array::from_fn(|k| rows[k]),
+            accumulate,
+        ),
+        6 => weighted_sum::<6>(
+            out,
+            std::array::from_fn(|k| coefs[k]),
+            std::array::from_fn(|k| rows[k]),
+            accumulate,
+        ),
+        n => unreachable!("no {n}-row transform"),
+    }
+}
+
 vectorised! {
     /// [`Layer::output_adjoint`] for one output channel: its gradient `plane` `[Ho, Wo]` to its
     /// rows `out` `[ξ][tile]` of `dM` (each written whole, so need not be zeroed).
     fn output_adjoint_plane(layer: &Layer, plane: &[f32], out: &mut [f32]) {
-        let (pitch, tw) = (layer.pitch(), layer.tw);
+        let (pitch, tw, m) = (layer.pitch(), layer.tw, layer.m);
         // dyt[ii][jj][tx], then across[i][jj][tx] = sum_ii A^T[ii][i] dyt[ii][jj][tx],
         // then dM[i][j][tx] = sum_jj A^T[jj][j] across[i][jj][tx].
-        let mut dyt = vec![0.0f32; M * M * tw];
-        let mut across = vec![0.0f32; A * M * tw];
+        let mut dyt = vec![0.0f32; m * m * tw];
+        let mut across = vec![0.0f32; A * m * tw];
+        let mut coefs = [0.0f32; A];
         for ty in 0..layer.th {
             dyt.fill(0.0);
-            for ii in 0..M.min(layer.ho - ty * M) {
-                let row = &plane[(ty * M + ii) * layer.wo..][..layer.wo];
-                for (x, &g) in row.iter().enumerate() {
-                    dyt[(ii * M + x % M) * tw + x / M] = g;
+            for ii in 0..m.min(layer.ho - ty * m) {
+                let row = &plane[(ty * m + ii) * layer.wo..][..layer.wo];
+                for (k, group) in row.chunks(m).enumerate() {
+                    for (jj, &g) in group.iter().enumerate() {
+                        dyt[(ii * m + jj) * tw + k] = g;
+                    }
                 }
             }
             for i in 0..A {
-                for jj in 0..M {
-                    weighted_sum::<M>(
-                        &mut across[(i * M + jj) * tw..][..tw],
-                        std::array::from_fn(|ii| layer.at[ii * A + i]),
-                        std::array::from_fn(|ii| &dyt[(ii * M + jj) * tw..][..tw]),
-                        false,
-                    );
+                for (ii, coef) in coefs[..m].iter_mut().enumerate() {
+                    *coef = layer.at[ii * A + i];
+                }
+                for jj in 0..m {
+                    let rows: [&[f32]; 4] =
+                        std::array::from_fn(|ii| &dyt[(ii.min(m - 1) * m + jj) * tw..][..tw]);
+                    let out = &mut across[(i * m + jj) * tw..][..tw];
+                    weighted_sum_of(out, &coefs, &rows[..m], false);
                 }
             }
-            for i in 0..A {
-                for j in 0..A {
-                    weighted_sum::<M>(
-                        &mut out[(i * A + j) * pitch + ty * tw..][..tw],
-                        std::array::from_fn(|jj| layer.at[jj * A + j]),
-                        std::array::from_fn(|jj| &across[(i * M + jj) * tw..][..tw]),
-                        false,
-                    );
+            for j in 0..A {
+                for (jj, coef) in coefs[..m].iter_mut().enumerate() {
+                    *coef = layer.at[jj * A + j];
+                }
+                for i in 0..A {
+                    let rows: [&[f32]; 4] =
+                        std::array::from_fn(|jj| &across[(i * m + jj.min(m - 1)) * tw..][..tw]);
+                    let out = &mut out[(i * A + j) * pitch + ty * tw..][..tw];
+                    weighted_sum_of(out, &coefs, &rows[..m], false);
                 }
             }
         }
@@ -322,35 +355,39 @@ vectorised! {
 vectorised! {
     /// [`Layer::input_adjoint`].
     fn input_adjoint_plane(layer: &Layer, dv: &[f32], plane: &mut [f32]) {
-        let (pitch, tw, w) = (layer.pitch(), layer.tw, layer.w);
-        let wp = tw * M + 2;
-        // Per phase p, dcolumns[i][4 k + p] accumulated at [p][k] (contiguous in k).
-        let mut phases = vec![0.0f32; M * (tw + 1)];
+        let (pitch, tw, w, m) = (layer.pitch(), layer.tw, layer.w, layer.m);
+        let wp = tw * m + layer.r - 1;
+        // Per phase p, dcolumns[i][m k + p] accumulated at [p][k] (contiguous in k).
+        let mut phases = vec![0.0f32; m * (tw + 1)];
         let mut columns = vec![0.0f32; A * wp];
         let mut padded = vec![0.0f32; wp];
         for ty in 0..layer.th {
             for i in 0..A {
-                // Along the rows: dcolumns[i][4 tx + q] += sum_j B^T[j][q] dV[i][j][tx].
-                // Columns q < 4 start phase q; 4 and 5 add to phases 0 and 1 one tile on.
-                phases[tw] = 0.0;
-                phases[2 * tw + 1] = 0.0;
+                // Along the rows: dcolumns[i][m tx + q] += sum_j B^T[j][q] dV[i][j][tx].
+                // Columns q < m start phase q; the others add to phase q - m one tile on (so
+                // those phases' last entries start at zero).
+                for p in 0..A - m {
+                    phases[p * (tw + 1) + tw] = 0.0;
+                }
                 for q in 0..A {
                     weighted_sum::<A>(
-                        &mut phases[(q % M) * (tw + 1) + q / M..][..tw],
+                        &mut phases[(q % m) * (tw + 1) + q / m..][..tw],
                         std::array::from_fn(|j| layer.bt[j * A + q]),
                         std::array::from_fn(|j| &dv[(i * A + j) * pitch + ty * tw..][..tw]),
-                        q >= M,
+                        q >= m,
                     );
                 }
                 let row = &mut columns[i * wp..][..wp];
-                for (x, value) in row.iter_mut().enumerate() {
-                    *value = phases[(x % M) * (tw + 1) + x / M];
+                for (k, group) in row.chunks_mut(m).enumerate() {
+                    for (p, value) in group.iter_mut().enumerate() {
+                        *value = phases[p * (tw + 1) + k];
+                    }
                 }
             }
             // Down the columns: dpadded[r] = sum_i B^T[i][r] dcolumns[i], added where row r
             // and each column read from.
             for r in 0..A {
-                let Some(iy) = layer.rows[ty * M + r] else {
+                let Some(iy) = layer.rows[ty * m + r] else {
                     continue;
                 };
                 weighted_sum::<A>(
@@ -371,34 +408,34 @@ vectorised! {
 }
 
 vectorised! {
-    /// [`Layer::weight_adjoint`] for output channel `o`: its filters `out` `[C, 3, 3]`.
+    /// [`Layer::weight_adjoint`] for output channel `o`: its filters `out` `[C, r, r]`.
     fn weight_adjoint_filter(layer: &Layer, du: &[f32], o: usize, out: &mut [f32]) {
-        let (c, co) = (layer.c, layer.co);
+        let (c, co, r) = (layer.c, layer.co, layer.r);
         // half[xi][kj][i] = sum_xj G[xj][kj] dU[xi][xj][o][i], then
         // taps[ki][kj][i] = sum_xi G[xi][ki] half[xi][kj][i].
-        let mut half = vec![0.0f32; A * 3 * c];
+        let mut half = vec![0.0f32; A * r * c];
         for xi in 0..A {
-            for kj in 0..3 {
+            for kj in 0..r {
                 weighted_sum::<A>(
-                    &mut half[(xi * 3 + kj) * c..][..c],
-                    std::array::from_fn(|xj| layer.g[xj * 3 + kj]),
+                    &mut half[(xi * r + kj) * c..][..c],
+                    std::array::from_fn(|xj| layer.g[xj * r + kj]),
                     std::array::from_fn(|xj| &du[((xi * A + xj) * co + o) * c..][..c]),
                     false,
                 );
             }
         }
-        let mut taps = vec![0.0f32; 9 * c];
-        for ki in 0..3 {
-            for kj in 0..3 {
+        let mut taps = vec![0.0f32; r * r * c];
+        for ki in 0..r {
+            for kj in 0..r {
                 weighted_sum::<A>(
-                    &mut taps[(ki * 3 + kj) * c..][..c],
-                    std::array::from_fn(|xi| layer.g[xi * 3 + ki]),
-                    std::array::from_fn(|xi| &half[(xi * 3 + kj) * c..][..c]),
+                    &mut taps[(ki * r + kj) * c..][..c],
+                    std::array::from_fn(|xi| layer.g[xi * r + ki]),
+                    std::array::from_fn(|xi| &half[(xi * r + kj) * c..][..c]),
                     false,
                 );
             }
         }
-        for (i, filter) in out.chunks_exact_mut(9).enumerate() {
+        for (i, filter) in out.chunks_exact_mut(r * r).enumerate() {
             for (k, tap) in filter.iter_mut().enumerate() {
                 *tap = taps[k * c + i];
             }
@@ -413,20 +450,23 @@ mod tests {
     use crate::model::conv::raw::gradient_check::{assert_agree, run, tracked};
 
     /// Output and the gradients of input, weight and bias equal burn's direct convolution's,
-    /// for both paddings, odd sizes (overhanging tiles), batch 2.
+    /// for 3x3 and 4x4 kernels, both paddings, odd sizes (overhanging tiles), batch 2.
     #[test]
     fn output_and_gradients_match_the_direct_convolution() {
-        for (b, c, co, h, w, padding) in [
-            (1, 8, 16, 9, 13, Padding::Reflect(1)),
-            (2, 5, 3, 7, 6, Padding::Zeros(1)),
-            (1, 6, 4, 8, 8, Padding::Zeros(0)),
-            (2, 4, 4, 4, 5, Padding::Reflect(1)),
+        for (b, c, co, h, w, k, padding) in [
+            (1, 8, 16, 9, 13, 3, Padding::Reflect(1)),
+            (2, 5, 3, 7, 6, 3, Padding::Zeros(1)),
+            (1, 6, 4, 8, 8, 3, Padding::Zeros(0)),
+            (2, 4, 4, 4, 5, 3, Padding::Reflect(1)),
+            (1, 8, 16, 9, 13, 4, Padding::Zeros(1)),
+            (2, 5, 3, 8, 7, 4, Padding::Zeros(1)),
+            (1, 6, 4, 7, 8, 4, Padding::Zeros(0)),
         ] {
             let x = tracked([b, c, h, w], 1);
-            let wt = tracked([co, c, 3, 3], 2);
+            let wt = tracked([co, c, k, k], 2);
             let bias = tracked([co], 3);
             let ours = run(
-                |x, wt, bias| conv3x3_train(x, wt, Some(bias), padding),
+                |x, wt, bias| conv_train(x, wt, Some(bias), padding),
                 &x,
                 &wt,
                 &bias,
@@ -440,7 +480,7 @@ mod tests {
             assert_agree(
                 ours,
                 reference,
-                &format!("{padding:?} {b}x{c}x{h}x{w} -> {co}"),
+                &format!("{k}x{k} {padding:?} {b}x{c}x{h}x{w} -> {co}"),
             );
         }
     }
