@@ -243,8 +243,10 @@ pub(super) unsafe fn product(
     rhs: Mat,
     threads: bool,
 ) {
-    /// Rows of `gemm`'s AVX2 micro-kernel: row blocks start at multiples of it.
+    /// Rows and columns of `gemm`'s AVX2 micro-kernel (16 x 6): blocks start at multiples of
+    /// them (8 columns: whole 32-byte vectors of the row-major outputs).
     const ROW_ALIGN: usize = 16;
+    const COLUMN_ALIGN: usize = 8;
     /// Below this many multiply-adds a product is not worth cutting.
     const MIN_SPLIT: usize = 1 << 20;
     let parts = if threads {
@@ -256,7 +258,7 @@ pub(super) unsafe fn product(
         // Tall products by rows (each thread packs all of `rhs`, but reads only its rows of
         // `lhs`), the others by columns.
         let (by_rows, len) = if m >= 256 { (true, m) } else { (false, n) };
-        let align = if by_rows { ROW_ALIGN } else { 8 };
+        let align = if by_rows { ROW_ALIGN } else { COLUMN_ALIGN };
         let chunk = len.div_ceil(parts).next_multiple_of(align);
         if chunk < len {
             (0..len.div_ceil(chunk)).into_par_iter().for_each(|i| {

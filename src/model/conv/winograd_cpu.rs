@@ -110,11 +110,12 @@ impl Layer {
                 .collect()
         };
         let (bt, g, at) = six_point_matrices(r);
-        let padded = |v: Vec<f32>, len: usize| -> [f32; MAX_M * A] {
-            let mut out = [0.0; MAX_M * A];
-            out[..len].copy_from_slice(&v);
+        // The matrices at the start of fixed-size arrays (zeros after).
+        fn padded<const N: usize>(v: &[f32]) -> [f32; N] {
+            let mut out = [0.0; N];
+            out[..v.len()].copy_from_slice(v);
             out
-        };
+        }
         Layer {
             c,
             co,
@@ -130,8 +131,8 @@ impl Layer {
             cols: sources(tw, w),
             pad: p,
             bt: bt.try_into().expect("B^T is 6x6"),
-            at: padded(at, m * A),
-            g: padded(g, A * r),
+            at: padded(&at),
+            g: padded(&g),
         }
     }
 

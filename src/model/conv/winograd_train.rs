@@ -351,7 +351,7 @@ fn weighted_sum<const N: usize>(
     }
 }
 
-/// [`weighted_sum`] over `rows.len()` rows (3, 4 or 6: the transforms' matrix sides).
+/// [`weighted_sum`] over `rows.len()` rows: the output tile's side, 3 or 4.
 #[inline(always)]
 fn weighted_sum_of(out: &mut [f32], coefs: &[f32], rows: &[&[f32]], accumulate: bool) {
     match rows.len() {
@@ -367,13 +367,7 @@ fn weighted_sum_of(out: &mut [f32], coefs: &[f32], rows: &[&[f32]], accumulate: 
             std::array::from_fn(|k| rows[k]),
             accumulate,
         ),
-        6 => weighted_sum::<6>(
-            out,
-            std::array::from_fn(|k| coefs[k]),
-            std::array::from_fn(|k| rows[k]),
-            accumulate,
-        ),
-        n => unreachable!("no {n}-row transform"),
+        n => unreachable!("no output tile of side {n}"),
     }
 }
 
